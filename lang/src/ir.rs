@@ -1,0 +1,202 @@
+//! The in-memory IR: a module of constants and layers; a layer is an SSA DAG of ops.
+//!
+//! Values and constants are typed handles into arenas (naga's style). Spans are not part of the
+//! IR: the parser returns them beside the module in a [`crate::SpanMap`], so a module built by the
+//! compiler and the same module parsed from text compare equal.
+
+use crate::types::TensorType;
+
+/// The version written in the `zkir N` header. Bump it when the text form changes meaning.
+pub const IR_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConstId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+impl ConstId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl ValueId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Module {
+    pub consts: Vec<Const>,
+    pub layers: Vec<Layer>,
+}
+
+impl Module {
+    pub fn constant(&self, id: ConstId) -> &Const {
+        &self.consts[id.index()]
+    }
+}
+
+/// A circuit constant (a weight, a bias, a gamma): baked into the constraints, never a witness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Const {
+    pub name: String,
+    pub ty: TensorType,
+    pub data: ConstData,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConstData {
+    /// Row-major elements, written in the text.
+    Inline(Vec<i64>),
+    /// Supplied by the artifact that carries this IR (large weight tables); the text only types it.
+    Extern,
+}
+
+/// A unit that gets its own constraint system and proof.
+///
+/// Inputs and outputs are explicit because they become public: a scalar (`[]`) input or output
+/// (a token id, a position) is public in the clear, a tensor is committed by hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub name: String,
+    pub values: Vec<ValueData>,
+    pub inputs: Vec<ValueId>,
+    /// KV-cache state carried between steps; each is read and appended by one `kv_append`.
+    pub states: Vec<ValueId>,
+    pub insts: Vec<Inst>,
+    pub outputs: Vec<ValueId>,
+}
+
+impl Layer {
+    pub fn value(&self, id: ValueId) -> &ValueData {
+        &self.values[id.index()]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueData {
+    pub name: String,
+    pub ty: TensorType,
+    pub def: ValueDef,
+}
+
+/// Where a value is defined: by the layer's signature, as state, or as result `result` of
+/// instruction `inst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueDef {
+    Input(usize),
+    State(usize),
+    Inst { inst: usize, result: usize },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operand {
+    Value(ValueId),
+    Const(ConstId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inst {
+    pub op: Op,
+    pub args: Vec<Operand>,
+    pub results: Vec<ValueId>,
+}
+
+/// The multiplier of a requantize: one for the tensor, or one per channel of the last axis (the
+/// per-output-channel weight scales of the matmul before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Multiplier {
+    Uniform(i64),
+    PerChannel(ConstId),
+}
+
+/// Every op of the IR with its attributes. Operands are positional in [`Inst::args`]; the
+/// semantics of each op is one function in [`crate::semantics`], and `docs/ir.md` gives its
+/// constraint cost.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `linear x, W [, b]`: `x[.., K] * W[K, N] + b[N]` with constant `W` and `b`.
+    Linear,
+    /// `matmul a, b`: batched `a[.., M, K] * b[.., K, N]`, both variables (QK^T, AV).
+    MatMul,
+    /// `add a, b`, `sub a, b`: elementwise; `b` may broadcast over `a`'s leading axes.
+    Add,
+    Sub,
+    /// `mul a, b`: elementwise product, broadcast as for `add`.
+    Mul,
+    /// `requant x, mult=M, shift=s`: `floor((x * M + 2^(s-1)) / 2^s)`, round half up.
+    Requant {
+        mult: Multiplier,
+        shift: u32,
+    },
+    /// `clamp x, lo=L, hi=H`.
+    Clamp {
+        lo: i64,
+        hi: i64,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// `split x, axis=a`: as many equal parts as the instruction has results.
+    Split {
+        axis: usize,
+    },
+    Concat {
+        axis: usize,
+    },
+    /// `softmax x [, pos]`: integer softmax over the last axis; with `pos`, slot `j` of row `i`
+    /// takes part only if `j <= pos + i` (causal mask over the KV cache).
+    Softmax {
+        ln2: i64,
+        b: i64,
+        c: i64,
+        shift: u32,
+    },
+    /// `layernorm x, gamma, beta, eps=E, shift=s` over the last axis.
+    LayerNorm {
+        eps: i64,
+        shift: u32,
+    },
+    /// `gelu x, clip=B, c=C`: I-BERT's second-order polynomial GELU.
+    Gelu {
+        clip: i64,
+        c: i64,
+    },
+    /// `argmax x`: index of the largest element of the last axis, lowest index on ties.
+    Argmax,
+    /// `gather table, idx`: row `idx` of a constant table (embedding lookups).
+    Gather,
+    /// `kv_append state, x, pos`: the cache with slot `pos` set to `x`; the result is the state
+    /// after this step.
+    KvAppend,
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Linear => "linear",
+            Op::MatMul => "matmul",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Requant { .. } => "requant",
+            Op::Clamp { .. } => "clamp",
+            Op::Reshape { .. } => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Split { .. } => "split",
+            Op::Concat { .. } => "concat",
+            Op::Softmax { .. } => "softmax",
+            Op::LayerNorm { .. } => "layernorm",
+            Op::Gelu { .. } => "gelu",
+            Op::Argmax => "argmax",
+            Op::Gather => "gather",
+            Op::KvAppend => "kv_append",
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The integer semantics of every op: the one definition that the interpreter executes and that
+//! each circuit gadget is tested against.
+//!
+//! Functions take validated operands (shapes agree), compute in `i128`, and return an error, never
+//! a wrapped value, when a result does not fit its dtype. No float appears anywhere here.
+
+mod arith;
+mod linear;
+mod norm;
+mod scalar;
+mod shape;
+mod softmax;
+mod state;
+mod tensor;
+
+pub use arith::{add, clamp, mul, requant, sub};
+pub use linear::{linear, matmul};
+pub use norm::{gelu, layernorm};
+pub use scalar::{exp_int, floor_div, gelu_int, isqrt, round_shift, EXP_MAX_SHIFT};
+pub use shape::{concat, reshape, split, transpose};
+pub use softmax::{argmax, softmax};
+pub use state::{gather, kv_append};
+pub use tensor::Tensor;
+
+use crate::types::DType;
+use thiserror::Error;
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum SemanticsError {
+    #[error("value {value} does not fit {dtype} (recalibrate the scale or widen the type)")]
+    Overflow { value: i128, dtype: DType },
+    #[error("index {index} is out of range 0..{len}")]
+    IndexOutOfRange { index: i64, len: usize },
+    #[error("operand shapes do not agree: {0}")]
+    Shape(String),
+    #[error("outside the domain: {0}")]
+    Domain(&'static str),
+    #[error("division by zero: {0}")]
+    DivisionByZero(&'static str),
+}
+
+/// Checks that `v` fits `dtype` and narrows it to the i64 that tensors store.
+pub fn fit(v: i128, dtype: DType) -> Result<i64, SemanticsError> {
+    if dtype.contains(v) {
+        Ok(v as i64)
+    } else {
+        Err(SemanticsError::Overflow { value: v, dtype })
+    }
+}

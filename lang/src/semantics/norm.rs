@@ -1,0 +1,82 @@
+//! LayerNorm and GELU, the nonlinearities of a transformer block, in integers.
+
+use super::{fit, floor_div, gelu_int, isqrt, SemanticsError, Tensor};
+use crate::types::DType;
+
+/// Integer LayerNorm over the last axis (length `n`):
+/// `mu = floor(sum x / n)`, `d = x - mu`, `var = floor(sum d^2 / n) + eps`, `s = isqrt(var)`,
+/// `y = floor(d * gamma * 2^shift / s) + beta`. `eps >= 1` keeps the division total.
+pub fn layernorm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: i64,
+    shift: u32,
+    out: DType,
+) -> Result<Tensor, SemanticsError> {
+    let n = x.row_len();
+    if gamma.len() != n || beta.len() != n {
+        return Err(SemanticsError::Shape(format!(
+            "gamma and beta need {n} elements, found {} and {}",
+            gamma.len(),
+            beta.len()
+        )));
+    }
+    let mut data = Vec::with_capacity(x.len());
+    for row in x.data().chunks(n.max(1)) {
+        let sum: i128 = row.iter().map(|&v| v as i128).sum();
+        let (mu, _) = floor_div(sum, n as i128)?;
+        let sq: i128 = row.iter().map(|&v| (v as i128 - mu).pow(2)).sum();
+        let var = floor_div(sq, n as i128)?.0 + eps as i128;
+        let s = isqrt(var)?;
+        for (i, &v) in row.iter().enumerate() {
+            let num = ((v as i128 - mu) * gamma.data()[i] as i128) << shift;
+            data.push(fit(floor_div(num, s)?.0 + beta.data()[i] as i128, out)?);
+        }
+    }
+    Tensor::new(x.shape().to_vec(), data)
+}
+
+/// [`gelu_int`] elementwise.
+pub fn gelu(x: &Tensor, clip: i64, c: i64, out: DType) -> Result<Tensor, SemanticsError> {
+    let data = x
+        .data()
+        .iter()
+        .map(|&v| fit(gelu_int(v as i128, clip as i128, c as i128), out))
+        .collect::<Result<_, _>>()?;
+    Tensor::new(x.shape().to_vec(), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(shape: &[usize], data: &[i64]) -> Tensor {
+        Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn layernorm_normalises_rows() {
+        // Row (1, 3, 5, 7) * 2^-0: mean 4, std sqrt(5) = 2.236; gamma = 1 (2^-8), shift 8.
+        let x = t(&[1, 4], &[1, 3, 5, 7]);
+        let g = t(&[4], &[256; 4]);
+        let b = t(&[4], &[0, 0, 0, 256]);
+        let y = layernorm(&x, &g, &b, 1, 8, DType::I32).unwrap();
+        // sq = 20, var = 5 + 1 = 6, s = 2: d * 256 * 256 / 2
+        assert_eq!(y.data(), &[-98304, -32768, 32768, 98304 + 256]);
+    }
+
+    #[test]
+    fn layernorm_of_a_constant_row_is_beta() {
+        let x = t(&[2], &[9, 9]);
+        let y = layernorm(&x, &t(&[2], &[5, 5]), &t(&[2], &[3, -3]), 1, 4, DType::I8).unwrap();
+        assert_eq!(y.data(), &[3, -3]);
+    }
+
+    #[test]
+    fn gelu_is_zero_far_left_and_linear_far_right() {
+        let x = t(&[3], &[-1000, 0, 1000]);
+        let y = gelu(&x, 100, 50, DType::I32).unwrap();
+        assert_eq!(y.data(), &[0, 0, 1000 * 100]);
+    }
+}
