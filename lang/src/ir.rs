@@ -9,6 +9,9 @@ use crate::types::TensorType;
 /// The version written in the `zkir N` header. Bump it when the text form changes meaning.
 pub const IR_VERSION: u32 = 1;
 
+/// The largest right shift of a requantize, softmax or layernorm: past it values vanish.
+pub const MAX_SHIFT: u32 = 62;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConstId(pub u32);
 

@@ -1,0 +1,199 @@
+//! Each op's attributes by name: the one table the resolver reads them through and the printer
+//! writes them from, so the two cannot disagree.
+
+use crate::ir::{ConstId, Multiplier, Op};
+
+pub const OP_NAMES: [&str; 17] = [
+    "linear",
+    "matmul",
+    "add",
+    "sub",
+    "mul",
+    "requant",
+    "clamp",
+    "reshape",
+    "transpose",
+    "split",
+    "concat",
+    "softmax",
+    "layernorm",
+    "gelu",
+    "argmax",
+    "gather",
+    "kv_append",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttrValue {
+    Int(i64),
+    List(Vec<i64>),
+    Const(ConstId),
+}
+
+/// Why an attribute could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttrProblem {
+    Missing(&'static str),
+    /// The attribute is there but of the wrong kind or out of range: say what is accepted.
+    Invalid {
+        key: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// Supplies attribute values by key to [`build_op`]; the resolver's implementation also notes
+/// which keys were taken, so that the rest can be reported as unexpected.
+pub trait AttrSource {
+    fn take(&mut self, key: &'static str) -> Option<AttrValue>;
+}
+
+fn int(src: &mut dyn AttrSource, key: &'static str) -> Result<i64, AttrProblem> {
+    match src.take(key) {
+        Some(AttrValue::Int(v)) => Ok(v),
+        Some(_) => Err(AttrProblem::Invalid {
+            key,
+            expected: "an integer",
+        }),
+        None => Err(AttrProblem::Missing(key)),
+    }
+}
+
+fn count(src: &mut dyn AttrSource, key: &'static str) -> Result<usize, AttrProblem> {
+    usize::try_from(int(src, key)?).map_err(|_| AttrProblem::Invalid {
+        key,
+        expected: "an integer >= 0",
+    })
+}
+
+fn shift(src: &mut dyn AttrSource) -> Result<u32, AttrProblem> {
+    let v = int(src, "shift")?;
+    u32::try_from(v)
+        .ok()
+        .filter(|&s| s <= crate::ir::MAX_SHIFT)
+        .ok_or(AttrProblem::Invalid {
+            key: "shift",
+            expected: "a shift from 0 to 62",
+        })
+}
+
+fn list(src: &mut dyn AttrSource, key: &'static str) -> Result<Vec<usize>, AttrProblem> {
+    let bad = AttrProblem::Invalid {
+        key,
+        expected: "a list of integers >= 0, like `[1, 0, 2]`",
+    };
+    match src.take(key) {
+        Some(AttrValue::List(v)) => v
+            .iter()
+            .map(|&x| usize::try_from(x).map_err(|_| bad.clone()))
+            .collect(),
+        Some(_) => Err(bad),
+        None => Err(AttrProblem::Missing(key)),
+    }
+}
+
+/// Builds the op called `name`; `None` if there is no such op.
+pub fn build_op(name: &str, src: &mut dyn AttrSource) -> Option<Result<Op, AttrProblem>> {
+    let op = || -> Result<Op, AttrProblem> {
+        Ok(match name {
+            "linear" => Op::Linear,
+            "matmul" => Op::MatMul,
+            "add" => Op::Add,
+            "sub" => Op::Sub,
+            "mul" => Op::Mul,
+            "requant" => {
+                let mult = match src.take("mult") {
+                    Some(AttrValue::Int(m)) => Multiplier::Uniform(m),
+                    Some(AttrValue::Const(c)) => Multiplier::PerChannel(c),
+                    Some(AttrValue::List(_)) => {
+                        return Err(AttrProblem::Invalid {
+                            key: "mult",
+                            expected: "an integer, or a constant `@name` holding one per channel",
+                        })
+                    }
+                    None => return Err(AttrProblem::Missing("mult")),
+                };
+                Op::Requant {
+                    mult,
+                    shift: shift(src)?,
+                }
+            }
+            "clamp" => Op::Clamp {
+                lo: int(src, "lo")?,
+                hi: int(src, "hi")?,
+            },
+            "reshape" => Op::Reshape {
+                shape: list(src, "shape")?,
+            },
+            "transpose" => Op::Transpose {
+                perm: list(src, "perm")?,
+            },
+            "split" => Op::Split {
+                axis: count(src, "axis")?,
+            },
+            "concat" => Op::Concat {
+                axis: count(src, "axis")?,
+            },
+            "softmax" => Op::Softmax {
+                ln2: int(src, "ln2")?,
+                b: int(src, "b")?,
+                c: int(src, "c")?,
+                shift: shift(src)?,
+            },
+            "layernorm" => Op::LayerNorm {
+                eps: int(src, "eps")?,
+                shift: shift(src)?,
+            },
+            "gelu" => Op::Gelu {
+                clip: int(src, "clip")?,
+                c: int(src, "c")?,
+            },
+            "argmax" => Op::Argmax,
+            "gather" => Op::Gather,
+            "kv_append" => Op::KvAppend,
+            _ => unreachable!("name checked against OP_NAMES"),
+        })
+    };
+    OP_NAMES.contains(&name).then(op)
+}
+
+/// The op's attributes in canonical order, as [`build_op`] reads them.
+pub fn attributes(op: &Op) -> Vec<(&'static str, AttrValue)> {
+    let list = |v: &[usize]| AttrValue::List(v.iter().map(|&x| x as i64).collect());
+    match op {
+        Op::Linear
+        | Op::MatMul
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Argmax
+        | Op::Gather
+        | Op::KvAppend => Vec::new(),
+        Op::Requant { mult, shift } => vec![
+            (
+                "mult",
+                match mult {
+                    Multiplier::Uniform(m) => AttrValue::Int(*m),
+                    Multiplier::PerChannel(c) => AttrValue::Const(*c),
+                },
+            ),
+            ("shift", AttrValue::Int(*shift as i64)),
+        ],
+        Op::Clamp { lo, hi } => vec![("lo", AttrValue::Int(*lo)), ("hi", AttrValue::Int(*hi))],
+        Op::Reshape { shape } => vec![("shape", list(shape))],
+        Op::Transpose { perm } => vec![("perm", list(perm))],
+        Op::Split { axis } | Op::Concat { axis } => vec![("axis", AttrValue::Int(*axis as i64))],
+        Op::Softmax { ln2, b, c, shift } => vec![
+            ("ln2", AttrValue::Int(*ln2)),
+            ("b", AttrValue::Int(*b)),
+            ("c", AttrValue::Int(*c)),
+            ("shift", AttrValue::Int(*shift as i64)),
+        ],
+        Op::LayerNorm { eps, shift } => {
+            vec![
+                ("eps", AttrValue::Int(*eps)),
+                ("shift", AttrValue::Int(*shift as i64)),
+            ]
+        }
+        Op::Gelu { clip, c } => vec![("clip", AttrValue::Int(*clip)), ("c", AttrValue::Int(*c))],
+    }
+}

@@ -1,0 +1,36 @@
+//! The `zkc` command line: one file per subcommand.
+
+mod check;
+mod fmt;
+mod source;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// zkc compiles machine-learning models into zero-knowledge circuits and proves their inference.
+///
+/// Its intermediate representation is a textual, quantized, integer-only IR (`.zkir`); see
+/// docs/ir.md. Example:
+///
+///     zkc check examples/gpt2_block.zkir
+#[derive(Debug, Parser)]
+#[command(name = "zkc", version, about, long_about, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::Args),
+    Fmt(fmt::Args),
+}
+
+impl Cli {
+    pub fn run(self) -> ExitCode {
+        match self.command {
+            Command::Check(args) => args.run(),
+            Command::Fmt(args) => args.run(),
+        }
+    }
+}
