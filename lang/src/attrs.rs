@@ -23,6 +23,22 @@ pub const OP_NAMES: [&str; 17] = [
     "kv_append",
 ];
 
+/// The attribute keys of each op, in canonical order; `None` for an unknown op.
+pub fn attr_keys(op: &str) -> Option<&'static [&'static str]> {
+    Some(match op {
+        "linear" | "matmul" | "add" | "sub" | "mul" | "argmax" | "gather" | "kv_append" => &[],
+        "requant" => &["mult", "shift"],
+        "clamp" => &["lo", "hi"],
+        "reshape" => &["shape"],
+        "transpose" => &["perm"],
+        "split" | "concat" => &["axis"],
+        "softmax" => &["ln2", "b", "c", "shift"],
+        "layernorm" => &["eps", "shift"],
+        "gelu" => &["clip", "c"],
+        _ => return None,
+    })
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttrValue {
     Int(i64),
@@ -93,7 +109,7 @@ fn list(src: &mut dyn AttrSource, key: &'static str) -> Result<Vec<usize>, AttrP
 
 /// Builds the op called `name`; `None` if there is no such op.
 pub fn build_op(name: &str, src: &mut dyn AttrSource) -> Option<Result<Op, AttrProblem>> {
-    let op = || -> Result<Op, AttrProblem> {
+    let mut op = || -> Result<Op, AttrProblem> {
         Ok(match name {
             "linear" => Op::Linear,
             "matmul" => Op::MatMul,
@@ -153,7 +169,7 @@ pub fn build_op(name: &str, src: &mut dyn AttrSource) -> Option<Result<Op, AttrP
             _ => unreachable!("name checked against OP_NAMES"),
         })
     };
-    OP_NAMES.contains(&name).then(op)
+    attr_keys(name).map(|_| op())
 }
 
 /// The op's attributes in canonical order, as [`build_op`] reads them.
@@ -195,5 +211,32 @@ pub fn attributes(op: &Op) -> Vec<(&'static str, AttrValue)> {
             ]
         }
         Op::Gelu { clip, c } => vec![("clip", AttrValue::Int(*clip)), ("c", AttrValue::Int(*c))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Defaults;
+
+    impl AttrSource for Defaults {
+        fn take(&mut self, key: &'static str) -> Option<AttrValue> {
+            Some(match key {
+                "shape" | "perm" => AttrValue::List(vec![0]),
+                _ => AttrValue::Int(1),
+            })
+        }
+    }
+
+    #[test]
+    fn reader_printer_and_key_table_agree() {
+        for name in OP_NAMES {
+            let op = build_op(name, &mut Defaults).unwrap().unwrap();
+            assert_eq!(op.name(), name);
+            let keys: Vec<_> = attributes(&op).into_iter().map(|(k, _)| k).collect();
+            assert_eq!(keys, attr_keys(name).unwrap(), "{name}");
+        }
+        assert!(attr_keys("frob").is_none() && build_op("frob", &mut Defaults).is_none());
     }
 }

@@ -3,7 +3,7 @@
 use crate::parser::SyntaxError;
 use crate::resolve::ResolveError;
 use crate::spans::SpanMap;
-use crate::validate::ValidationError;
+use crate::validate::{Location, ValidationError};
 use codespan_reporting::diagnostic::{Diagnostic, Label};
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::{self, termcolor::WriteColor};
@@ -43,7 +43,8 @@ impl Error {
                     Some(span) => {
                         d.with_labels(vec![Label::primary((), span).with_message(e.label())])
                     }
-                    None => d.with_notes(vec![format!("at {:?}", e.location)]),
+                    None if e.location == Location::Module => d,
+                    None => d.with_notes(vec![format!("at {}", e.location)]),
                 }
             }
         }

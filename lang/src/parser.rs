@@ -90,6 +90,8 @@ enum Scope {
     Header,
     Top,
     Layer(AstLayer),
+    /// Inside a layer whose header did not parse: its lines are skipped up to the `}`.
+    BrokenLayer,
 }
 
 impl<'a> LineParser<'a> {
@@ -134,7 +136,14 @@ impl<'a> LineParser<'a> {
             let result = match &mut scope {
                 Scope::Header => {
                     scope = Scope::Top;
-                    self.whole(code, |i| self.header(i))
+                    let header = self.whole(code, |i| self.header(i));
+                    if first == "zkir" {
+                        header
+                    } else {
+                        // No header at all: report it, and read the line as what it is.
+                        errors.extend(header.err());
+                        self.top_level(code, &mut module, &mut scope)
+                    }
                 }
                 Scope::Layer(layer) if first == "const" || first == "layer" => {
                     let name = layer.name.clone();
@@ -153,6 +162,16 @@ impl<'a> LineParser<'a> {
                     self.top_level(code, &mut module, &mut scope)
                 }
                 Scope::Top => self.top_level(code, &mut module, &mut scope),
+                Scope::BrokenLayer if first == "const" || first == "layer" => {
+                    scope = Scope::Top;
+                    self.top_level(code, &mut module, &mut scope)
+                }
+                Scope::BrokenLayer => {
+                    if first == "}" {
+                        scope = Scope::Top;
+                    }
+                    Ok(())
+                }
                 Scope::Layer(layer) => match first {
                     "}" => self.whole(code, |i| tok("`}`", char('}'))(i)).map(|_| {
                         let Scope::Layer(layer) = std::mem::replace(&mut scope, Scope::Top) else {
@@ -206,7 +225,7 @@ impl<'a> LineParser<'a> {
                 });
                 module.layers.push(layer);
             }
-            Scope::Top => {}
+            Scope::Top | Scope::BrokenLayer => {}
         }
         if errors.is_empty() {
             Ok(module)
@@ -225,9 +244,14 @@ impl<'a> LineParser<'a> {
             Some("const") => self
                 .whole(code, |i| self.constant(i))
                 .map(|c| module.consts.push(c)),
-            Some("layer") => self
-                .whole(code, |i| self.layer_header(i))
-                .map(|l| *scope = Scope::Layer(l)),
+            Some("layer") => {
+                let header = self.whole(code, |i| self.layer_header(i));
+                *scope = match &header {
+                    Ok(l) => Scope::Layer(l.clone()),
+                    Err(_) => Scope::BrokenLayer,
+                };
+                header.map(|_| ())
+            }
             _ => self.whole(code, |i| fail(i.trim_start(), "`const` or `layer`")),
         }
     }
@@ -295,14 +319,13 @@ impl<'a> LineParser<'a> {
         let (i, _) = tok("`:`", char(':'))(i)?;
         let (i, ty) = self.ty(i)?;
         let (i, _) = tok("`=`", char('='))(i)?;
-        let (i, data) = self.spanned(|i| {
+        let (i, data) = self.spanned(tok(
+            "inline data `[1, 2, ...]` or `extern`",
             alt((
                 |i| self.int_list(i).map(|(i, v)| (i, Some(v))),
                 |i| tag("extern").parse(i).map(|(i, _)| (i, None)),
-            ))
-            .parse(i)
-            .or_else(|_| fail(i, "inline data `[1, 2, ...]` or `extern`"))
-        })(i)?;
+            )),
+        ))(i)?;
         Ok((i, AstConst { name, ty, data }))
     }
 
@@ -459,10 +482,16 @@ impl<'a> LineParser<'a> {
     /// `item, item, ...`, possibly empty.
     fn comma_list<T>(self, i: &'a str, mut item: impl FnMut(&'a str) -> R<'a, T>) -> R<'a, Vec<T>> {
         let mut out = Vec::new();
-        let Ok((mut i, first)) = item(i) else {
-            return Ok((i, out));
+        let mut i = match item(i) {
+            Ok((rest, first)) => {
+                out.push(first);
+                rest
+            }
+            // An empty list, unless the first item got somewhere before failing: then its error
+            // is the precise one.
+            Err(nom::Err::Error(e)) if e.at.len() >= i.trim_start().len() => return Ok((i, out)),
+            Err(e) => return Err(e),
         };
-        out.push(first);
         loop {
             let Ok((rest, _)) = tok("`,`", char::<&str, LineError>(','))(i) else {
                 return Ok((i, out));

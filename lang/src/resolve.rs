@@ -5,7 +5,7 @@
 //! Everything about types and operand kinds is the validator's.
 
 use crate::ast::*;
-use crate::attrs::{build_op, AttrProblem, AttrSource, AttrValue, OP_NAMES};
+use crate::attrs::{attr_keys, build_op, AttrProblem, AttrSource, AttrValue, OP_NAMES};
 use crate::ir::*;
 use crate::spans::{InstSpans, LayerSpans, SpanMap};
 use std::collections::HashMap;
@@ -42,7 +42,7 @@ pub enum ResolveError {
         span: Span,
         first: Span,
     },
-    #[error("attribute `{key}` has the wrong kind of value")]
+    #[error("attribute `{key}` has an invalid value")]
     InvalidAttr {
         key: &'static str,
         expected: &'static str,
@@ -97,9 +97,7 @@ impl ResolveError {
     /// A second place the error involves, with its label.
     pub fn related(&self) -> Option<(Span, &'static str)> {
         match self {
-            ResolveError::UsedBeforeDefinition { def, .. } => {
-                Some((def.clone(), "defined here, later"))
-            }
+            ResolveError::UsedBeforeDefinition { def, .. } => Some((def.clone(), "defined here")),
             ResolveError::Duplicate { first, .. } => Some((first.clone(), "first defined here")),
             ResolveError::DuplicateAttr { first, .. } => Some((first.clone(), "first given here")),
             _ => None,
@@ -350,23 +348,48 @@ impl LayerResolver<'_, '_> {
     }
 
     fn op(&mut self, inst: &AstInst) -> Option<Op> {
+        let name = &inst.op.node;
+        let Some(keys) = attr_keys(name) else {
+            self.errors.push(ResolveError::UnknownOp {
+                name: name.clone(),
+                span: inst.op.span.clone(),
+            });
+            return None;
+        };
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut attrs = Vec::new();
+        let mut complete = true;
         for a in &inst.attrs {
             let span = a.key.span.start..a.value.span.end;
+            if !keys.contains(&a.key.node.as_str()) {
+                self.errors.push(ResolveError::UnexpectedAttr {
+                    op: name.clone(),
+                    key: a.key.node.clone(),
+                    span,
+                });
+                complete = false;
+                continue;
+            }
             if let Some(first) = seen.get(a.key.node.as_str()) {
                 self.errors.push(ResolveError::DuplicateAttr {
                     key: a.key.node.clone(),
                     span,
                     first: first.clone(),
                 });
+                complete = false;
                 continue;
             }
             seen.insert(&a.key.node, span.clone());
             let value = match &a.value.node {
                 AstAttrValue::Int(v) => AttrValue::Int(*v),
                 AstAttrValue::List(v) => AttrValue::List(v.clone()),
-                AstAttrValue::Const(name) => AttrValue::Const(self.constant(name, &a.value.span)?),
+                AstAttrValue::Const(c) => match self.constant(c, &a.value.span) {
+                    Some(id) => AttrValue::Const(id),
+                    None => {
+                        complete = false;
+                        continue;
+                    }
+                },
             };
             attrs.push(TakenAttr {
                 key: a.key.node.clone(),
@@ -374,24 +397,31 @@ impl LayerResolver<'_, '_> {
                 span,
             });
         }
-        let mut source = Attrs(attrs);
-        let op = match build_op(&inst.op.node, &mut source) {
-            None => {
-                self.errors.push(ResolveError::UnknownOp {
-                    name: inst.op.node.clone(),
+        for &key in keys {
+            if !seen.contains_key(key) {
+                self.errors.push(ResolveError::MissingAttr {
+                    op: name.clone(),
+                    key,
                     span: inst.op.span.clone(),
                 });
-                return None;
+                complete = false;
             }
-            Some(Err(AttrProblem::Missing(key))) => {
+        }
+        if !complete {
+            return None;
+        }
+        let mut source = Attrs(attrs);
+        match build_op(name, &mut source).expect("known op") {
+            Ok(op) => Some(op),
+            Err(AttrProblem::Missing(key)) => {
                 self.errors.push(ResolveError::MissingAttr {
-                    op: inst.op.node.clone(),
+                    op: name.clone(),
                     key,
                     span: inst.op.span.clone(),
                 });
                 None
             }
-            Some(Err(AttrProblem::Invalid { key, expected })) => {
+            Err(AttrProblem::Invalid { key, expected }) => {
                 let span = source
                     .0
                     .iter()
@@ -404,16 +434,7 @@ impl LayerResolver<'_, '_> {
                 });
                 None
             }
-            Some(Ok(op)) => Some(op),
-        };
-        for a in source.0.into_iter().filter(|a| a.value.is_some()) {
-            self.errors.push(ResolveError::UnexpectedAttr {
-                op: inst.op.node.clone(),
-                key: a.key,
-                span: a.span,
-            });
         }
-        op
     }
 }
 

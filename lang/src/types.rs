@@ -161,6 +161,12 @@ impl TensorType {
     pub fn elements(&self) -> Option<u64> {
         element_count(&self.shape)
     }
+
+    /// Whether the type is one zkc accepts: no empty axis (an empty row has no max, mean or
+    /// argmax) and at most [`MAX_ELEMENTS`] elements.
+    pub fn is_supported(&self) -> bool {
+        self.shape.iter().all(|&d| d > 0) && self.elements().is_some()
+    }
 }
 
 /// The element count of a shape, or `None` if it exceeds [`MAX_ELEMENTS`].

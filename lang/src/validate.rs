@@ -5,7 +5,7 @@
 //!
 //! 1. The module has at least one layer; constant, layer and value names are unique in their
 //!    scope and made of letters, digits, `_` and `.`.
-//! 2. Every tensor type has at most [`crate::types::MAX_ELEMENTS`] elements.
+//! 2. Every tensor type has no empty axis and at most [`crate::types::MAX_ELEMENTS`] elements.
 //! 3. Inline constant data has one element per element of the shape, each fitting the dtype.
 //! 4. Handles are in range, and each value is defined exactly once, where its `def` says: as an
 //!    input, a state, or a result of one instruction.
@@ -70,6 +70,32 @@ pub enum Location {
     },
 }
 
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Module => write!(f, "the module"),
+            Location::Const(c) | Location::ConstData(c) => write!(f, "constant #{}", c.0),
+            Location::Layer(l) => write!(f, "layer #{l}"),
+            Location::Value { layer, value } => write!(f, "layer #{layer}, value #{}", value.0),
+            Location::Inst { layer, inst } => write!(f, "layer #{layer}, instruction #{inst}"),
+            Location::Arg { layer, inst, arg } => {
+                write!(f, "layer #{layer}, instruction #{inst}, operand #{arg}")
+            }
+            Location::Attr { layer, inst, key } => {
+                write!(f, "layer #{layer}, instruction #{inst}, attribute `{key}`")
+            }
+            Location::ResultType {
+                layer,
+                inst,
+                result,
+            } => {
+                write!(f, "layer #{layer}, instruction #{inst}, result #{result}")
+            }
+            Location::Output { layer, index } => write!(f, "layer #{layer}, output #{index}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum ValidationErrorKind {
     #[error("a module needs at least one layer")]
@@ -78,8 +104,8 @@ pub enum ValidationErrorKind {
     BadName(String),
     #[error("{what} `{name}` is defined twice")]
     Duplicate { what: &'static str, name: String },
-    #[error("tensor type `{0}` has more than 2^36 elements")]
-    TooLarge(TensorType),
+    #[error("tensor type `{0}` has an empty axis or more than 2^36 elements")]
+    Unsupported(TensorType),
     #[error("constant data: {0}")]
     ConstData(String),
     #[error("malformed layer: {0}")]
@@ -122,7 +148,7 @@ impl ValidationError {
             ValidationErrorKind::NoLayers => "add a `layer`",
             ValidationErrorKind::BadName(_) => "invalid name",
             ValidationErrorKind::Duplicate { .. } => "defined again here",
-            ValidationErrorKind::TooLarge(_) => "too many elements",
+            ValidationErrorKind::Unsupported(_) => "every axis needs 1 to 2^36 elements in all",
             ValidationErrorKind::ConstData(_) => "data does not match the type",
             ValidationErrorKind::Structure(_) => "here",
             ValidationErrorKind::UseBeforeDef(_) => "used here",
@@ -163,11 +189,11 @@ pub fn validate(module: &Module) -> Result<(), Vec<ValidationError>> {
                 },
             );
         }
-        let Some(n) = c.ty.elements() else {
+        let Some(n) = c.ty.elements().filter(|_| c.ty.is_supported()) else {
             err(
                 &mut errors,
                 loc,
-                ValidationErrorKind::TooLarge(c.ty.clone()),
+                ValidationErrorKind::Unsupported(c.ty.clone()),
             );
             continue;
         };
@@ -338,8 +364,11 @@ impl LayerValidator<'_> {
                 layer: self.l,
                 value: ValueId(i as u32),
             };
-            if data.ty.elements().is_none() {
-                self.push(vloc.clone(), ValidationErrorKind::TooLarge(data.ty.clone()));
+            if !data.ty.is_supported() {
+                self.push(
+                    vloc.clone(),
+                    ValidationErrorKind::Unsupported(data.ty.clone()),
+                );
             }
             if !valid_name(&data.name) {
                 self.push(vloc, ValidationErrorKind::BadName(data.name.clone()));
@@ -844,10 +873,10 @@ impl LayerValidator<'_> {
         }
         for (k, arg) in inst.args.iter().enumerate() {
             let want = required.iter().chain(optional).nth(k).copied().unwrap_or(V);
-            let ok = match (want, arg) {
-                (OperandKind::Either, _) | (V, Operand::Value(_)) | (C, Operand::Const(_)) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (want, arg),
+                (OperandKind::Either, _) | (V, Operand::Value(_)) | (C, Operand::Const(_))
+            );
             if !ok {
                 let expected = if want == V {
                     "a value `%name`"

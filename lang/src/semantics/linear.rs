@@ -25,8 +25,10 @@ pub fn linear(
         return Err(mismatch(x.shape(), w.shape()));
     }
     let wd = w.data();
-    let mut data = Vec::with_capacity(x.len() / k.max(1) * n);
-    for row in x.data().chunks(k.max(1)) {
+    let rows: usize = x.shape()[..x.shape().len() - 1].iter().product();
+    let mut data = Vec::with_capacity(rows * n);
+    for r in 0..rows {
+        let row = &x.data()[r * k..(r + 1) * k];
         for j in 0..n {
             let mut acc: i128 = bias.map_or(0, |b| b.data()[j] as i128);
             for (i, &xv) in row.iter().enumerate() {
