@@ -1,3 +1,6 @@
 //! zkc-compiler: GGUF frontend, model graph, quantizer, egg passes and the per-layer R1CS
 //! backend (see `docs/architecture.md`). It consumes and produces [`zkc_lang::Module`]s; the
 //! stages land with their issues, in pipeline order.
+
+pub mod files;
+pub mod gguf;

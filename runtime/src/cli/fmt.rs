@@ -1,7 +1,8 @@
 use super::source::load_checked;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use zkc_compiler::files::write_atomically;
 
 /// Print an IR file in canonical form.
 ///
@@ -32,7 +33,7 @@ impl Args {
         } else if text == source {
             Ok(())
         } else {
-            write_atomically(&self.file, &text)
+            write_atomically(&self.file, text.as_bytes())
         };
         match written {
             Ok(()) => ExitCode::SUCCESS,
@@ -42,22 +43,4 @@ impl Args {
             }
         }
     }
-}
-
-/// Writes next to `path` and renames over it, so a crash never leaves a half-written file.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.zkc-tmp-{}", std::process::id()));
-    let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
