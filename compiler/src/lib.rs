@@ -4,3 +4,4 @@
 
 pub mod files;
 pub mod gguf;
+pub mod tokenizer;
