@@ -4,4 +4,5 @@
 
 pub mod files;
 pub mod gguf;
+pub mod model;
 pub mod tokenizer;

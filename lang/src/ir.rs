@@ -130,7 +130,8 @@ pub enum Op {
     Sub,
     /// `mul a, b`: elementwise product, broadcast as for `add`.
     Mul,
-    /// `requant x, mult=M, shift=s`: `floor((x * M + 2^(s-1)) / 2^s)`, round half up.
+    /// `requant x, mult=M, shift=s`: `floor((x * M + 2^(s-1)) / 2^s)`, round half up (`x * M`
+    /// when `s = 0`).
     Requant {
         mult: Multiplier,
         shift: u32,

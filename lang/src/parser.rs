@@ -389,6 +389,12 @@ impl<'a> LineParser<'a> {
             first = false;
             let (rest, _) = space0(i)?;
             if rest.starts_with('%') || rest.starts_with('@') {
+                if !attrs.is_empty() {
+                    return fail(
+                        rest,
+                        "an attribute `key=value`: operands come before attributes",
+                    );
+                }
                 let (rest, arg) = self.spanned(|i| self.operand(i))(i)?;
                 args.push(arg);
                 i = rest;

@@ -18,8 +18,9 @@
 //!    (shapes that broadcast, equal scales where values are added, matching bias and gamma/beta
 //!    shapes and scales).
 //! 8. Attributes are in range: shifts 0..=62, multipliers >= 1, `lo <= hi` fitting the result,
-//!    permutations, axes, equal splits, `eps >= 1`, softmax `ln2 >= 1` and `c >= 1`, gelu `clip >= 0`
-//!    and `c >= 1`.
+//!    permutations, axes, equal splits, `eps >= 1`; softmax `ln2` in 1..=2^30, `|b| <= 2^30`, `c` in
+//!    1..=2^60 and gelu `clip` in 0..=2^30, `c` in 1..=2^60 (so that their polynomials stay below
+//!    2^63); an argmax result type holds every index.
 //! 9. Index operands (gather's index, softmax's and kv_append's position) are scalar values with
 //!    scale 1.
 //! 10. State: every state is used exactly once, as the first operand of a `kv_append`, whose
@@ -673,21 +674,18 @@ impl LayerValidator<'_> {
                 }
                 (shape, Some(first.dtype), Some(first.scale))
             }
-            Op::Softmax {
-                ln2,
-                b: _,
-                c,
-                shift,
-            } => {
+            Op::Softmax { ln2, b, c, shift } => {
                 check_shift(*shift).map_err(|p| attr("shift", p))?;
-                if *ln2 < 1 {
-                    return Err(attr("ln2", format!("{ln2} is not >= 1")));
+                // These bounds keep exp_int's polynomial below 2^63, where its cut-off after 62
+                // halvings equals the exact shift.
+                if !(1..=EXP_CONST_LIMIT).contains(ln2) {
+                    return Err(attr("ln2", format!("{ln2} is not in 1..=2^30")));
                 }
-                if *c < 1 {
-                    return Err(attr(
-                        "c",
-                        format!("{c} is not >= 1 (the exponential must stay positive)"),
-                    ));
+                if b.unsigned_abs() > EXP_CONST_LIMIT as u64 {
+                    return Err(attr("b", format!("{b} is not in -2^30..=2^30")));
+                }
+                if !(1..=1 << 60).contains(c) {
+                    return Err(attr("c", format!("{c} is not in 1..=2^60 (the exponential must stay positive and below 2^63)")));
                 }
                 if inst.args.len() == 2 {
                     self.index(inst.args[1], arg_at(1))?;
@@ -734,11 +732,11 @@ impl LayerValidator<'_> {
                 (x.shape.clone(), None, Some(scale))
             }
             Op::Gelu { clip, c } => {
-                if *clip < 0 {
-                    return Err(attr("clip", format!("{clip} is not >= 0")));
+                if !(0..=EXP_CONST_LIMIT).contains(clip) {
+                    return Err(attr("clip", format!("{clip} is not in 0..=2^30")));
                 }
-                if *c < 1 {
-                    return Err(attr("c", format!("{c} is not >= 1")));
+                if !(1..=1 << 60).contains(c) {
+                    return Err(attr("c", format!("{c} is not in 1..=2^60")));
                 }
                 (arg(0).shape.clone(), None, None)
             }
@@ -748,6 +746,17 @@ impl LayerValidator<'_> {
                     return Err(type_err(
                         arg_at(0),
                         "argmax needs an input of rank >= 1".into(),
+                    ));
+                }
+                let last = x.shape[x.rank() - 1] - 1;
+                if !res(0).dtype.contains(last as i128) {
+                    return Err(type_err(
+                        Location::ResultType {
+                            layer: l,
+                            inst: n,
+                            result: 0,
+                        },
+                        format!("index {last} does not fit the result type {}", res(0).dtype),
                     ));
                 }
                 (x.shape[..x.rank() - 1].to_vec(), None, Some(Scale::ONE))
@@ -1041,6 +1050,9 @@ fn arity_text(op: &str, required: usize, optional: usize, variadic: bool) -> &'s
         _ => "a different number of operands",
     }
 }
+
+/// The largest magnitude of softmax's `ln2` and `b` and of gelu's `clip`.
+const EXP_CONST_LIMIT: i64 = 1 << 30;
 
 fn check_shift(shift: u32) -> Result<(), String> {
     if shift > MAX_SHIFT {

@@ -1,6 +1,6 @@
 //! Matrix products: by a constant weight matrix (free in constraints) and between variables.
 
-use super::{fit, SemanticsError, Tensor};
+use super::{dot, fit, SemanticsError, Tensor};
 use crate::types::{DType, ShapeDisplay};
 
 fn mismatch(a: &[usize], b: &[usize]) -> SemanticsError {
@@ -30,11 +30,11 @@ pub fn linear(
     for r in 0..rows {
         let row = &x.data()[r * k..(r + 1) * k];
         for j in 0..n {
-            let mut acc: i128 = bias.map_or(0, |b| b.data()[j] as i128);
-            for (i, &xv) in row.iter().enumerate() {
-                acc += xv as i128 * wd[i * n + j] as i128;
-            }
-            data.push(fit(acc, out)?);
+            let acc = dot(
+                row.iter().enumerate().map(|(i, &xv)| (xv, wd[i * n + j])),
+                "linear",
+            )?;
+            data.push(fit(acc + bias.map_or(0, |b| b.data()[j] as i128), out)?);
         }
     }
     let mut shape = x.shape().to_vec();
@@ -60,9 +60,10 @@ pub fn matmul(a: &Tensor, b: &Tensor, out: DType) -> Result<Tensor, SemanticsErr
         let (ab, bb) = (batch * m * k, batch * k * n);
         for i in 0..m {
             for j in 0..n {
-                let acc: i128 = (0..k)
-                    .map(|t| ad[ab + i * k + t] as i128 * bd[bb + t * n + j] as i128)
-                    .sum();
+                let acc = dot(
+                    (0..k).map(|t| (ad[ab + i * k + t], bd[bb + t * n + j])),
+                    "matmul",
+                )?;
                 data.push(fit(acc, out)?);
             }
         }
@@ -99,5 +100,11 @@ mod tests {
             t(&[2, 1, 1], &[17, 53])
         );
         assert!(matmul(&a, &t(&[2, 3, 1], &[0; 6]), DType::I32).is_err());
+        let big = t(&[1, 4], &[i64::MAX; 4]);
+        let w = t(&[4, 1], &[i64::MAX; 4]);
+        assert_eq!(
+            linear(&big, &w, None, DType::I64),
+            Err(SemanticsError::IntermediateOverflow("linear"))
+        );
     }
 }

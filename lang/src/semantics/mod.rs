@@ -35,8 +35,20 @@ pub enum SemanticsError {
     Shape(String),
     #[error("outside the domain: {0}")]
     Domain(&'static str),
+    #[error("an intermediate value of {0} exceeds 127 bits")]
+    IntermediateOverflow(&'static str),
     #[error("division by zero: {0}")]
     DivisionByZero(&'static str),
+}
+
+/// `sum(a_k * b_k)` in i128, an error rather than a wrap if it leaves i128.
+pub(crate) fn dot(
+    mut terms: impl Iterator<Item = (i64, i64)>,
+    what: &'static str,
+) -> Result<i128, SemanticsError> {
+    terms
+        .try_fold(0i128, |acc, (a, b)| acc.checked_add(a as i128 * b as i128))
+        .ok_or(SemanticsError::IntermediateOverflow(what))
 }
 
 /// Checks that `v` fits `dtype` and narrows it to the i64 that tensors store.

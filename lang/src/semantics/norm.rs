@@ -26,11 +26,23 @@ pub fn layernorm(
     for row in x.data().chunks(n.max(1)) {
         let sum: i128 = row.iter().map(|&v| v as i128).sum();
         let (mu, _) = floor_div(sum, n as i128)?;
-        let sq: i128 = row.iter().map(|&v| (v as i128 - mu).pow(2)).sum();
+        let overflow = SemanticsError::IntermediateOverflow("layernorm");
+        let sq = row
+            .iter()
+            .try_fold(0i128, |acc, &v| {
+                (v as i128 - mu)
+                    .checked_pow(2)
+                    .and_then(|d2| acc.checked_add(d2))
+            })
+            .ok_or(overflow.clone())?;
         let var = floor_div(sq, n as i128)?.0 + eps as i128;
         let s = isqrt(var)?;
         for (i, &v) in row.iter().enumerate() {
-            let num = ((v as i128 - mu) * gamma.data()[i] as i128) << shift;
+            let scaled = (v as i128 - mu).checked_mul(gamma.data()[i] as i128);
+            let num = scaled
+                .filter(|p| p.unsigned_abs() < 1u128 << (126 - shift.min(126)))
+                .ok_or(overflow.clone())?
+                << shift;
             data.push(fit(floor_div(num, s)?.0 + beta.data()[i] as i128, out)?);
         }
     }
@@ -42,7 +54,7 @@ pub fn gelu(x: &Tensor, clip: i64, c: i64, out: DType) -> Result<Tensor, Semanti
     let data = x
         .data()
         .iter()
-        .map(|&v| fit(gelu_int(v as i128, clip as i128, c as i128), out))
+        .map(|&v| fit(gelu_int(v as i128, clip as i128, c as i128)?, out))
         .collect::<Result<_, _>>()?;
     Tensor::new(x.shape().to_vec(), data)
 }

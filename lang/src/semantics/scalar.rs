@@ -44,17 +44,24 @@ pub fn exp_int(x: i128, ln2: i128, b: i128, c: i128) -> Result<i128, SemanticsEr
         return Ok(0);
     }
     let p = x + z * ln2;
-    let poly = (p + b) * (p + b) + c;
-    Ok(poly >> z)
+    let pb = p
+        .checked_add(b)
+        .ok_or(SemanticsError::IntermediateOverflow("exp_int"))?;
+    let poly = pb.checked_mul(pb).and_then(|sq| sq.checked_add(c));
+    Ok(poly.ok_or(SemanticsError::IntermediateOverflow("exp_int"))? >> z)
 }
 
 /// I-BERT's integer GELU: `erf` by the clipped square `sign(x) * (c - (min(|x|, clip) - clip)^2)`,
 /// then `x * (c + erf)`; `c` is the quantised 1 of the erf polynomial.
-pub fn gelu_int(x: i128, clip: i128, c: i128) -> i128 {
+pub fn gelu_int(x: i128, clip: i128, c: i128) -> Result<i128, SemanticsError> {
     let a = x.abs().min(clip);
-    let sq = (a - clip) * (a - clip);
-    let erf = x.signum() * (c - sq);
-    x * (c + erf)
+    let gap = a - clip;
+    let sq = gap.checked_mul(gap);
+    let erf = sq.and_then(|sq| c.checked_sub(sq)).map(|e| x.signum() * e);
+    let out = erf
+        .and_then(|e| c.checked_add(e))
+        .and_then(|one_plus| x.checked_mul(one_plus));
+    out.ok_or(SemanticsError::IntermediateOverflow("gelu_int"))
 }
 
 #[cfg(test)]
@@ -115,6 +122,8 @@ mod tests {
         }
         assert_eq!(exp_int(-(ln2 * 70), ln2, b, c), Ok(0));
         assert!(exp_int(1, ln2, b, c).is_err());
+        assert!(exp_int(0, 1, i128::MAX / 2, 0).is_err());
+        assert!(gelu_int(i64::MAX as i128, 1 << 62, 1 << 100).is_err());
     }
 
     #[test]
@@ -127,7 +136,7 @@ mod tests {
         for q in [-1024i128, -300, -1, 0, 1, 100, 256, 700, 1024] {
             let x = q as f64 * s;
             let want = 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2));
-            let got = gelu_int(q, clip, c) as f64 * out_scale;
+            let got = gelu_int(q, clip, c).unwrap() as f64 * out_scale;
             assert!((got - want).abs() < 0.03, "gelu({x}): {got} vs {want}");
         }
     }

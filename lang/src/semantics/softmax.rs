@@ -28,7 +28,7 @@ pub fn softmax(
             Some(p) => {
                 let last = p as i128 + (r % rows_per_batch.max(1)) as i128;
                 if last < 0 {
-                    return Err(SemanticsError::IndexOutOfRange { index: p, len: n });
+                    return Err(SemanticsError::Domain("softmax's position must be >= 0"));
                 }
                 (last + 1).min(n as i128) as usize
             }

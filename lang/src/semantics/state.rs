@@ -22,7 +22,10 @@ pub fn gather(table: &Tensor, idx: &Tensor) -> Result<Tensor, SemanticsError> {
 pub fn kv_append(state: &Tensor, x: &Tensor, pos: &Tensor) -> Result<Tensor, SemanticsError> {
     let index = pos.as_index()?;
     let slots = state.shape().first().copied().unwrap_or(0);
-    if x.shape().first() != Some(&1) || x.shape()[1..] != state.shape()[1..] {
+    if state.shape().is_empty()
+        || x.shape().first() != Some(&1)
+        || x.shape()[1..] != state.shape()[1..]
+    {
         return Err(SemanticsError::Shape(format!(
             "{} is not one slot of {}",
             ShapeDisplay(x.shape()),

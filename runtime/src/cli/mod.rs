@@ -2,6 +2,9 @@
 
 mod check;
 mod fmt;
+mod gen_model;
+mod inspect;
+mod run;
 mod source;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +27,9 @@ pub struct Cli {
 enum Command {
     Check(check::Args),
     Fmt(fmt::Args),
+    GenModel(gen_model::Args),
+    Inspect(inspect::Args),
+    Run(run::Args),
 }
 
 impl Cli {
@@ -31,6 +37,9 @@ impl Cli {
         match self.command {
             Command::Check(args) => args.run(),
             Command::Fmt(args) => args.run(),
+            Command::GenModel(args) => args.run(),
+            Command::Inspect(args) => args.run(),
+            Command::Run(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,285 @@
+//! zkc's own models: deterministic random-weight GPT-2 GGUFs with a byte-level BPE vocabulary,
+//! since no model hub can be reached. The random numbers come from a fixed SplitMix64 stream so
+//! a seed gives the same file on every machine and every zkc version.
+
+use crate::gguf::{GgufWriter, MetaArray, MetaValue, TensorData, ValueType};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightType {
+    F32,
+    Q8_0,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_ctx: usize,
+    pub n_vocab: usize,
+    pub n_ff: usize,
+    pub seed: u64,
+    pub weight_type: WeightType,
+}
+
+impl ModelConfig {
+    /// The test model: 2 blocks, d=64, 4 heads, context 64, byte vocabulary.
+    pub fn tiny() -> ModelConfig {
+        ModelConfig {
+            n_layer: 2,
+            n_embd: 64,
+            n_head: 4,
+            n_ctx: 64,
+            n_vocab: 256,
+            n_ff: 256,
+            seed: 0,
+            weight_type: WeightType::F32,
+        }
+    }
+
+    /// GPT-2 small's shape: 12 blocks, d=768, 12 heads, context 1024, vocab 50257 (124M weights).
+    pub fn gpt2_small() -> ModelConfig {
+        ModelConfig {
+            n_layer: 12,
+            n_embd: 768,
+            n_head: 12,
+            n_ctx: 1024,
+            n_vocab: 50257,
+            n_ff: 3072,
+            seed: 0,
+            weight_type: WeightType::F32,
+        }
+    }
+
+    /// What makes a configuration unbuildable, if anything.
+    pub fn problem(&self) -> Option<String> {
+        let dims = [
+            self.n_layer,
+            self.n_embd,
+            self.n_head,
+            self.n_ctx,
+            self.n_ff,
+        ];
+        if dims.contains(&0) {
+            return Some("every dimension must be at least 1".into());
+        }
+        if self.n_embd % self.n_head != 0 {
+            return Some(format!(
+                "--heads {} must divide --d-model {}",
+                self.n_head, self.n_embd
+            ));
+        }
+        if self.n_vocab < 256 {
+            return Some(format!(
+                "--vocab {} is below 256: the vocabulary starts with one token per byte",
+                self.n_vocab
+            ));
+        }
+        let params = self.n_vocab * self.n_embd + self.n_layer * 12 * self.n_embd * self.n_embd;
+        if params > 2_000_000_000 {
+            return Some(format!(
+                "{params} parameters is more than zkc generates (2e9)"
+            ));
+        }
+        None
+    }
+}
+
+/// SplitMix64: tiny, fast and fixed forever, unlike a general-purpose RNG crate's streams.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Normal(0, std) by Box-Muller.
+    fn normal(&mut self, std: f64) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() * std) as f32
+    }
+
+    fn normals(&mut self, n: usize, std: f64) -> Vec<f32> {
+        (0..n).map(|_| self.normal(std)).collect()
+    }
+}
+
+/// GPT-2's byte-to-character map (the vocabulary's first 256 tokens), in byte order.
+fn byte_tokens() -> Vec<String> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let mut next = 0x100u32;
+    (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                char::from(b).to_string()
+            } else {
+                next += 1;
+                char::from_u32(next - 1)
+                    .expect("below the surrogates")
+                    .to_string()
+            }
+        })
+        .collect()
+}
+
+/// The vocabulary: bytes, then merges of an earlier token with a byte (each a new string), then
+/// `<|endoftext|>` as the last token when there is room for it.
+fn vocabulary(n_vocab: usize, rng: &mut Rng) -> (Vec<String>, Vec<String>) {
+    let mut tokens = byte_tokens();
+    let mut merges = Vec::new();
+    let mut seen: std::collections::HashSet<String> = tokens.iter().cloned().collect();
+    let n_merged = n_vocab.saturating_sub(257);
+    while merges.len() < n_merged {
+        let left = tokens[(rng.next_u64() % tokens.len() as u64) as usize].clone();
+        let right = tokens[(rng.next_u64() % 256) as usize].clone();
+        let merged = format!("{left}{right}");
+        if merged.chars().count() <= 16 && seen.insert(merged.clone()) {
+            merges.push(format!("{left} {right}"));
+            tokens.push(merged);
+        }
+    }
+    if n_vocab > 256 {
+        tokens.push("<|endoftext|>".into());
+    }
+    (tokens, merges)
+}
+
+fn strings(items: &[String]) -> MetaValue {
+    MetaValue::Array(MetaArray {
+        elem: ValueType::String,
+        items: items.iter().map(|s| MetaValue::String(s.clone())).collect(),
+    })
+}
+
+/// A GPT-2-architecture GGUF with GPT-2's initialisation scales: weights N(0, 0.02), the
+/// projections into the residual stream scaled by 1/sqrt(2 * blocks), small random biases and
+/// norm parameters (so that every parameter matters).
+pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
+    let mut rng = Rng(cfg.seed);
+    let (d, ff, v) = (cfg.n_embd, cfg.n_ff, cfg.n_vocab);
+    let mut w = GgufWriter::new();
+    let u32v = |x: usize| MetaValue::U32(x as u32);
+    w.add_metadata("general.architecture", MetaValue::String("gpt2".into()));
+    w.add_metadata(
+        "general.name",
+        MetaValue::String(format!("zkc random gpt2 (seed {})", cfg.seed)),
+    );
+    let file_type = match cfg.weight_type {
+        WeightType::F32 => 0,
+        WeightType::Q8_0 => 7,
+    };
+    w.add_metadata("general.file_type", MetaValue::U32(file_type));
+    w.add_metadata("gpt2.context_length", u32v(cfg.n_ctx));
+    w.add_metadata("gpt2.embedding_length", u32v(d));
+    w.add_metadata("gpt2.feed_forward_length", u32v(ff));
+    w.add_metadata("gpt2.block_count", u32v(cfg.n_layer));
+    w.add_metadata("gpt2.attention.head_count", u32v(cfg.n_head));
+    w.add_metadata("gpt2.attention.layer_norm_epsilon", MetaValue::F32(1e-5));
+    let (tokens, merges) = vocabulary(v, &mut rng);
+    let types: Vec<MetaValue> = (0..tokens.len())
+        .map(|i| MetaValue::I32(if i == 256 + merges.len() { 3 } else { 1 }))
+        .collect();
+    w.add_metadata("tokenizer.ggml.model", MetaValue::String("gpt2".into()));
+    w.add_metadata("tokenizer.ggml.pre", MetaValue::String("gpt-2".into()));
+    w.add_metadata("tokenizer.ggml.tokens", strings(&tokens));
+    w.add_metadata(
+        "tokenizer.ggml.token_type",
+        MetaValue::Array(MetaArray {
+            elem: ValueType::I32,
+            items: types,
+        }),
+    );
+    w.add_metadata("tokenizer.ggml.merges", strings(&merges));
+    if v > 256 {
+        w.add_metadata("tokenizer.ggml.bos_token_id", u32v(v - 1));
+        w.add_metadata("tokenizer.ggml.eos_token_id", u32v(v - 1));
+    }
+    let matrix = |w: &mut GgufWriter, name: &str, shape: [usize; 2], data: Vec<f32>| {
+        let whole_blocks = shape[1] % 32 == 0;
+        let data = match cfg.weight_type {
+            WeightType::Q8_0 if whole_blocks => TensorData::Q8_0(data),
+            _ => TensorData::F32(data),
+        };
+        w.add_tensor(name, &[shape[0] as u64, shape[1] as u64], data);
+    };
+    let vector = |w: &mut GgufWriter, name: &str, data: Vec<f32>| {
+        w.add_tensor(name, &[data.len() as u64], TensorData::F32(data))
+    };
+    let ones_ish = |rng: &mut Rng, n: usize| {
+        rng.normals(n, 0.1)
+            .into_iter()
+            .map(|x| 1.0 + x)
+            .collect::<Vec<_>>()
+    };
+    let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
+    matrix(
+        &mut w,
+        "token_embd.weight",
+        [v, d],
+        rng.normals(v * d, 0.02),
+    );
+    matrix(
+        &mut w,
+        "position_embd.weight",
+        [cfg.n_ctx, d],
+        rng.normals(cfg.n_ctx * d, 0.01),
+    );
+    for b in 0..cfg.n_layer {
+        let p = format!("blk.{b}");
+        let g = ones_ish(&mut rng, d);
+        vector(&mut w, &format!("{p}.attn_norm.weight"), g);
+        vector(&mut w, &format!("{p}.attn_norm.bias"), rng.normals(d, 0.02));
+        matrix(
+            &mut w,
+            &format!("{p}.attn_qkv.weight"),
+            [3 * d, d],
+            rng.normals(3 * d * d, 0.02),
+        );
+        vector(
+            &mut w,
+            &format!("{p}.attn_qkv.bias"),
+            rng.normals(3 * d, 0.02),
+        );
+        matrix(
+            &mut w,
+            &format!("{p}.attn_output.weight"),
+            [d, d],
+            rng.normals(d * d, proj_std),
+        );
+        vector(
+            &mut w,
+            &format!("{p}.attn_output.bias"),
+            rng.normals(d, 0.02),
+        );
+        let g = ones_ish(&mut rng, d);
+        vector(&mut w, &format!("{p}.ffn_norm.weight"), g);
+        vector(&mut w, &format!("{p}.ffn_norm.bias"), rng.normals(d, 0.02));
+        matrix(
+            &mut w,
+            &format!("{p}.ffn_up.weight"),
+            [ff, d],
+            rng.normals(ff * d, 0.02),
+        );
+        vector(&mut w, &format!("{p}.ffn_up.bias"), rng.normals(ff, 0.02));
+        matrix(
+            &mut w,
+            &format!("{p}.ffn_down.weight"),
+            [d, ff],
+            rng.normals(d * ff, proj_std),
+        );
+        vector(&mut w, &format!("{p}.ffn_down.bias"), rng.normals(d, 0.02));
+    }
+    let g = ones_ish(&mut rng, d);
+    vector(&mut w, "output_norm.weight", g);
+    vector(&mut w, "output_norm.bias", rng.normals(d, 0.02));
+    w
+}

@@ -1,0 +1,138 @@
+//! The model graph: a petgraph DAG of float ops on one token's activation vectors. Residual
+//! connections and attention heads are real edges and nodes, so later passes see the model's
+//! true structure.
+
+use petgraph::algo::toposort;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+pub type NodeId = NodeIndex;
+
+/// A weight the graph reads: a GGUF tensor name and the row-major shape its role needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorRef {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// The float ops of the reference model. Every value is one token's vector.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FloatOp {
+    /// The current token id (a graph input).
+    Token,
+    /// The current position (a graph input).
+    Position,
+    /// Row `index` of `table[rows, d]`; operand: the index.
+    Embed { table: TensorRef },
+    /// Elementwise sum; the residual connections.
+    Add,
+    /// `(x - mean) / sqrt(var + eps) * weight + bias`.
+    LayerNorm {
+        weight: TensorRef,
+        bias: TensorRef,
+        eps: f32,
+    },
+    /// `weight[out, in] * x + bias`.
+    Linear {
+        weight: TensorRef,
+        bias: Option<TensorRef>,
+    },
+    /// `x[start .. start + len]`.
+    Slice { start: usize, len: usize },
+    /// One attention head over the KV cache of `(block, head)`: operands q, k, v. Appends k and v
+    /// at the current position, then attends causally to positions `0..=pos`.
+    Attention { block: usize, head: usize },
+    /// The operands joined end to end, in operand order.
+    Concat,
+    /// GELU, tanh approximation (as ggml and GPT-2).
+    Gelu,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub op: FloatOp,
+}
+
+/// Edge weight: the operand position at the consumer.
+pub struct Graph {
+    graph: StableDiGraph<Node, usize>,
+    order: Vec<NodeId>,
+    pub token: NodeId,
+    pub position: NodeId,
+    pub logits: NodeId,
+}
+
+impl Graph {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.graph[id]
+    }
+
+    /// Nodes in an order where operands come first.
+    pub fn topological_order(&self) -> &[NodeId] {
+        &self.order
+    }
+
+    pub fn operands(&self, id: NodeId) -> Vec<NodeId> {
+        let mut edges: Vec<_> = self
+            .graph
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| (*e.weight(), e.source()))
+            .collect();
+        edges.sort();
+        edges.into_iter().map(|(_, n)| n).collect()
+    }
+
+    pub fn petgraph(&self) -> &StableDiGraph<Node, usize> {
+        &self.graph
+    }
+
+    /// Every weight the graph reads, each once.
+    pub fn tensors(&self) -> Vec<&TensorRef> {
+        let mut refs: Vec<&TensorRef> = Vec::new();
+        for &id in &self.order {
+            let found: Vec<&TensorRef> = match &self.graph[id].op {
+                FloatOp::Embed { table } => vec![table],
+                FloatOp::LayerNorm { weight, bias, .. } => vec![weight, bias],
+                FloatOp::Linear { weight, bias } => std::iter::once(weight).chain(bias).collect(),
+                _ => vec![],
+            };
+            for r in found {
+                if !refs.iter().any(|x| x.name == r.name) {
+                    refs.push(r);
+                }
+            }
+        }
+        refs
+    }
+}
+
+#[derive(Default)]
+pub struct GraphBuilder {
+    graph: StableDiGraph<Node, usize>,
+}
+
+impl GraphBuilder {
+    pub fn add(&mut self, name: impl Into<String>, op: FloatOp, operands: &[NodeId]) -> NodeId {
+        let id = self.graph.add_node(Node {
+            name: name.into(),
+            op,
+        });
+        for (i, &o) in operands.iter().enumerate() {
+            self.graph.add_edge(o, id, i);
+        }
+        id
+    }
+
+    pub fn finish(self, token: NodeId, position: NodeId, logits: NodeId) -> Graph {
+        let order = toposort(&self.graph, None).expect("builders add operands before their users");
+        Graph {
+            graph: self.graph,
+            order,
+            token,
+            position,
+            logits,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zkc_compiler::model::{generate_gpt2, ModelConfig, WeightType};
+
+/// Write a random-weight GPT-2 GGUF (deterministic for a seed).
+///
+/// zkc makes its own models because no model hub can be reached: GPT-2 architecture, GPT-2's
+/// initialisation scales, a byte-level BPE vocabulary (the first 256 tokens are the bytes), and
+/// llama.cpp's metadata and tensor names, so llama.cpp reads the file too. Examples:
+///
+///     zkc gen-model gpt2 --layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256 -o tiny.gguf
+///     zkc gen-model gpt2 --preset gpt2-small --type q8_0 -o gpt2-small.gguf
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The architecture (only `gpt2`).
+    #[arg(value_parser = ["gpt2"])]
+    arch: String,
+    /// Start from a preset shape; the other options override it.
+    #[arg(long, value_parser = ["tiny", "gpt2-small"], default_value = "tiny")]
+    preset: String,
+    #[arg(long)]
+    layers: Option<usize>,
+    #[arg(long)]
+    d_model: Option<usize>,
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Maximum context (positions).
+    #[arg(long)]
+    ctx: Option<usize>,
+    /// Vocabulary size, at least 256 (bytes); above 256 the last token is `<|endoftext|>`.
+    #[arg(long)]
+    vocab: Option<usize>,
+    /// MLP width (default 4 * d-model).
+    #[arg(long)]
+    d_ff: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Storage type of the weight matrices (norms and biases stay f32).
+    #[arg(long = "type", value_parser = ["f32", "q8_0"], default_value = "f32")]
+    weight_type: String,
+    /// Where to write the GGUF.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+impl Args {
+    pub fn run(self) -> ExitCode {
+        let mut cfg = if self.preset == "gpt2-small" {
+            ModelConfig::gpt2_small()
+        } else {
+            ModelConfig::tiny()
+        };
+        cfg.n_layer = self.layers.unwrap_or(cfg.n_layer);
+        if let Some(d) = self.d_model {
+            cfg.n_embd = d;
+            cfg.n_ff = 4 * d;
+        }
+        cfg.n_head = self.heads.unwrap_or(cfg.n_head);
+        cfg.n_ctx = self.ctx.unwrap_or(cfg.n_ctx);
+        cfg.n_vocab = self.vocab.unwrap_or(cfg.n_vocab);
+        cfg.n_ff = self.d_ff.unwrap_or(cfg.n_ff);
+        cfg.seed = self.seed;
+        cfg.weight_type = if self.weight_type == "q8_0" {
+            WeightType::Q8_0
+        } else {
+            WeightType::F32
+        };
+        if let Some(problem) = cfg.problem() {
+            eprintln!("error: {problem}");
+            return ExitCode::FAILURE;
+        }
+        match generate_gpt2(&cfg).write(&self.output) {
+            Ok(()) => {
+                let size = std::fs::metadata(&self.output)
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                println!("wrote {} ({size} bytes): {cfg:?}", self.output.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
