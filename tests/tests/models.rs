@@ -183,7 +183,7 @@ fn bad_models_are_refused_by_name() {
         w.add_metadata(k, v.clone());
     }
     for t in gguf.tensors() {
-        let data = gguf.tensor_f32(t).unwrap();
+        let data = gguf.tensor_f32(t).unwrap().into_owned();
         let shape = if t.name == "blk.0.attn_qkv.weight" {
             vec![32, 96]
         } else {

@@ -4,6 +4,7 @@
 use super::cursor::Cursor;
 use super::dequant::dequantize;
 use super::{GgmlType, GgufError, MetaValue, ValueType, MAGIC};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -195,12 +196,21 @@ impl GgufFile {
         &self.bytes()[start..start + info.n_bytes as usize]
     }
 
-    /// The tensor dequantized to f32, row-major.
-    pub fn tensor_f32(&self, info: &TensorInfo) -> Result<Vec<f32>, GgufError> {
-        dequantize(info.ty, self.raw(info)).ok_or_else(|| GgufError::UnsupportedType {
-            tensor: info.name.clone(),
-            ty: info.ty.name(),
-        })
+    /// The tensor as f32, row-major: borrowed straight from the map when it is stored as
+    /// little-endian F32 (no copy), dequantized otherwise.
+    pub fn tensor_f32(&self, info: &TensorInfo) -> Result<Cow<'_, [f32]>, GgufError> {
+        let raw = self.raw(info);
+        if info.ty == GgmlType::F32 && cfg!(target_endian = "little") {
+            if let Ok(values) = bytemuck::try_cast_slice(raw) {
+                return Ok(Cow::Borrowed(values));
+            }
+        }
+        dequantize(info.ty, raw)
+            .map(Cow::Owned)
+            .ok_or_else(|| GgufError::UnsupportedType {
+                tensor: info.name.clone(),
+                ty: info.ty.name(),
+            })
     }
 }
 
@@ -345,7 +355,7 @@ mod tests {
             (a.dims.clone(), a.shape(), a.ty),
             (vec![3, 2], vec![2, 3], GgmlType::F32)
         );
-        assert_eq!(f.tensor_f32(a).unwrap(), vec![0., 1., 2., 3., 4., 5.]);
+        assert_eq!(*f.tensor_f32(a).unwrap(), [0., 1., 2., 3., 4., 5.]);
         let b = f.tensor_f32(f.tensor("b").unwrap()).unwrap();
         assert!(b
             .iter()

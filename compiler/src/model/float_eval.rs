@@ -6,17 +6,19 @@ use super::graph::{FloatOp, Graph, NodeId};
 use super::{build_graph, Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-/// A model ready to run: its graph and its weights dequantized once.
-pub struct FloatModel {
+/// A model ready to run: its graph and its weights, read from the file's map (F32) or
+/// dequantized once (other types).
+pub struct FloatModel<'g> {
     pub hparams: Hyperparams,
     pub graph: Graph,
-    weights: HashMap<String, Vec<f32>>,
+    weights: HashMap<String, Cow<'g, [f32]>>,
 }
 
-impl FloatModel {
-    pub fn load(gguf: &GgufFile) -> Result<FloatModel, ModelError> {
+impl<'g> FloatModel<'g> {
+    pub fn load(gguf: &'g GgufFile) -> Result<FloatModel<'g>, ModelError> {
         let (hparams, graph) = build_graph(gguf)?;
         let mut weights = HashMap::new();
         for r in graph.tensors() {
@@ -32,7 +34,7 @@ impl FloatModel {
         })
     }
 
-    pub fn session(&self) -> FloatSession<'_> {
+    pub fn session(&self) -> FloatSession<'_, 'g> {
         FloatSession {
             model: self,
             cache: HashMap::new(),
@@ -46,13 +48,13 @@ impl FloatModel {
 }
 
 /// One generation: the KV cache of every (block, head) and the next position.
-pub struct FloatSession<'m> {
-    model: &'m FloatModel,
+pub struct FloatSession<'m, 'g> {
+    model: &'m FloatModel<'g>,
     cache: HashMap<(usize, usize), (Vec<f32>, Vec<f32>)>,
     position: usize,
 }
 
-impl FloatSession<'_> {
+impl FloatSession<'_, '_> {
     pub fn position(&self) -> usize {
         self.position
     }
