@@ -112,3 +112,84 @@ fn help_explains_each_subcommand_with_an_example() {
         );
     }
 }
+
+#[test]
+fn gen_model_inspect_and_run_float() {
+    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-model", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("tiny.gguf");
+    let model = model.to_str().unwrap();
+    let out = zkc(&[
+        "gen-model",
+        "gpt2",
+        "--layers",
+        "1",
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--ctx",
+        "16",
+        "--vocab",
+        "300",
+        "-o",
+        model,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = zkc(&["inspect", model]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("architecture: gpt2") && text.contains("blk.0.attn_qkv.weight"),
+        "{text}"
+    );
+    let out = zkc(&["inspect", model, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["hyperparameters"]["n_embd"], 32);
+    assert_eq!(json["tokenizer"]["tokens"], 300);
+    assert_eq!(json["tensors"].as_array().unwrap().len(), 16);
+
+    let run = |args: &[&str]| {
+        let out = zkc(&[&["run", model, "--float"], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let a = run(&["--tokens", "1,2,3", "--max-new", "4", "--logits"]);
+    assert_eq!(
+        a,
+        run(&["--tokens", "1,2,3", "--max-new", "4", "--logits"]),
+        "deterministic"
+    );
+    let generated = a
+        .lines()
+        .find_map(|l| l.strip_prefix("generated: "))
+        .unwrap();
+    assert_eq!(generated.split(',').count(), 4);
+    let logits = a.lines().find_map(|l| l.strip_prefix("logits: ")).unwrap();
+    assert_eq!(logits.split(',').count(), 300);
+    assert!(run(&["--prompt", "hi there", "--max-new", "2"]).contains("text: \"hi there\""));
+
+    let refused = zkc(&["run", model, "--tokens", "1"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let bad = zkc(&[
+        "gen-model",
+        "gpt2",
+        "--d-model",
+        "30",
+        "--heads",
+        "4",
+        "-o",
+        model,
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--heads 4 must divide --d-model 30"));
+    let missing = zkc(&["inspect", "/nonexistent.gguf"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent.gguf"));
+}
