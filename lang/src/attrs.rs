@@ -92,6 +92,14 @@ fn shift(src: &mut dyn AttrSource) -> Result<u32, AttrProblem> {
         })
 }
 
+fn signed_shift(src: &mut dyn AttrSource) -> Result<i32, AttrProblem> {
+    let v = int(src, "shift")?;
+    i32::try_from(v)
+        .ok()
+        .filter(|s| s.unsigned_abs() <= crate::ir::MAX_SHIFT)
+        .ok_or(AttrProblem::Invalid { key: "shift", expected: "a shift from -62 to 62" })
+}
+
 fn list(src: &mut dyn AttrSource, key: &'static str) -> Result<Vec<usize>, AttrProblem> {
     let bad = AttrProblem::Invalid {
         key,
@@ -157,7 +165,7 @@ pub fn build_op(name: &str, src: &mut dyn AttrSource) -> Option<Result<Op, AttrP
             },
             "layernorm" => Op::LayerNorm {
                 eps: int(src, "eps")?,
-                shift: shift(src)?,
+                shift: signed_shift(src)?,
             },
             "gelu" => Op::Gelu {
                 clip: int(src, "clip")?,

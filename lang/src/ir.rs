@@ -162,10 +162,11 @@ pub enum Op {
         c: i64,
         shift: u32,
     },
-    /// `layernorm x, gamma, beta, eps=E, shift=s` over the last axis.
+    /// `layernorm x, gamma, beta, eps=E, shift=s` over the last axis; `shift` may be negative
+    /// (then the division is by `s * 2^-shift`), so gamma can be finer than the result.
     LayerNorm {
         eps: i64,
-        shift: u32,
+        shift: i32,
     },
     /// `gelu x, clip=B, c=C`: I-BERT's second-order polynomial GELU.
     Gelu {

@@ -18,7 +18,7 @@
 //!    (shapes that broadcast, equal scales where values are added, matching bias and gamma/beta
 //!    shapes and scales).
 //! 8. Attributes are in range: shifts 0..=62, multipliers >= 1, `lo <= hi` fitting the result,
-//!    permutations, axes, equal splits, `eps >= 1`; softmax `ln2` in 1..=2^30, `|b| <= 2^30`, `c` in
+//!    permutations, axes, equal splits, `eps >= 1`, layernorm shifts -62..=62; softmax `ln2` in 1..=2^30, `|b| <= 2^30`, `c` in
 //!    1..=2^60 and gelu `clip` in 0..=2^30, `c` in 1..=2^60 (so that their polynomials stay below
 //!    2^63); an argmax result type holds every index.
 //! 9. Index operands (gather's index, softmax's and kv_append's position) are scalar values with
@@ -704,7 +704,7 @@ impl LayerValidator<'_> {
                 )
             }
             Op::LayerNorm { eps, shift } => {
-                check_shift(*shift).map_err(|p| attr("shift", p))?;
+                check_shift(shift.unsigned_abs()).map_err(|p| attr("shift", p))?;
                 if *eps < 1 {
                     return Err(attr(
                         "eps",
@@ -725,7 +725,7 @@ impl LayerValidator<'_> {
                 }
                 let scale = gamma
                     .scale
-                    .checked_mul(Scale::pow2(-(*shift as i32)).expect("shift <= 62"));
+                    .checked_mul(Scale::pow2(-shift).expect("|shift| <= 62"));
                 let scale =
                     scale.ok_or_else(|| type_err(at, "result scale out of range".into()))?;
                 same_scale(arg_at(2), "beta", scale, beta.scale)?;

@@ -5,16 +5,18 @@ use crate::types::DType;
 
 /// Integer LayerNorm over the last axis (length `n`):
 /// `mu = floor(sum x / n)`, `d = x - mu`, `var = floor(sum d^2 / n) + eps`, `s = isqrt(var)`,
-/// `y = floor(d * gamma * 2^shift / s) + beta`. `eps >= 1` keeps the division total.
+/// `y = floor(d * gamma * 2^shift / s) + beta` (for a negative shift,
+/// `floor(d * gamma / (s * 2^-shift)) + beta`). `eps >= 1` keeps the division total.
 pub fn layernorm(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: i64,
-    shift: u32,
+    shift: i32,
     out: DType,
 ) -> Result<Tensor, SemanticsError> {
     let n = x.row_len();
+    let (up, down) = (shift.max(0) as u32, shift.min(0).unsigned_abs().min(62));
     if gamma.len() != n || beta.len() != n {
         return Err(SemanticsError::Shape(format!(
             "gamma and beta need {n} elements, found {} and {}",
@@ -36,13 +38,13 @@ pub fn layernorm(
             })
             .ok_or(overflow.clone())?;
         let var = floor_div(sq, n as i128)?.0 + eps as i128;
-        let s = isqrt(var)?;
+        let s = isqrt(var)? << down;
         for (i, &v) in row.iter().enumerate() {
             let scaled = (v as i128 - mu).checked_mul(gamma.data()[i] as i128);
             let num = scaled
-                .filter(|p| p.unsigned_abs() < 1u128 << (126 - shift.min(126)))
+                .filter(|p| p.unsigned_abs() < 1u128 << (126 - up.min(126)))
                 .ok_or(overflow.clone())?
-                << shift;
+                << up;
             data.push(fit(floor_div(num, s)?.0 + beta.data()[i] as i128, out)?);
         }
     }
@@ -83,6 +85,17 @@ mod tests {
         let x = t(&[2], &[9, 9]);
         let y = layernorm(&x, &t(&[2], &[5, 5]), &t(&[2], &[3, -3]), 1, 4, DType::I8).unwrap();
         assert_eq!(y.data(), &[3, -3]);
+    }
+
+    #[test]
+    fn negative_shift_divides_the_result() {
+        let x = t(&[1, 4], &[1, 3, 5, 7]);
+        let (g, b) = (t(&[4], &[256; 4]), t(&[4], &[0; 4]));
+        let fine = layernorm(&x, &g, &b, 1, 0, DType::I32).unwrap();
+        let coarse = layernorm(&x, &g, &b, 1, -4, DType::I32).unwrap();
+        // d * 256 / 2 then / 16, floored: -384 -> -24, -128 -> -8, 128 -> 8, 384 -> 24
+        assert_eq!(fine.data(), &[-384, -128, 128, 384]);
+        assert_eq!(coarse.data(), &[-24, -8, 8, 24]);
     }
 
     #[test]
