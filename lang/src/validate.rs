@@ -748,7 +748,7 @@ impl LayerValidator<'_> {
                         "argmax needs an input of rank >= 1".into(),
                     ));
                 }
-                let last = x.shape[x.rank() - 1] - 1;
+                let last = x.shape[x.rank() - 1].saturating_sub(1);
                 if !res(0).dtype.contains(last as i128) {
                     return Err(type_err(
                         Location::ResultType {
