@@ -97,7 +97,10 @@ fn signed_shift(src: &mut dyn AttrSource) -> Result<i32, AttrProblem> {
     i32::try_from(v)
         .ok()
         .filter(|s| s.unsigned_abs() <= crate::ir::MAX_SHIFT)
-        .ok_or(AttrProblem::Invalid { key: "shift", expected: "a shift from -62 to 62" })
+        .ok_or(AttrProblem::Invalid {
+            key: "shift",
+            expected: "a shift from -62 to 62",
+        })
 }
 
 fn list(src: &mut dyn AttrSource, key: &'static str) -> Result<Vec<usize>, AttrProblem> {

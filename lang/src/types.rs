@@ -96,6 +96,25 @@ impl Scale {
         Scale::new(1, exp)
     }
 
+    /// The exact value of a finite positive float (every f64 is `m * 2^e`); `None` otherwise.
+    pub fn from_f64(x: f64) -> Option<Scale> {
+        if !(x.is_finite() && x > 0.0) {
+            return None;
+        }
+        let bits = x.to_bits();
+        let exp = ((bits >> 52) & 0x7FF) as i32;
+        let frac = bits & ((1 << 52) - 1);
+        match exp {
+            0 => Scale::new(frac, -1074),
+            _ => Scale::new(frac | (1 << 52), exp - 1075),
+        }
+    }
+
+    /// The nearest f64 (exact for the scales zkc makes).
+    pub fn to_f64(self) -> f64 {
+        self.mantissa as f64 * 2f64.powi(self.exp)
+    }
+
     pub fn mantissa(self) -> u64 {
         self.mantissa
     }
@@ -232,6 +251,16 @@ mod tests {
                 .checked_mul(Scale::new(3, 0).unwrap()),
             None
         );
+    }
+
+    #[test]
+    fn floats_convert_exactly() {
+        assert_eq!(Scale::from_f64(0.375), Scale::new(3, -3));
+        assert_eq!(Scale::from_f64(1.0), Some(Scale::ONE));
+        let x = 0.0123456789f64;
+        assert_eq!(Scale::from_f64(x).unwrap().to_f64(), x);
+        assert_eq!(Scale::from_f64(0.0), None);
+        assert_eq!(Scale::from_f64(f64::NAN), None);
     }
 
     #[test]

@@ -61,6 +61,15 @@ impl FloatSession<'_, '_> {
 
     /// Feeds one token at the next position; returns the logits for the token after it.
     pub fn step(&mut self, token: u32) -> Result<Vec<f32>, ModelError> {
+        self.step_observed(token, |_, _| {})
+    }
+
+    /// [`FloatSession::step`], showing every node's value to `observe` (calibration).
+    pub fn step_observed(
+        &mut self,
+        token: u32,
+        mut observe: impl FnMut(NodeId, &[f32]),
+    ) -> Result<Vec<f32>, ModelError> {
         let hp = &self.model.hparams;
         if token as usize >= hp.n_vocab {
             return Err(ModelError::TokenOutOfRange {
@@ -105,6 +114,7 @@ impl FloatSession<'_, '_> {
                 FloatOp::Concat => args.concat(),
                 FloatOp::Gelu => args[0].iter().map(|&x| gelu(x)).collect(),
             };
+            observe(id, &out);
             values.insert(id, out);
         }
         self.position += 1;

@@ -1,7 +1,7 @@
 //! The `gpt2` mapping: llama.cpp's tensor names and GPT-2's block (pre-norm attention with a
 //! fused QKV projection, then a GELU MLP, each with a residual connection).
 
-use super::graph::{FloatOp, Graph, GraphBuilder, NodeId, TensorRef};
+use super::graph::{FloatOp, Graph, GraphBuilder, NodeId, Stage, TensorRef};
 use super::{Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 
@@ -83,6 +83,7 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
     );
     let mut x = g.add("embd", FloatOp::Add, &[tok_row, pos_row]);
     for b in 0..hp.n_layer {
+        g.stage(Stage::Block(b));
         let p = format!("blk.{b}");
         let h = norm(&mut g, &format!("{p}.attn_norm"), "attention norm", x)?;
         let qkv = linear(
@@ -133,6 +134,7 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
         let down = linear(&mut g, &format!("{p}.ffn_down"), d, ff, "MLP down", act)?;
         x = g.add(format!("{p}.ffn_residual"), FloatOp::Add, &[x, down]);
     }
+    g.stage(Stage::Head);
     let h = norm(&mut g, "output_norm", "final norm", x)?;
     // GPT-2 ties the output projection to the token embedding when `output` is absent.
     let head_name = if gguf.tensor("output.weight").is_some() {

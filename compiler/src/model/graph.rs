@@ -49,10 +49,29 @@ pub enum FloatOp {
     Gelu,
 }
 
+/// Which proof a node belongs to: the graph is cut into these layers, each its own circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    Embed,
+    Block(usize),
+    Head,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Embed => f.write_str("embed"),
+            Stage::Block(b) => write!(f, "block.{b}"),
+            Stage::Head => f.write_str("head"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub name: String,
     pub op: FloatOp,
+    pub stage: Stage,
 }
 
 /// Edge weight: the operand position at the consumer.
@@ -88,6 +107,17 @@ impl Graph {
         &self.graph
     }
 
+    /// The nodes that use `id`'s value.
+    pub fn users(&self, id: NodeId) -> Vec<NodeId> {
+        let mut users: Vec<NodeId> = self
+            .graph
+            .neighbors_directed(id, Direction::Outgoing)
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
     /// Every weight the graph reads, each once.
     pub fn tensors(&self) -> Vec<&TensorRef> {
         let mut refs: Vec<&TensorRef> = Vec::new();
@@ -108,16 +138,31 @@ impl Graph {
     }
 }
 
-#[derive(Default)]
 pub struct GraphBuilder {
     graph: StableDiGraph<Node, usize>,
+    stage: Stage,
+}
+
+impl Default for GraphBuilder {
+    fn default() -> GraphBuilder {
+        GraphBuilder {
+            graph: StableDiGraph::default(),
+            stage: Stage::Embed,
+        }
+    }
 }
 
 impl GraphBuilder {
+    /// The stage of the nodes added from now on.
+    pub fn stage(&mut self, stage: Stage) {
+        self.stage = stage;
+    }
+
     pub fn add(&mut self, name: impl Into<String>, op: FloatOp, operands: &[NodeId]) -> NodeId {
         let id = self.graph.add_node(Node {
             name: name.into(),
             op,
+            stage: self.stage,
         });
         for (i, &o) in operands.iter().enumerate() {
             self.graph.add_edge(o, id, i);

@@ -14,7 +14,7 @@ mod hparams;
 pub use error::ModelError;
 pub use float_eval::{FloatModel, FloatSession};
 pub use generate::{generate_gpt2, ModelConfig, WeightType};
-pub use graph::{FloatOp, Graph, Node, NodeId, TensorRef};
+pub use graph::{FloatOp, Graph, Node, NodeId, Stage, TensorRef};
 pub use hparams::Hyperparams;
 
 use crate::gguf::{GgufFile, MetaValue};

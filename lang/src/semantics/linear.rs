@@ -2,6 +2,7 @@
 
 use super::{dot, fit, SemanticsError, Tensor};
 use crate::types::{DType, ShapeDisplay};
+use rayon::prelude::*;
 
 fn mismatch(a: &[usize], b: &[usize]) -> SemanticsError {
     SemanticsError::Shape(format!(
@@ -12,6 +13,10 @@ fn mismatch(a: &[usize], b: &[usize]) -> SemanticsError {
 }
 
 /// `x[.., K] * w[K, N] + bias[N]`, accumulated exactly.
+///
+/// When the operands' magnitudes bound every partial sum below 2^63 (always, for quantized
+/// activations and weights) the sums run in i64, column blocks in parallel; otherwise in checked
+/// i128. Both paths compute the same integers.
 pub fn linear(
     x: &Tensor,
     w: &Tensor,
@@ -26,21 +31,47 @@ pub fn linear(
     }
     let wd = w.data();
     let rows: usize = x.shape()[..x.shape().len() - 1].iter().product();
+    let bound = (x.max_abs() as u128 * w.max_abs() as u128).saturating_mul(k as u128)
+        + bias.map_or(0, |b| b.max_abs() as u128);
     let mut data = Vec::with_capacity(rows * n);
     for r in 0..rows {
         let row = &x.data()[r * k..(r + 1) * k];
-        for j in 0..n {
-            let acc = dot(
-                row.iter().enumerate().map(|(i, &xv)| (xv, wd[i * n + j])),
-                "linear",
-            )?;
-            data.push(fit(acc + bias.map_or(0, |b| b.data()[j] as i128), out)?);
+        let sums: Vec<i128> = if bound < 1 << 63 {
+            let mut acc: Vec<i64> = bias.map_or_else(|| vec![0; n], |b| b.data().to_vec());
+            acc.par_chunks_mut(COLUMN_BLOCK)
+                .enumerate()
+                .for_each(|(block, acc)| {
+                    let start = block * COLUMN_BLOCK;
+                    for (i, &xv) in row.iter().enumerate() {
+                        let w_row = &wd[i * n + start..i * n + start + acc.len()];
+                        for (a, &wv) in acc.iter_mut().zip(w_row) {
+                            *a += xv * wv;
+                        }
+                    }
+                });
+            acc.into_iter().map(i128::from).collect()
+        } else {
+            (0..n)
+                .map(|j| {
+                    let acc = dot(
+                        row.iter().enumerate().map(|(i, &xv)| (xv, wd[i * n + j])),
+                        "linear",
+                    )?;
+                    Ok(acc + bias.map_or(0, |b| b.data()[j] as i128))
+                })
+                .collect::<Result<_, SemanticsError>>()?
+        };
+        for v in sums {
+            data.push(fit(v, out)?);
         }
     }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank checked above") = n;
     Tensor::new(shape, data)
 }
+
+/// Output columns per parallel task of [`linear`]'s fast path.
+const COLUMN_BLOCK: usize = 1024;
 
 /// Batched `a[.., M, K] * b[.., K, N]` with equal batch axes.
 pub fn matmul(a: &Tensor, b: &Tensor, out: DType) -> Result<Tensor, SemanticsError> {
@@ -105,6 +136,21 @@ mod tests {
         assert_eq!(
             linear(&big, &w, None, DType::I64),
             Err(SemanticsError::IntermediateOverflow("linear"))
+        );
+    }
+
+    #[test]
+    fn fast_and_exact_paths_agree() {
+        let w = t(&[3, 2], &[1 << 22, 1, 1 << 22, 2, 5, 3]);
+        // Magnitudes allow partial sums past 2^63: the checked path runs, and must be exact.
+        let x = t(&[1, 3], &[1 << 40, -(1 << 40), 1]);
+        let y = linear(&x, &w, None, DType::I64).unwrap();
+        assert_eq!(y.data(), &[5, (1i64 << 40) - (1 << 41) + 3]);
+        // Small magnitudes: the i64 path.
+        let x = t(&[1, 3], &[3, -1, 2]);
+        assert_eq!(
+            linear(&x, &w, None, DType::I64).unwrap().data(),
+            &[(2 << 22) + 10, 7]
         );
     }
 }

@@ -6,13 +6,22 @@ use crate::types::{element_count, ShapeDisplay};
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<i64>,
+    /// The largest `|element|`, kept so that products can pick an exact fast path.
+    max_abs: u64,
 }
 
 impl Tensor {
     /// A tensor whose data length matches its shape.
     pub fn new(shape: Vec<usize>, data: Vec<i64>) -> Result<Tensor, SemanticsError> {
         match element_count(&shape) {
-            Some(n) if n == data.len() as u64 => Ok(Tensor { shape, data }),
+            Some(n) if n == data.len() as u64 => {
+                let max_abs = data.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+                Ok(Tensor {
+                    shape,
+                    data,
+                    max_abs,
+                })
+            }
             _ => Err(SemanticsError::Shape(format!(
                 "{} elements for shape {}",
                 data.len(),
@@ -25,6 +34,7 @@ impl Tensor {
         Tensor {
             shape: Vec::new(),
             data: vec![v],
+            max_abs: v.unsigned_abs(),
         }
     }
 
@@ -38,6 +48,10 @@ impl Tensor {
 
     pub fn into_data(self) -> Vec<i64> {
         self.data
+    }
+
+    pub fn max_abs(&self) -> u64 {
+        self.max_abs
     }
 
     pub fn len(&self) -> usize {
