@@ -5,4 +5,5 @@
 pub mod files;
 pub mod gguf;
 pub mod model;
+pub mod quantize;
 pub mod tokenizer;

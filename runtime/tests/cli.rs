@@ -177,8 +177,8 @@ fn gen_model_inspect_and_run_float() {
     assert_eq!(logits.split(',').count(), 300);
     assert!(run(&["--prompt", "hi there", "--max-new", "2"]).contains("text: \"hi there\""));
 
-    let refused = zkc(&["run", model, "--tokens", "1"]);
-    assert_eq!(refused.status.code(), Some(1));
+    let refused = zkc(&["run", model, "--tokens", "1", "--float", "--compare"]);
+    assert_eq!(refused.status.code(), Some(2), "--float and --compare exclude each other");
     let bad = zkc(&[
         "gen-model",
         "gpt2",

@@ -42,7 +42,8 @@ impl<'g> FloatModel<'g> {
         }
     }
 
-    fn weight(&self, name: &str) -> &[f32] {
+    /// A weight by GGUF tensor name, as f32.
+    pub fn weight(&self, name: &str) -> &[f32] {
         &self.weights[name]
     }
 }

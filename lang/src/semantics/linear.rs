@@ -14,9 +14,9 @@ fn mismatch(a: &[usize], b: &[usize]) -> SemanticsError {
 
 /// `x[.., K] * w[K, N] + bias[N]`, accumulated exactly.
 ///
-/// When the operands' magnitudes bound every partial sum below 2^63 (always, for quantized
-/// activations and weights) the sums run in i64, column blocks in parallel; otherwise in checked
-/// i128. Both paths compute the same integers.
+/// When the operands' magnitudes bound every partial sum below 2^31 (quantized activations and
+/// weights) the sums run in i32 over i16 weights, below 2^63 in i64, otherwise in checked i128;
+/// column blocks run in parallel. Every path computes the same integers.
 pub fn linear(
     x: &Tensor,
     w: &Tensor,
@@ -36,7 +36,29 @@ pub fn linear(
     let mut data = Vec::with_capacity(rows * n);
     for r in 0..rows {
         let row = &x.data()[r * k..(r + 1) * k];
-        let sums: Vec<i128> = if bound < 1 << 63 {
+        let narrow = (bound < 1 << 31 && x.max_abs() < 1 << 15)
+            .then(|| w.narrow_i16())
+            .flatten();
+        let sums: Vec<i128> = if let Some(w16) = narrow {
+            // No partial sum can leave i32: accumulate there, reading weights as i16.
+            let mut acc: Vec<i32> = bias.map_or_else(
+                || vec![0; n],
+                |b| b.data().iter().map(|&v| v as i32).collect(),
+            );
+            acc.par_chunks_mut(COLUMN_BLOCK)
+                .enumerate()
+                .for_each(|(block, acc)| {
+                    let start = block * COLUMN_BLOCK;
+                    for (i, &xv) in row.iter().enumerate() {
+                        let (xv, w_row) =
+                            (xv as i32, &w16[i * n + start..i * n + start + acc.len()]);
+                        for (a, &wv) in acc.iter_mut().zip(w_row) {
+                            *a += xv * wv as i32;
+                        }
+                    }
+                });
+            acc.into_iter().map(i128::from).collect()
+        } else if bound < 1 << 63 {
             let mut acc: Vec<i64> = bias.map_or_else(|| vec![0; n], |b| b.data().to_vec());
             acc.par_chunks_mut(COLUMN_BLOCK)
                 .enumerate()
@@ -71,7 +93,7 @@ pub fn linear(
 }
 
 /// Output columns per parallel task of [`linear`]'s fast path.
-const COLUMN_BLOCK: usize = 1024;
+const COLUMN_BLOCK: usize = 256;
 
 /// Batched `a[.., M, K] * b[.., K, N]` with equal batch axes.
 pub fn matmul(a: &Tensor, b: &Tensor, out: DType) -> Result<Tensor, SemanticsError> {
@@ -86,16 +108,28 @@ pub fn matmul(a: &Tensor, b: &Tensor, out: DType) -> Result<Tensor, SemanticsErr
     }
     let batches: usize = a.shape()[..ra - 2].iter().product();
     let (ad, bd) = (a.data(), b.data());
+    let fast = (a.max_abs() as u128 * b.max_abs() as u128).saturating_mul(k as u128) < 1 << 63;
     let mut data = Vec::with_capacity(batches * m * n);
     for batch in 0..batches {
         let (ab, bb) = (batch * m * k, batch * k * n);
         for i in 0..m {
-            for j in 0..n {
-                let acc = dot(
-                    (0..k).map(|t| (ad[ab + i * k + t], bd[bb + t * n + j])),
-                    "matmul",
-                )?;
-                data.push(fit(acc, out)?);
+            let row = &ad[ab + i * k..ab + (i + 1) * k];
+            if fast {
+                // Same sums as below, in i64 (no partial sum can leave it), row-major over b.
+                let mut acc = vec![0i64; n];
+                for (t, &av) in row.iter().enumerate() {
+                    for (s, &bv) in acc.iter_mut().zip(&bd[bb + t * n..bb + (t + 1) * n]) {
+                        *s += av * bv;
+                    }
+                }
+                for v in acc {
+                    data.push(fit(v.into(), out)?);
+                }
+            } else {
+                for j in 0..n {
+                    let acc = dot((0..k).map(|t| (row[t], bd[bb + t * n + j])), "matmul")?;
+                    data.push(fit(acc, out)?);
+                }
             }
         }
     }

@@ -1,9 +1,11 @@
 //! The `zkc` command line: one file per subcommand.
 
 mod check;
+mod compile;
 mod fmt;
 mod gen_model;
 mod inspect;
+mod quant_args;
 mod run;
 mod source;
 
@@ -26,6 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Check(check::Args),
+    Compile(compile::Args),
     Fmt(fmt::Args),
     GenModel(gen_model::Args),
     Inspect(inspect::Args),
@@ -36,6 +39,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Check(args) => args.run(),
+            Command::Compile(args) => args.run(),
             Command::Fmt(args) => args.run(),
             Command::GenModel(args) => args.run(),
             Command::Inspect(args) => args.run(),

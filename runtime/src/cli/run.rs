@@ -1,25 +1,37 @@
+use super::quant_args::QuantArgs;
+use super::source::load_checked;
+use crate::accuracy::{Position, Summary};
+use crate::interp::{Interpreter, ModelRunner};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::FloatModel;
+use zkc_compiler::quantize::quantize;
 use zkc_compiler::tokenizer::Tokenizer;
 
-/// Generate tokens greedily with a model.
+/// Generate tokens greedily, in integers (the default) or with the float reference.
 ///
-/// `--float` runs the float reference evaluator over the model graph (f32 weights, KV cache);
-/// it is the yardstick that zkc's integer model is measured against. Examples:
+/// A GGUF model is quantized first (as `zkc compile` does); a `.zkir` file runs as it is. The
+/// integer model is what the proofs will prove. `--compare` runs float and integer side by side
+/// (the float model is fed the integer model's tokens) and prints, per position, both top-1
+/// tokens and the logit error. Examples:
 ///
-///     zkc run tiny.gguf --float --tokens 1,2,3 --max-new 8
+///     zkc run tiny.gguf --tokens 1,2,3 --max-new 8
+///     zkc run tiny.zkir --tokens 1,2,3 --max-new 8
 ///     zkc run tiny.gguf --float --prompt "Hello" --max-new 8 --logits
+///     zkc run tiny.gguf --compare --tokens 1,2,3 --max-new 16
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The GGUF model.
+    /// The model: a GGUF file, or an IR file written by `zkc compile`.
     model: PathBuf,
-    /// Run the float reference (integer execution arrives with the quantizer).
-    #[arg(long)]
+    /// Run the float reference instead of the integer model.
+    #[arg(long, conflicts_with = "compare")]
     float: bool,
+    /// Run both and compare them position by position.
+    #[arg(long)]
+    compare: bool,
     /// Prompt token ids, comma-separated.
     #[arg(
         long,
@@ -34,15 +46,31 @@ pub struct Args {
     /// How many tokens to generate.
     #[arg(long, default_value_t = 8)]
     max_new: usize,
-    /// Also print the logits after the last token.
+    /// Also print the logits after the last token (dequantized for the integer model).
     #[arg(long)]
     logits: bool,
+    #[command(flatten)]
+    quant: QuantArgs,
+}
+
+fn list(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn print_logits(values: impl Iterator<Item = f64>) {
+    println!(
+        "logits: {}",
+        values
+            .map(|v| format!("{v:e}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
 }
 
 impl Args {
     pub fn run(self) -> ExitCode {
         match self.generate() {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
@@ -50,56 +78,141 @@ impl Args {
         }
     }
 
-    fn generate(&self) -> Result<(), Box<dyn std::error::Error>> {
-        if !self.float {
-            return Err(
-                "integer execution is not built yet: pass --float for the float reference".into(),
-            );
-        }
-        let gguf = GgufFile::open(&self.model)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf).ok();
-        let prompt = match (&self.prompt, &tokenizer) {
+    fn prompt(
+        &self,
+        tokenizer: Option<&Tokenizer>,
+    ) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+        let prompt = match (&self.prompt, tokenizer) {
             (Some(text), Some(t)) => t.encode(text),
             (Some(_), None) => {
-                return Err(Tokenizer::from_gguf(&gguf)
-                    .err()
-                    .map_or("no tokenizer".into(), |e| e.to_string())
-                    .into())
+                return Err("--prompt needs the GGUF model's tokenizer: give --tokens".into())
             }
             (None, _) => self.tokens.clone(),
         };
         if prompt.is_empty() {
             return Err("the prompt is empty: give at least one token".into());
         }
+        Ok(prompt)
+    }
+
+    fn generate(&self) -> Result<ExitCode, Box<dyn std::error::Error>> {
+        if self.model.extension().is_some_and(|e| e == "zkir") {
+            if self.float || self.compare {
+                return Err("--float and --compare need the GGUF model, not its IR".into());
+            }
+            let Some((_, parsed)) = load_checked(&self.model) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let interp = Interpreter::new(parsed.module)?;
+            self.integer(&interp, None, &self.prompt(None)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let gguf = GgufFile::open(&self.model)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf).ok();
+        let prompt = self.prompt(tokenizer.as_ref())?;
         let start = Instant::now();
         let model = FloatModel::load(&gguf)?;
-        let loaded = start.elapsed();
-        let mut session = model.session();
-        let (generated, logits) = session.generate(&prompt, self.max_new)?;
-        let elapsed = start.elapsed() - loaded;
-        let list = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        println!("prompt: {}", list(&prompt));
-        println!("generated: {}", list(&generated));
-        if let Some(t) = &tokenizer {
-            println!("text: {:?} + {:?}", t.decode(&prompt), t.decode(&generated));
-        }
-        let steps = session.position();
-        eprintln!(
-            "load {:.2} s, {steps} steps in {:.2} s ({:.1} tokens/s)",
-            loaded.as_secs_f64(),
-            elapsed.as_secs_f64(),
-            steps as f64 / elapsed.as_secs_f64()
-        );
-        if self.logits {
-            println!(
-                "logits: {}",
-                logits
-                    .iter()
-                    .map(|v| format!("{v:e}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
+        if self.float {
+            let mut session = model.session();
+            let (generated, logits) = session.generate(&prompt, self.max_new)?;
+            self.report(
+                &prompt,
+                &generated,
+                tokenizer.as_ref(),
+                session.position(),
+                start,
             );
+            if self.logits {
+                print_logits(logits.iter().map(|&v| v as f64));
+            }
+            return Ok(ExitCode::SUCCESS);
         }
+        let interp = Interpreter::new(quantize(&model, &self.quant.config()?)?)?;
+        eprintln!("quantized in {:.2} s", start.elapsed().as_secs_f64());
+        if self.compare {
+            self.compare(&interp, &model, &prompt)?;
+        } else {
+            self.integer(&interp, tokenizer.as_ref(), &prompt)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn report(
+        &self,
+        prompt: &[u32],
+        generated: &[u32],
+        tokenizer: Option<&Tokenizer>,
+        steps: usize,
+        start: Instant,
+    ) {
+        println!("prompt: {}", list(prompt));
+        println!("generated: {}", list(generated));
+        if let Some(t) = tokenizer {
+            println!("text: {:?} + {:?}", t.decode(prompt), t.decode(generated));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{steps} steps in {secs:.2} s ({:.1} tokens/s)",
+            steps as f64 / secs
+        );
+    }
+
+    fn integer(
+        &self,
+        interp: &Interpreter,
+        tokenizer: Option<&Tokenizer>,
+        prompt: &[u32],
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let start = Instant::now();
+        let mut runner = ModelRunner::new(interp)?;
+        let (generated, last) = runner.generate(prompt, self.max_new)?;
+        self.report(prompt, &generated, tokenizer, runner.position(), start);
+        if let (true, Some(step)) = (self.logits, last) {
+            print_logits(step.logits.iter().map(|&q| q as f64 * step.logit_scale));
+        }
+        Ok(())
+    }
+
+    /// Teacher forcing on the integer model's own tokens.
+    fn compare(
+        &self,
+        interp: &Interpreter,
+        model: &FloatModel,
+        prompt: &[u32],
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let mut runner = ModelRunner::new(interp)?;
+        let mut session = model.session();
+        let steps = (prompt.len() + self.max_new).min(runner.context());
+        let mut positions = Vec::new();
+        let mut token = prompt[0];
+        println!(
+            "{:>4} {:>7} {:>10} {:>8} {:>6} {:>12} {:>10}",
+            "pos", "token", "float top1", "int top1", "agree", "max |error|", "KL"
+        );
+        for pos in 0..steps {
+            let int = runner.step(token, false)?;
+            let float = session.step(token)?;
+            let p = Position::new(&float, &int.logits, int.logit_scale);
+            println!(
+                "{pos:>4} {token:>7} {:>10} {:>8} {:>6} {:>12.4e} {:>10.3e}",
+                p.float_top1,
+                p.int_top1,
+                if p.agrees() { "yes" } else { "NO" },
+                p.max_abs_error,
+                p.kl
+            );
+            positions.push(p);
+            token = prompt.get(pos + 1).copied().unwrap_or(int.token);
+        }
+        let s = Summary::new(&positions, 0.0);
+        println!(
+            "top-1 agreement {:.1}% over {} positions, mean KL {:.2e} nats, logit error max {:.3e} mean {:.3e}",
+            100.0 * s.top1_agreement,
+            s.positions,
+            s.mean_kl,
+            s.max_abs_error,
+            s.mean_abs_error
+        );
         Ok(())
     }
 }

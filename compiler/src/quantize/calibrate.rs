@@ -1,0 +1,38 @@
+//! Calibration: run the float model and record how large each node's values get.
+
+use crate::model::{FloatModel, Hyperparams, ModelError, NodeId};
+use std::collections::HashMap;
+
+/// The largest `|value|` seen at each graph node.
+pub type Ranges = HashMap<NodeId, f32>;
+
+/// Feeds `tokens` one by one (positions 0, 1, ...; wrapping to a fresh session when the context
+/// is full) and records every node's largest magnitude.
+pub fn calibrate(model: &FloatModel, tokens: &[u32]) -> Result<Ranges, ModelError> {
+    let mut ranges = Ranges::new();
+    for chunk in tokens.chunks(model.hparams.n_ctx) {
+        let mut session = model.session();
+        for &t in chunk {
+            session.step_observed(t, |node, values| {
+                let m = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let entry = ranges.entry(node).or_insert(0.0);
+                *entry = entry.max(m);
+            })?;
+        }
+    }
+    Ok(ranges)
+}
+
+/// `n` token ids from a fixed SplitMix64 stream: reproducible calibration without a corpus.
+pub fn calibration_tokens(hp: &Hyperparams, n: usize, seed: u64) -> Vec<u32> {
+    let mut state = seed ^ 0x5A4B_4331;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) % hp.n_vocab as u64) as u32
+        })
+        .collect()
+}

@@ -1,0 +1,172 @@
+//! What the quantizer is asked for: bit widths per activation role, weight precision,
+//! calibration.
+
+use super::QuantError;
+use std::collections::BTreeMap;
+use zkc_lang::DType;
+
+/// The kinds of activation, each with its own bit width. Every activation bit costs range-check
+/// constraints; weight bits are nearly free (weights are circuit constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// The residual stream between and inside blocks (and the embeddings).
+    Residual,
+    /// LayerNorm outputs (the inputs of the projections).
+    Norm,
+    /// Q, K and V (K and V are what the KV cache stores).
+    Qkv,
+    /// Attention head outputs (the input of the output projection).
+    Attn,
+    /// The MLP's up projection (GELU's input).
+    GeluIn,
+    /// GELU's output (the input of the down projection).
+    Mlp,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Residual,
+        Role::Norm,
+        Role::Qkv,
+        Role::Attn,
+        Role::GeluIn,
+        Role::Mlp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Residual => "residual",
+            Role::Norm => "norm",
+            Role::Qkv => "qkv",
+            Role::Attn => "attn",
+            Role::GeluIn => "gelu_in",
+            Role::Mlp => "mlp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantConfig {
+    /// Bits of each weight, quantized per output channel (per tensor for the output head, whose
+    /// logits are compared with each other by argmax).
+    pub weight_bits: u32,
+    /// Bits per activation role: 8, 16 or 32.
+    pub bits: BTreeMap<Role, u32>,
+    /// Softmax probabilities are `i16` with scale `2^-softmax_shift` (at most 14 so that a
+    /// probability of 1 fits).
+    pub softmax_shift: u32,
+    /// Requantize multipliers have this many bits.
+    pub mult_bits: u32,
+    /// Headroom over the largest calibrated magnitude.
+    pub margin: f64,
+    /// Calibration tokens; `None` for `calibration_len` seeded random tokens.
+    pub calibration: Option<Vec<u32>>,
+    pub calibration_len: usize,
+    pub calibration_seed: u64,
+}
+
+impl Default for QuantConfig {
+    fn default() -> QuantConfig {
+        let bits = [
+            (Role::Residual, 16),
+            (Role::Norm, 8),
+            (Role::Qkv, 8),
+            (Role::Attn, 8),
+            (Role::GeluIn, 16),
+            (Role::Mlp, 8),
+        ];
+        QuantConfig {
+            weight_bits: 8,
+            bits: bits.into_iter().collect(),
+            softmax_shift: 14,
+            mult_bits: 16,
+            margin: 1.5,
+            calibration: None,
+            calibration_len: 128,
+            calibration_seed: 0,
+        }
+    }
+}
+
+impl QuantConfig {
+    pub fn bits(&self, role: Role) -> u32 {
+        self.bits[&role]
+    }
+
+    /// Sets `ROLE=BITS` (as given to `--bits`), or every activation role for `act=BITS`.
+    pub fn set_bits(&mut self, spec: &str) -> Result<(), QuantError> {
+        let (role, bits) = spec
+            .split_once('=')
+            .ok_or_else(|| QuantError::Config(format!("`{spec}` is not ROLE=BITS")))?;
+        let bits: u32 = bits
+            .parse()
+            .map_err(|_| QuantError::Config(format!("`{bits}` is not a number of bits")))?;
+        if dtype(bits).is_none() {
+            return Err(QuantError::Config(format!(
+                "activation bits must be 8, 16 or 32, not {bits}"
+            )));
+        }
+        let roles: Vec<Role> = match role {
+            "act" => vec![Role::Norm, Role::Qkv, Role::Attn, Role::Mlp],
+            _ => vec![*Role::ALL.iter().find(|r| r.name() == role).ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+                QuantError::Config(format!(
+                    "unknown role `{role}` (roles: act, {})",
+                    names.join(", ")
+                ))
+            })?],
+        };
+        for r in roles {
+            self.bits.insert(r, bits);
+        }
+        Ok(())
+    }
+
+    pub fn check(&self) -> Result<(), QuantError> {
+        if !(2..=24).contains(&self.weight_bits) {
+            return Err(QuantError::Config(format!(
+                "weight bits must be 2 to 24, not {}",
+                self.weight_bits
+            )));
+        }
+        if !(4..=14).contains(&self.softmax_shift) {
+            return Err(QuantError::Config(format!(
+                "the softmax shift must be 4 to 14, not {}",
+                self.softmax_shift
+            )));
+        }
+        if !(4..=31).contains(&self.mult_bits) {
+            return Err(QuantError::Config(format!(
+                "multiplier bits must be 4 to 31, not {}",
+                self.mult_bits
+            )));
+        }
+        if !(self.margin >= 1.0 && self.margin <= 16.0) {
+            return Err(QuantError::Config(format!(
+                "the margin must be 1 to 16, not {}",
+                self.margin
+            )));
+        }
+        Ok(())
+    }
+
+    /// A one-line description for reports.
+    pub fn summary(&self) -> String {
+        let roles: Vec<String> = self
+            .bits
+            .iter()
+            .map(|(r, b)| format!("{}={b}", r.name()))
+            .collect();
+        format!("weights {} bits, {}", self.weight_bits, roles.join(" "))
+    }
+}
+
+/// The IR dtype of an activation of `bits` bits.
+pub fn dtype(bits: u32) -> Option<DType> {
+    match bits {
+        8 => Some(DType::I8),
+        16 => Some(DType::I16),
+        32 => Some(DType::I32),
+        _ => None,
+    }
+}

@@ -1,0 +1,857 @@
+//! Lowering: every float node to integer IR ops, layer by layer (one layer per graph stage).
+//!
+//! Scales first: values that must share a scale (the operands of an `Add`, the parts of a
+//! `Slice`d tensor, the operands of a `Concat`) form one class; each class gets a power-of-two
+//! scale from its calibrated range and the bit width of its role. Then each node becomes the ops
+//! that compute it at its class's scale: wide accumulators (`linear`, `matmul`, `gelu`) are
+//! brought back by one `requant` whose multipliers carry every factor between the scales.
+
+use super::config::{dtype, QuantConfig, Role};
+use super::fixed::{dtype_for, exponent_for, multiplier, multipliers, quantize};
+use super::{QuantError, Ranges};
+use crate::model::{FloatModel, FloatOp, Graph, NodeId, Stage};
+use std::collections::{BTreeMap, HashMap};
+use zkc_lang::{
+    Const, ConstData, ConstId, DType, Inst, Layer, Module, Multiplier, Op, Operand, Scale,
+    TensorType, ValueData, ValueDef, ValueId,
+};
+
+/// I-BERT's exp(p) ≈ A (p + B)^2 + C on (-ln 2, 0], and erf's clipped square.
+const EXP_A: f64 = 0.3585;
+const EXP_B: f64 = 1.353;
+const EXP_C: f64 = 0.344;
+const ERF_A: f64 = 0.2888;
+const ERF_CLIP: f64 = 1.769;
+
+pub fn lower(model: &FloatModel, ranges: &Ranges, cfg: &QuantConfig) -> Result<Module, QuantError> {
+    cfg.check()?;
+    let mut lowering = Lowering::new(model, ranges, cfg)?;
+    for &id in model.graph.topological_order() {
+        lowering.node(id)?;
+    }
+    lowering.finish()
+}
+
+/// The quantized form of a class of values: dtype and scale `2^-exp`.
+#[derive(Clone, Copy, Debug)]
+struct Quant {
+    dtype: DType,
+    exp: i32,
+}
+
+impl Quant {
+    fn scale(self) -> f64 {
+        2f64.powi(-self.exp)
+    }
+
+    fn ty(self, width: usize) -> TensorType {
+        TensorType::new(
+            self.dtype,
+            vec![1, width],
+            Scale::pow2(-self.exp).expect("|exp| <= 60"),
+        )
+    }
+}
+
+struct Lowering<'a, 'g> {
+    model: &'a FloatModel<'g>,
+    graph: &'a Graph,
+    cfg: &'a QuantConfig,
+    quant: HashMap<NodeId, Quant>,
+    widths: HashMap<NodeId, usize>,
+    layers: BTreeMap<Stage, LayerBuilder>,
+    consts: Vec<Const>,
+    exports: Vec<(Stage, NodeId)>,
+}
+
+impl<'a, 'g> Lowering<'a, 'g> {
+    fn new(
+        model: &'a FloatModel<'g>,
+        ranges: &Ranges,
+        cfg: &'a QuantConfig,
+    ) -> Result<Self, QuantError> {
+        let graph = &model.graph;
+        let mut classes = UnionFind::default();
+        for &id in graph.topological_order() {
+            match graph.node(id).op {
+                FloatOp::Add | FloatOp::Slice { .. } | FloatOp::Concat => {
+                    for o in graph.operands(id) {
+                        classes.union(id, o);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A class's range is its members' largest; an embedding's is its whole table's.
+        let mut range: HashMap<NodeId, f64> = HashMap::new();
+        let mut role: HashMap<NodeId, Role> = HashMap::new();
+        for &id in graph.topological_order() {
+            let Some(r) = node_role(graph, id) else {
+                continue;
+            };
+            let mut m = ranges.get(&id).copied().unwrap_or(0.0) as f64;
+            if let FloatOp::Embed { table } = &graph.node(id).op {
+                m = m.max(
+                    model
+                        .weight(&table.name)
+                        .iter()
+                        .fold(0f32, |a, v| a.max(v.abs())) as f64,
+                );
+            }
+            let root = classes.find(id);
+            let entry = range.entry(root).or_insert(0.0);
+            *entry = entry.max(m);
+            role.entry(root).or_insert(r);
+        }
+        let mut quant = HashMap::new();
+        for &id in graph.topological_order() {
+            if node_role(graph, id).is_none() {
+                continue;
+            }
+            let root = classes.find(id);
+            let bits = cfg.bits(role[&root]);
+            let dtype = dtype(bits).ok_or_else(|| {
+                QuantError::Config(format!("activation bits must be 8, 16 or 32, not {bits}"))
+            })?;
+            quant.insert(
+                id,
+                Quant {
+                    dtype,
+                    exp: exponent_for(range[&root], bits, cfg.margin),
+                },
+            );
+        }
+        Ok(Lowering {
+            model,
+            graph,
+            cfg,
+            quant,
+            widths: HashMap::new(),
+            layers: BTreeMap::new(),
+            consts: Vec::new(),
+            exports: Vec::new(),
+        })
+    }
+
+    fn unsupported(&self, id: NodeId, problem: impl Into<String>) -> QuantError {
+        QuantError::Unsupported {
+            node: self.graph.node(id).name.clone(),
+            problem: problem.into(),
+        }
+    }
+
+    fn constant(&mut self, name: String, ty: TensorType, data: Vec<i64>) -> ConstId {
+        self.consts.push(Const {
+            name,
+            ty,
+            data: ConstData::Inline(data),
+        });
+        ConstId(self.consts.len() as u32 - 1)
+    }
+
+    /// `id`'s value inside the layer of `stage`: computed there, a scalar input, or imported from
+    /// an earlier layer (which then exports it).
+    fn value(&mut self, stage: Stage, id: NodeId) -> ValueId {
+        let node = self.graph.node(id);
+        let scalar = TensorType::index(DType::I32);
+        match node.op {
+            FloatOp::Token => return self.layer(stage).input("token", scalar),
+            FloatOp::Position => return self.layer(stage).input("pos", scalar),
+            _ => {}
+        }
+        if node.stage != stage {
+            let ty = self.quant[&id].ty(self.widths[&id]);
+            self.exports.push((node.stage, id));
+            let name = node.name.clone();
+            return self.layer(stage).input(&name, ty);
+        }
+        self.layers[&stage].node_values[&id]
+    }
+
+    fn layer(&mut self, stage: Stage) -> &mut LayerBuilder {
+        self.layers
+            .entry(stage)
+            .or_insert_with(|| LayerBuilder::new(stage.to_string()))
+    }
+
+    fn node(&mut self, id: NodeId) -> Result<(), QuantError> {
+        let node = self.graph.node(id).clone();
+        let stage = node.stage;
+        let operands = self.graph.operands(id);
+        let (name, out) = (node.name.clone(), self.quant.get(&id).copied());
+        let value = match &node.op {
+            FloatOp::Token | FloatOp::Position => return Ok(()),
+            FloatOp::Slice { .. } if self.layer(stage).node_values.contains_key(&id) => {
+                return Ok(())
+            }
+            FloatOp::Embed { table } => {
+                let q = out.expect("embeddings have a class");
+                let (rows, width) = (table.shape[0], table.shape[1]);
+                let data = self.quantize_checked(id, self.model.weight(&table.name), q)?;
+                let ty = TensorType::new(
+                    q.dtype,
+                    vec![rows, width],
+                    Scale::pow2(-q.exp).expect("|exp| <= 60"),
+                );
+                let c = self.constant(format!("{name}.table"), ty, data);
+                let idx = self.value(stage, operands[0]);
+                self.widths.insert(id, width);
+                self.layer(stage).one(
+                    Op::Gather,
+                    vec![Operand::Const(c), Operand::Value(idx)],
+                    name,
+                    q.ty(width),
+                )
+            }
+            FloatOp::Add => {
+                let (a, b) = (
+                    self.value(stage, operands[0]),
+                    self.value(stage, operands[1]),
+                );
+                let width = self.widths[&operands[0]];
+                self.widths.insert(id, width);
+                let q = out.expect("adds have a class");
+                self.layer(stage).one(
+                    Op::Add,
+                    vec![Operand::Value(a), Operand::Value(b)],
+                    name,
+                    q.ty(width),
+                )
+            }
+            FloatOp::LayerNorm { weight, bias, eps } => {
+                self.layer_norm(id, &operands, weight.name.clone(), bias.name.clone(), *eps)?
+            }
+            FloatOp::Linear { .. } if id == self.graph.logits => self.logits(id, &operands)?,
+            FloatOp::Linear { .. } => self.linear(id, &operands)?,
+            FloatOp::Slice { .. } => self.split(id, operands[0])?,
+            FloatOp::Attention { .. } => self.attention(id, &operands)?,
+            FloatOp::Concat => {
+                let args: Vec<Operand> = operands
+                    .iter()
+                    .map(|&o| Operand::Value(self.value(stage, o)))
+                    .collect();
+                let width = operands.iter().map(|o| self.widths[o]).sum();
+                self.widths.insert(id, width);
+                let q = out.expect("concats have a class");
+                self.layer(stage)
+                    .one(Op::Concat { axis: 1 }, args, name, q.ty(width))
+            }
+            FloatOp::Gelu => self.gelu(id, operands[0])?,
+        };
+        self.layer(stage).node_values.insert(id, value);
+        Ok(())
+    }
+
+    fn quantize_checked(
+        &self,
+        id: NodeId,
+        values: &[f32],
+        q: Quant,
+    ) -> Result<Vec<i64>, QuantError> {
+        let data: Vec<i64> = values
+            .iter()
+            .map(|&v| quantize(v as f64, q.scale()))
+            .collect();
+        if let Some(v) = data.iter().find(|&&v| !q.dtype.contains(v as i128)) {
+            return Err(
+                self.unsupported(id, format!("constant value {v} does not fit {}", q.dtype))
+            );
+        }
+        Ok(data)
+    }
+
+    /// `requant` of `acc` (scale `acc_scale`, per channel when `channel_scales` is given) to the
+    /// node's class.
+    fn requant(
+        &mut self,
+        id: NodeId,
+        acc: ValueId,
+        acc_scale: f64,
+        channel_scales: Option<&[f64]>,
+    ) -> ValueId {
+        let node = self.graph.node(id).clone();
+        let q = self.quant[&id];
+        let width = self.widths[&id];
+        let op = match channel_scales {
+            None => {
+                let (m, shift) = multiplier(acc_scale / q.scale(), self.cfg.mult_bits);
+                Op::Requant {
+                    mult: Multiplier::Uniform(m),
+                    shift,
+                }
+            }
+            Some(scales) => {
+                let ratios: Vec<f64> = scales.iter().map(|s| s / q.scale()).collect();
+                let (ms, shift) = multipliers(&ratios, self.cfg.mult_bits);
+                let dt = dtype_for(*ms.iter().max().unwrap_or(&1) as f64);
+                let c = self.constant(
+                    format!("{}.mult", node.name),
+                    TensorType::new(dt, vec![width], Scale::ONE),
+                    ms,
+                );
+                Op::Requant {
+                    mult: Multiplier::PerChannel(c),
+                    shift,
+                }
+            }
+        };
+        self.layer(node.stage)
+            .one(op, vec![Operand::Value(acc)], node.name, q.ty(width))
+    }
+
+    fn layer_norm(
+        &mut self,
+        id: NodeId,
+        operands: &[NodeId],
+        weight: String,
+        bias: String,
+        eps: f32,
+    ) -> Result<ValueId, QuantError> {
+        let stage = self.graph.node(id).stage;
+        let name = self.graph.node(id).name.clone();
+        let x = self.value(stage, operands[0]);
+        let (qx, q) = (self.quant[&operands[0]], self.quant[&id]);
+        let gamma = self.model.weight(&weight);
+        let width = gamma.len();
+        self.widths.insert(id, width);
+        let gf = exponent_for(
+            gamma.iter().fold(0f32, |m, v| m.max(v.abs())) as f64,
+            16,
+            1.0,
+        );
+        let shift = q.exp - gf;
+        if shift.abs() > 62 {
+            return Err(
+                self.unsupported(id, format!("gamma and output scales are 2^{shift} apart"))
+            );
+        }
+        let gamma_q = gamma
+            .iter()
+            .map(|&g| quantize(g as f64, 2f64.powi(-gf)))
+            .collect();
+        let beta_q: Vec<i64> = self
+            .model
+            .weight(&bias)
+            .iter()
+            .map(|&b| quantize(b as f64, q.scale()))
+            .collect();
+        let beta_dt = dtype_for(beta_q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64);
+        let g = self.constant(
+            format!("{name}.gamma"),
+            TensorType::new(
+                DType::I16,
+                vec![width],
+                Scale::pow2(-gf).expect("|gf| <= 60"),
+            ),
+            gamma_q,
+        );
+        let b = self.constant(
+            format!("{name}.beta"),
+            TensorType::new(
+                beta_dt,
+                vec![width],
+                Scale::pow2(-q.exp).expect("|exp| <= 60"),
+            ),
+            beta_q,
+        );
+        let eps_q = (eps as f64 / (qx.scale() * qx.scale()))
+            .round()
+            .clamp(1.0, 1e18) as i64;
+        let op = Op::LayerNorm { eps: eps_q, shift };
+        Ok(self.layer(stage).one(
+            op,
+            vec![Operand::Value(x), Operand::Const(g), Operand::Const(b)],
+            name,
+            q.ty(width),
+        ))
+    }
+
+    /// A projection with per-output-channel weight scales, requantized to the node's class. The
+    /// weight constant is declared at a reference scale (a power of two at least every channel's
+    /// scale); the per-channel factors live in the requant multipliers.
+    fn linear(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let node = self.graph.node(id).clone();
+        let FloatOp::Linear { weight, bias } = &node.op else {
+            unreachable!("called on linears")
+        };
+        let x = self.value(node.stage, operands[0]);
+        let qx = self.quant[&operands[0]];
+        let (n_out, n_in) = (weight.shape[0], weight.shape[1]);
+        self.widths.insert(id, n_out);
+        let w = self.model.weight(&weight.name);
+        let qmax = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
+        let mut scales: Vec<f64> = w
+            .chunks(n_in)
+            .map(|row| row.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax)
+            .collect();
+        let largest = scales.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+        for s in scales.iter_mut().filter(|s| **s == 0.0) {
+            *s = largest;
+        }
+        let reference = Scale::pow2(largest.log2().ceil() as i32)
+            .ok_or_else(|| self.unsupported(id, "weight scale out of range"))?;
+        let mut w_q = vec![0i64; n_in * n_out];
+        for (o, row) in w.chunks(n_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                w_q[i * n_out + o] = quantize(v as f64, scales[o]);
+            }
+        }
+        let w_dt = if self.cfg.weight_bits <= 8 {
+            DType::I8
+        } else if self.cfg.weight_bits <= 16 {
+            DType::I16
+        } else {
+            DType::I32
+        };
+        let acc_scale = Scale::pow2(-qx.exp)
+            .and_then(|s| s.checked_mul(reference))
+            .expect("powers of two multiply");
+        let wc = self.constant(
+            format!("{}.w", node.name),
+            TensorType::new(w_dt, vec![n_in, n_out], reference),
+            w_q,
+        );
+        let mut args = vec![Operand::Value(x), Operand::Const(wc)];
+        let mut bias_bound = 0.0;
+        if let Some(b) = bias {
+            let b_q: Vec<i64> = self
+                .model
+                .weight(&b.name)
+                .iter()
+                .zip(&scales)
+                .map(|(&v, &s)| quantize(v as f64, qx.scale() * s))
+                .collect();
+            bias_bound = b_q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64;
+            let ty = TensorType::new(dtype_for(bias_bound), vec![n_out], acc_scale);
+            args.push(Operand::Const(self.constant(
+                format!("{}.b", node.name),
+                ty,
+                b_q,
+            )));
+        }
+        let qmax_x = ((1i64 << (qx.dtype.bits() - 1)) - 1) as f64;
+        let acc_ty = TensorType::new(
+            dtype_for(n_in as f64 * qmax_x * qmax + bias_bound),
+            vec![1, n_out],
+            acc_scale,
+        );
+        let acc =
+            self.layer(node.stage)
+                .one(Op::Linear, args, format!("{}.acc", node.name), acc_ty);
+        let channel_scales: Vec<f64> = scales.iter().map(|s| qx.scale() * s).collect();
+        Ok(self.requant(id, acc, 0.0, Some(&channel_scales)))
+    }
+
+    /// The output head: per-tensor weights (argmax compares logits with each other, so they
+    /// must share one scale) and no requantize; then the greedy token.
+    fn logits(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let node = self.graph.node(id).clone();
+        let FloatOp::Linear { weight, bias } = &node.op else {
+            unreachable!("called on linears")
+        };
+        let x = self.value(node.stage, operands[0]);
+        let qx = self.quant[&operands[0]];
+        let (n_out, n_in) = (weight.shape[0], weight.shape[1]);
+        let w = self.model.weight(&weight.name);
+        let qmax = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
+        let sw = w.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax;
+        let sw_scale = Scale::from_f64(sw)
+            .ok_or_else(|| self.unsupported(id, "all output weights are zero"))?;
+        let mut w_q = vec![0i64; n_in * n_out];
+        for (o, row) in w.chunks(n_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                w_q[i * n_out + o] = quantize(v as f64, sw);
+            }
+        }
+        let w_dt = if self.cfg.weight_bits <= 8 {
+            DType::I8
+        } else if self.cfg.weight_bits <= 16 {
+            DType::I16
+        } else {
+            DType::I32
+        };
+        let acc_scale = Scale::pow2(-qx.exp)
+            .and_then(|s| s.checked_mul(sw_scale))
+            .ok_or_else(|| self.unsupported(id, "logit scale out of range"))?;
+        let wc = self.constant(
+            format!("{}.w", node.name),
+            TensorType::new(w_dt, vec![n_in, n_out], sw_scale),
+            w_q,
+        );
+        let mut args = vec![Operand::Value(x), Operand::Const(wc)];
+        let mut bias_bound = 0.0;
+        if let Some(b) = bias {
+            let b_q: Vec<i64> = self
+                .model
+                .weight(&b.name)
+                .iter()
+                .map(|&v| quantize(v as f64, qx.scale() * sw))
+                .collect();
+            bias_bound = b_q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64;
+            let ty = TensorType::new(dtype_for(bias_bound), vec![n_out], acc_scale);
+            args.push(Operand::Const(self.constant(
+                format!("{}.b", node.name),
+                ty,
+                b_q,
+            )));
+        }
+        let qmax_x = ((1i64 << (qx.dtype.bits() - 1)) - 1) as f64;
+        let acc_ty = TensorType::new(
+            dtype_for(n_in as f64 * qmax_x * qmax + bias_bound),
+            vec![1, n_out],
+            acc_scale,
+        );
+        let layer = self.layer(node.stage);
+        let logits = layer.one(Op::Linear, args, "logits".into(), acc_ty);
+        let best = layer.one(
+            Op::Argmax,
+            vec![Operand::Value(logits)],
+            "best".into(),
+            TensorType::new(DType::I32, vec![1], Scale::ONE),
+        );
+        let token = layer.one(
+            Op::Reshape { shape: vec![] },
+            vec![Operand::Value(best)],
+            "token".into(),
+            TensorType::index(DType::I32),
+        );
+        layer.output(token);
+        Ok(logits)
+    }
+
+    /// All slices of one tensor become one `split` (they tile it in equal parts).
+    fn split(&mut self, id: NodeId, source: NodeId) -> Result<ValueId, QuantError> {
+        let stage = self.graph.node(id).stage;
+        let x = self.value(stage, source);
+        let total = self.widths[&source];
+        let slices: Vec<(NodeId, usize, usize)> = self
+            .graph
+            .users(source)
+            .into_iter()
+            .filter_map(|u| match self.graph.node(u).op {
+                FloatOp::Slice { start, len } => Some((u, start, len)),
+                _ => None,
+            })
+            .collect();
+        let len = slices[0].2;
+        if slices
+            .iter()
+            .any(|&(_, start, l)| l != len || start % len != 0)
+            || total % len != 0
+        {
+            return Err(self.unsupported(id, "slices of a tensor must tile it in equal parts"));
+        }
+        let q = self.quant[&id];
+        let source_name = self.graph.node(source).name.clone();
+        let parts = total / len;
+        let results: Vec<(String, TensorType)> = (0..parts)
+            .map(|p| {
+                let name = slices.iter().find(|s| s.1 == p * len).map_or_else(
+                    || format!("{source_name}.part{p}"),
+                    |s| self.graph.node(s.0).name.clone(),
+                );
+                (name, q.ty(len))
+            })
+            .collect();
+        let values =
+            self.layer(stage)
+                .inst(Op::Split { axis: 1 }, vec![Operand::Value(x)], results);
+        for &(node, start, _) in &slices {
+            self.widths.insert(node, len);
+            self.layer(stage)
+                .node_values
+                .insert(node, values[start / len]);
+        }
+        Ok(values[slices
+            .iter()
+            .position(|s| s.0 == id)
+            .map_or(0, |i| slices[i].1 / len)])
+    }
+
+    /// One head: append K and V to this head's caches, scores against every cached key, causal
+    /// integer softmax, weighted sum of the cached values, requantized to the head outputs' class.
+    fn attention(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let node = self.graph.node(id).clone();
+        let stage = node.stage;
+        let (q, k, v) = (
+            self.value(stage, operands[0]),
+            self.value(stage, operands[1]),
+            self.value(stage, operands[2]),
+        );
+        let qs = self.quant[&operands[0]];
+        let dh = self.widths[&operands[0]];
+        self.widths.insert(id, dh);
+        let ctx = self.model.hparams.n_ctx;
+        let ps = self.cfg.softmax_shift;
+        let s_eff = qs.scale() * qs.scale() / (dh as f64).sqrt();
+        let ln2 = (std::f64::consts::LN_2 / s_eff).floor();
+        let b = (EXP_B / s_eff).floor();
+        let c = (EXP_C / (EXP_A * s_eff * s_eff)).floor();
+        if !(1.0..=(1u64 << 30) as f64).contains(&ln2)
+            || b > (1u64 << 30) as f64
+            || !(1.0..=(1u64 << 60) as f64).contains(&c)
+        {
+            return Err(self.unsupported(
+                id,
+                format!("scores at scale {s_eff:e} are out of the integer softmax's range"),
+            ));
+        }
+        let pos = self.value(stage, self.graph.position);
+        let cache_ty = TensorType::new(
+            qs.dtype,
+            vec![ctx, dh],
+            Scale::pow2(-qs.exp).expect("|exp| <= 60"),
+        );
+        let n = &node.name;
+        let layer = self.layer(stage);
+        let k_cache = layer.state(&format!("{n}.k_cache"), cache_ty.clone());
+        let v_cache = layer.state(&format!("{n}.v_cache"), cache_ty.clone());
+        let keys = layer.one(
+            Op::KvAppend,
+            vec![
+                Operand::Value(k_cache),
+                Operand::Value(k),
+                Operand::Value(pos),
+            ],
+            format!("{n}.keys"),
+            cache_ty.clone(),
+        );
+        let values = layer.one(
+            Op::KvAppend,
+            vec![
+                Operand::Value(v_cache),
+                Operand::Value(v),
+                Operand::Value(pos),
+            ],
+            format!("{n}.values"),
+            cache_ty.clone(),
+        );
+        // scores = keys [C, dh] x q^T [dh, 1]: no transpose of the cache, only of the 1-row q.
+        let q_col = layer.one(
+            Op::Reshape { shape: vec![dh, 1] },
+            vec![Operand::Value(q)],
+            format!("{n}.q_col"),
+            TensorType::new(qs.dtype, vec![dh, 1], cache_ty.scale),
+        );
+        let score_scale = Scale::pow2(-2 * qs.exp).expect("|exp| <= 60");
+        let col_ty = TensorType::new(DType::I32, vec![ctx, 1], score_scale);
+        let score_col = layer.one(
+            Op::MatMul,
+            vec![Operand::Value(keys), Operand::Value(q_col)],
+            format!("{n}.score_col"),
+            col_ty,
+        );
+        let scores_ty = TensorType::new(DType::I32, vec![1, ctx], score_scale);
+        let scores = layer.one(
+            Op::Reshape {
+                shape: vec![1, ctx],
+            },
+            vec![Operand::Value(score_col)],
+            format!("{n}.scores"),
+            scores_ty,
+        );
+        let softmax = Op::Softmax {
+            ln2: ln2 as i64,
+            b: b as i64,
+            c: c as i64,
+            shift: ps,
+        };
+        let probs_ty = TensorType::new(
+            DType::I16,
+            vec![1, ctx],
+            Scale::pow2(-(ps as i32)).expect("ps <= 14"),
+        );
+        let probs = layer.one(
+            softmax,
+            vec![Operand::Value(scores), Operand::Value(pos)],
+            format!("{n}.probs"),
+            probs_ty,
+        );
+        let ctx_scale = Scale::pow2(-(ps as i32) - qs.exp).expect("small exponents");
+        let ctx_ty = TensorType::new(DType::I32, vec![1, dh], ctx_scale);
+        let context = layer.one(
+            Op::MatMul,
+            vec![Operand::Value(probs), Operand::Value(values)],
+            format!("{n}.context"),
+            ctx_ty,
+        );
+        Ok(self.requant(id, context, ctx_scale.to_f64(), None))
+    }
+
+    /// I-BERT's GELU at the input's scale, then requantized to the node's class.
+    fn gelu(&mut self, id: NodeId, input: NodeId) -> Result<ValueId, QuantError> {
+        let stage = self.graph.node(id).stage;
+        let name = self.graph.node(id).name.clone();
+        let x = self.value(stage, input);
+        let qx = self.quant[&input];
+        let width = self.widths[&input];
+        self.widths.insert(id, width);
+        let s = qx.scale() / std::f64::consts::SQRT_2;
+        let clip = (ERF_CLIP / s).floor();
+        let c = (1.0 / (ERF_A * s * s)).floor();
+        if clip > (1u64 << 30) as f64 || !(1.0..=(1u64 << 60) as f64).contains(&c) {
+            return Err(self.unsupported(
+                id,
+                format!(
+                    "input scale {:e} is out of the integer GELU's range",
+                    qx.scale()
+                ),
+            ));
+        }
+        let out_scale = qx.scale() * ERF_A * s * s / 2.0;
+        let scale = Scale::from_f64(out_scale)
+            .ok_or_else(|| self.unsupported(id, "GELU scale out of range"))?;
+        let qmax = ((1i64 << (qx.dtype.bits() - 1)) - 1) as f64;
+        let acc_ty = TensorType::new(dtype_for(qmax * 2.0 * c), vec![1, width], scale);
+        let op = Op::Gelu {
+            clip: clip as i64,
+            c: c as i64,
+        };
+        let acc = self
+            .layer(stage)
+            .one(op, vec![Operand::Value(x)], format!("{name}.acc"), acc_ty);
+        Ok(self.requant(id, acc, out_scale, None))
+    }
+
+    fn finish(mut self) -> Result<Module, QuantError> {
+        for (stage, id) in std::mem::take(&mut self.exports) {
+            let v = self.layers[&stage].node_values[&id];
+            self.layer(stage).output(v);
+        }
+        let layers = self.layers.into_values().map(|b| b.layer).collect();
+        Ok(Module {
+            consts: self.consts,
+            layers,
+        })
+    }
+}
+
+/// The activation role of a node's value, or `None` for values that are not requantized
+/// activations (inputs, logits).
+fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
+    let users = || graph.users(id).into_iter().map(|u| &graph.node(u).op);
+    Some(match graph.node(id).op {
+        FloatOp::Token | FloatOp::Position => return None,
+        FloatOp::Embed { .. } | FloatOp::Add => Role::Residual,
+        FloatOp::LayerNorm { .. } => Role::Norm,
+        FloatOp::Slice { .. } => Role::Qkv,
+        FloatOp::Attention { .. } | FloatOp::Concat => Role::Attn,
+        FloatOp::Gelu => Role::Mlp,
+        FloatOp::Linear { .. } if id == graph.logits => return None,
+        FloatOp::Linear { .. } if users().any(|op| *op == FloatOp::Gelu) => Role::GeluIn,
+        FloatOp::Linear { .. } if users().any(|op| matches!(op, FloatOp::Slice { .. })) => {
+            Role::Qkv
+        }
+        FloatOp::Linear { .. } => Role::Residual,
+    })
+}
+
+#[derive(Default)]
+struct UnionFind {
+    parent: HashMap<NodeId, NodeId>,
+}
+
+impl UnionFind {
+    fn find(&mut self, x: NodeId) -> NodeId {
+        let p = *self.parent.get(&x).unwrap_or(&x);
+        if p == x {
+            return x;
+        }
+        let root = self.find(p);
+        self.parent.insert(x, root);
+        root
+    }
+
+    fn union(&mut self, a: NodeId, b: NodeId) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent.insert(ra, rb);
+        }
+    }
+}
+
+/// Builds one IR layer: values by name, instructions in order.
+struct LayerBuilder {
+    layer: Layer,
+    by_name: HashMap<String, ValueId>,
+    node_values: HashMap<NodeId, ValueId>,
+}
+
+impl LayerBuilder {
+    fn new(name: String) -> LayerBuilder {
+        let layer = Layer {
+            name,
+            values: Vec::new(),
+            inputs: Vec::new(),
+            states: Vec::new(),
+            insts: Vec::new(),
+            outputs: Vec::new(),
+        };
+        LayerBuilder {
+            layer,
+            by_name: HashMap::new(),
+            node_values: HashMap::new(),
+        }
+    }
+
+    fn value(&mut self, name: String, ty: TensorType, def: ValueDef) -> ValueId {
+        let id = ValueId(self.layer.values.len() as u32);
+        self.by_name.insert(name.clone(), id);
+        self.layer.values.push(ValueData { name, ty, def });
+        id
+    }
+
+    /// The input `name`, declared on first use.
+    fn input(&mut self, name: &str, ty: TensorType) -> ValueId {
+        if let Some(&id) = self.by_name.get(name) {
+            return id;
+        }
+        let id = self.value(
+            name.to_string(),
+            ty,
+            ValueDef::Input(self.layer.inputs.len()),
+        );
+        self.layer.inputs.push(id);
+        id
+    }
+
+    fn state(&mut self, name: &str, ty: TensorType) -> ValueId {
+        let id = self.value(
+            name.to_string(),
+            ty,
+            ValueDef::State(self.layer.states.len()),
+        );
+        self.layer.states.push(id);
+        id
+    }
+
+    fn inst(
+        &mut self,
+        op: Op,
+        args: Vec<Operand>,
+        results: Vec<(String, TensorType)>,
+    ) -> Vec<ValueId> {
+        let inst = self.layer.insts.len();
+        let ids: Vec<ValueId> = results
+            .into_iter()
+            .enumerate()
+            .map(|(result, (name, ty))| self.value(name, ty, ValueDef::Inst { inst, result }))
+            .collect();
+        self.layer.insts.push(Inst {
+            op,
+            args,
+            results: ids.clone(),
+        });
+        ids
+    }
+
+    fn one(&mut self, op: Op, args: Vec<Operand>, name: String, ty: TensorType) -> ValueId {
+        self.inst(op, args, vec![(name, ty)])[0]
+    }
+
+    fn output(&mut self, v: ValueId) {
+        if !self.layer.outputs.contains(&v) {
+            self.layer.outputs.push(v);
+        }
+    }
+}

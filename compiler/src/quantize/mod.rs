@@ -1,0 +1,56 @@
+//! Float graph -> integer IR: calibration, fixed-point scales, and lowering every float op to
+//! integer ops whose semantics are `zkc_lang::semantics`.
+//!
+//! The result is a plain [`zkc_lang::Module`] that follows the model interface of
+//! `docs/quantization.md`: layers run in module order; inputs named `token` and `pos` are the
+//! step's token id and position; every other input is the same-named output of an earlier layer;
+//! the last layer returns `token` (the greedy choice) and holds the logits in value `logits`.
+
+mod calibrate;
+mod config;
+mod fixed;
+mod lower;
+
+pub use calibrate::{calibrate, calibration_tokens, Ranges};
+pub use config::{QuantConfig, Role};
+pub use lower::lower;
+
+use crate::model::{FloatModel, ModelError};
+use thiserror::Error;
+use zkc_lang::Module;
+
+#[derive(Debug, Error)]
+pub enum QuantError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{0}")]
+    Config(String),
+    #[error("node `{node}`: {problem}")]
+    Unsupported { node: String, problem: String },
+    #[error("the quantized module is invalid (a zkc bug): {0}")]
+    Invalid(String),
+}
+
+/// Calibrates `model` and lowers it to a validated integer module.
+pub fn quantize(model: &FloatModel, config: &QuantConfig) -> Result<Module, QuantError> {
+    let tokens = match &config.calibration {
+        Some(tokens) => tokens.clone(),
+        None => calibration_tokens(
+            &model.hparams,
+            config.calibration_len,
+            config.calibration_seed,
+        ),
+    };
+    let ranges = calibrate(model, &tokens)?;
+    let module = lower(model, &ranges, config)?;
+    zkc_lang::validate(&module).map_err(|errors| {
+        QuantError::Invalid(
+            errors
+                .iter()
+                .map(|e| format!("{e} ({})", e.location))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    Ok(module)
+}
