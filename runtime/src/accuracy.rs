@@ -1,6 +1,9 @@
 //! How far the integer model is from the float reference: per-position metrics and their
 //! summary (the numbers of `zkc run --compare` and `docs/accuracy.md`).
 
+use crate::interp::{Interpreter, ModelRunner};
+use zkc_compiler::model::FloatModel;
+
 /// One position's comparison of float logits with integer logits (dequantized).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Position {
@@ -8,6 +11,8 @@ pub struct Position {
     pub int_top1: u32,
     /// The float model's top-1 minus its top-2 logit: how clear its choice was.
     pub margin: f64,
+    /// The float logits' range (max - min), the yardstick for "clear".
+    pub range: f64,
     pub max_abs_error: f64,
     pub mean_abs_error: f64,
     /// KL(float || integer) of the softmax distributions, in nats.
@@ -42,6 +47,7 @@ impl Position {
             float_top1: ft as u32,
             int_top1: it as u32,
             margin: float[ft] - second,
+            range: float[ft] - float.iter().copied().fold(f64::INFINITY, f64::min),
             max_abs_error: errors.iter().copied().fold(0.0, f64::max),
             mean_abs_error: errors.iter().sum::<f64>() / errors.len().max(1) as f64,
             kl,
@@ -50,6 +56,12 @@ impl Position {
 
     pub fn agrees(&self) -> bool {
         self.float_top1 == self.int_top1
+    }
+
+    /// Whether the float model's choice is clear: its margin is at least `fraction` of the
+    /// logits' range (below that, a disagreement is a near tie).
+    pub fn clear(&self, fraction: f64) -> bool {
+        self.margin >= fraction * self.range
     }
 }
 
@@ -64,23 +76,23 @@ fn log_softmax(xs: &[f64]) -> Vec<f64> {
 pub struct Summary {
     pub positions: usize,
     pub top1_agreement: f64,
-    /// Agreement over the positions whose float margin is at least `clear_margin`.
+    /// Agreement over the positions whose float margin is at least `clear_fraction` of the
+    /// logit range.
     pub clear_positions: usize,
     pub clear_agreement: f64,
-    pub clear_margin: f64,
+    pub clear_fraction: f64,
     pub mean_kl: f64,
     pub max_abs_error: f64,
     pub mean_abs_error: f64,
 }
 
 impl Summary {
-    /// `clear_margin`: the float top-1 margin above which a disagreement is a real error rather
-    /// than a near tie (random-weight models have many near ties).
-    pub fn new(positions: &[Position], clear_margin: f64) -> Summary {
+    /// `clear_fraction`: see [`Position::clear`] (random-weight models have many near ties).
+    pub fn new(positions: &[Position], clear_fraction: f64) -> Summary {
         let n = positions.len().max(1) as f64;
         let clear: Vec<&Position> = positions
             .iter()
-            .filter(|p| p.margin >= clear_margin)
+            .filter(|p| p.clear(clear_fraction))
             .collect();
         let agree =
             |ps: &mut dyn Iterator<Item = &Position>| ps.filter(|p| p.agrees()).count() as f64;
@@ -89,7 +101,7 @@ impl Summary {
             top1_agreement: agree(&mut positions.iter()) / n,
             clear_positions: clear.len(),
             clear_agreement: agree(&mut clear.iter().copied()) / clear.len().max(1) as f64,
-            clear_margin,
+            clear_fraction,
             mean_kl: positions.iter().map(|p| p.kl).sum::<f64>() / n,
             max_abs_error: positions
                 .iter()
@@ -98,6 +110,27 @@ impl Summary {
             mean_abs_error: positions.iter().map(|p| p.mean_abs_error).sum::<f64>() / n,
         }
     }
+}
+
+/// Teacher forcing: feeds `tokens` to both models (a fresh sequence every `context` tokens)
+/// and compares the logits at every position.
+pub fn evaluate(
+    model: &FloatModel,
+    interp: &Interpreter,
+    tokens: &[u32],
+) -> Result<Vec<Position>, Box<dyn std::error::Error>> {
+    let context = model.hparams.n_ctx;
+    let mut positions = Vec::with_capacity(tokens.len());
+    for sequence in tokens.chunks(context) {
+        let mut runner = ModelRunner::new(interp)?;
+        let mut session = model.session();
+        for &t in sequence {
+            let int = runner.step(t, false)?;
+            let float = session.step(t)?;
+            positions.push(Position::new(&float, &int.logits, int.logit_scale));
+        }
+    }
+    Ok(positions)
 }
 
 #[cfg(test)]
@@ -116,7 +149,7 @@ mod tests {
     fn summary_counts_clear_positions() {
         let tie = Position::new(&[1.0, 1.01], &[1, 0], 1.0);
         let clear = Position::new(&[0.0, 5.0], &[0, 5], 1.0);
-        let s = Summary::new(&[tie, clear], 0.5);
+        let s = Summary::new(&[tie, clear], 0.1);
         assert_eq!(
             (s.top1_agreement, s.clear_positions, s.clear_agreement),
             (0.5, 1, 1.0)

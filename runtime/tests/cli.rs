@@ -178,7 +178,11 @@ fn gen_model_inspect_and_run_float() {
     assert!(run(&["--prompt", "hi there", "--max-new", "2"]).contains("text: \"hi there\""));
 
     let refused = zkc(&["run", model, "--tokens", "1", "--float", "--compare"]);
-    assert_eq!(refused.status.code(), Some(2), "--float and --compare exclude each other");
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "--float and --compare exclude each other"
+    );
     let bad = zkc(&[
         "gen-model",
         "gpt2",

@@ -11,8 +11,11 @@ use zkc_lang::DType;
 pub enum Role {
     /// The residual stream between and inside blocks (and the embeddings).
     Residual,
-    /// LayerNorm outputs (the inputs of the projections).
+    /// LayerNorm outputs inside blocks (the inputs of the projections).
     Norm,
+    /// The final LayerNorm's output, which the logits are computed from: the logits' precision
+    /// follows it, and it costs one row per token.
+    HeadNorm,
     /// Q, K and V (K and V are what the KV cache stores).
     Qkv,
     /// Attention head outputs (the input of the output projection).
@@ -37,6 +40,7 @@ impl Role {
         match self {
             Role::Residual => "residual",
             Role::Norm => "norm",
+            Role::HeadNorm => "head_norm",
             Role::Qkv => "qkv",
             Role::Attn => "attn",
             Role::GeluIn => "gelu_in",
@@ -70,6 +74,7 @@ impl Default for QuantConfig {
         let bits = [
             (Role::Residual, 16),
             (Role::Norm, 8),
+            (Role::HeadNorm, 16),
             (Role::Qkv, 8),
             (Role::Attn, 8),
             (Role::GeluIn, 16),

@@ -583,7 +583,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
         self.widths.insert(id, dh);
         let ctx = self.model.hparams.n_ctx;
         let ps = self.cfg.softmax_shift;
-        let s_eff = qs.scale() * qs.scale() / (dh as f64).sqrt();
+        // Scores finer than 2^-29 (after the 1/sqrt(dh) that the exp constants absorb) would
+        // push those constants past their bounds: such scores are first shifted right by `coarsen`.
+        let s_raw = qs.scale() * qs.scale() / (dh as f64).sqrt();
+        let coarsen = (-29.0 - s_raw.log2()).ceil().max(0.0) as u32;
+        let s_eff = s_raw * 2f64.powi(coarsen as i32);
         let ln2 = (std::f64::consts::LN_2 / s_eff).floor();
         let b = (EXP_B / s_eff).floor();
         let c = (EXP_C / (EXP_A * s_eff * s_eff)).floor();
@@ -596,6 +600,8 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 format!("scores at scale {s_eff:e} are out of the integer softmax's range"),
             ));
         }
+        let qmax = ((1i64 << (qs.dtype.bits() - 1)) - 1) as f64;
+        let score_dtype = dtype_for(dh as f64 * qmax * qmax);
         let pos = self.value(stage, self.graph.position);
         let cache_ty = TensorType::new(
             qs.dtype,
@@ -634,15 +640,15 @@ impl<'a, 'g> Lowering<'a, 'g> {
             TensorType::new(qs.dtype, vec![dh, 1], cache_ty.scale),
         );
         let score_scale = Scale::pow2(-2 * qs.exp).expect("|exp| <= 60");
-        let col_ty = TensorType::new(DType::I32, vec![ctx, 1], score_scale);
+        let col_ty = TensorType::new(score_dtype, vec![ctx, 1], score_scale);
         let score_col = layer.one(
             Op::MatMul,
             vec![Operand::Value(keys), Operand::Value(q_col)],
             format!("{n}.score_col"),
             col_ty,
         );
-        let scores_ty = TensorType::new(DType::I32, vec![1, ctx], score_scale);
-        let scores = layer.one(
+        let scores_ty = TensorType::new(score_dtype, vec![1, ctx], score_scale);
+        let mut scores = layer.one(
             Op::Reshape {
                 shape: vec![1, ctx],
             },
@@ -650,6 +656,21 @@ impl<'a, 'g> Lowering<'a, 'g> {
             format!("{n}.scores"),
             scores_ty,
         );
+        if coarsen > 0 {
+            let scale = Scale::pow2(-2 * qs.exp + coarsen as i32).expect("small exponents");
+            let bound = dh as f64 * qmax * qmax / 2f64.powi(coarsen as i32);
+            let op = Op::Requant {
+                mult: Multiplier::Uniform(1),
+                shift: coarsen,
+            };
+            let ty = TensorType::new(dtype_for(bound + 1.0), vec![1, ctx], scale);
+            scores = layer.one(
+                op,
+                vec![Operand::Value(scores)],
+                format!("{n}.scores_coarse"),
+                ty,
+            );
+        }
         let softmax = Op::Softmax {
             ln2: ln2 as i64,
             b: b as i64,
@@ -733,6 +754,7 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
     Some(match graph.node(id).op {
         FloatOp::Token | FloatOp::Position => return None,
         FloatOp::Embed { .. } | FloatOp::Add => Role::Residual,
+        FloatOp::LayerNorm { .. } if graph.users(id).contains(&graph.logits) => Role::HeadNorm,
         FloatOp::LayerNorm { .. } => Role::Norm,
         FloatOp::Slice { .. } => Role::Qkv,
         FloatOp::Attention { .. } | FloatOp::Concat => Role::Attn,

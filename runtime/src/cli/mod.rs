@@ -1,5 +1,6 @@
 //! The `zkc` command line: one file per subcommand.
 
+mod accuracy;
 mod check;
 mod compile;
 mod fmt;
@@ -27,6 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Accuracy(accuracy::Args),
     Check(check::Args),
     Compile(compile::Args),
     Fmt(fmt::Args),
@@ -38,6 +40,7 @@ enum Command {
 impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
+            Command::Accuracy(args) => args.run(),
             Command::Check(args) => args.run(),
             Command::Compile(args) => args.run(),
             Command::Fmt(args) => args.run(),

@@ -13,8 +13,8 @@ pub struct QuantArgs {
     /// Bits of the residual stream: 8, 16 or 32.
     #[arg(long)]
     residual_bits: Option<u32>,
-    /// Bits of one activation role, `ROLE=BITS` (roles: residual, norm, qkv, attn, gelu_in,
-    /// mlp); repeatable, applied after the options above.
+    /// Bits of one activation role, `ROLE=BITS` (roles: residual, norm, head_norm, qkv, attn,
+    /// gelu_in, mlp); repeatable, applied after the options above.
     #[arg(long = "bits", value_name = "ROLE=BITS")]
     bits: Vec<String>,
     /// Headroom over the largest calibrated magnitude.
