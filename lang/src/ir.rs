@@ -77,6 +77,44 @@ impl Layer {
     pub fn value(&self, id: ValueId) -> &ValueData {
         &self.values[id.index()]
     }
+
+    /// Renumbers values into the order the parser gives them (inputs, states, then results in
+    /// instruction order), so that a built layer equals its printed-and-parsed self.
+    pub fn canonicalize(&mut self) {
+        let order: Vec<ValueId> = self
+            .inputs
+            .iter()
+            .chain(&self.states)
+            .copied()
+            .chain(self.insts.iter().flat_map(|i| i.results.iter().copied()))
+            .collect();
+        let mut new_id = vec![ValueId(0); self.values.len()];
+        for (new, old) in order.iter().enumerate() {
+            new_id[old.index()] = ValueId(new as u32);
+        }
+        let remap = |v: &mut ValueId| *v = new_id[v.index()];
+        let mut values: Vec<Option<ValueData>> = std::mem::take(&mut self.values)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.values = order
+            .iter()
+            .map(|v| values[v.index()].take().expect("each value once"))
+            .collect();
+        self.inputs
+            .iter_mut()
+            .chain(&mut self.states)
+            .chain(&mut self.outputs)
+            .for_each(remap);
+        for inst in &mut self.insts {
+            inst.results.iter_mut().for_each(remap);
+            for arg in &mut inst.args {
+                if let Operand::Value(v) = arg {
+                    remap(v);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

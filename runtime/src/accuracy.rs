@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn summary_counts_clear_positions() {
-        let tie = Position::new(&[1.0, 1.01], &[1, 0], 1.0);
+        let tie = Position::new(&[1.0, 1.01, 0.0], &[1, 0, 0], 1.0);
         let clear = Position::new(&[0.0, 5.0], &[0, 5], 1.0);
         let s = Summary::new(&[tie, clear], 0.1);
         assert_eq!(

@@ -739,7 +739,15 @@ impl<'a, 'g> Lowering<'a, 'g> {
             let v = self.layers[&stage].node_values[&id];
             self.layer(stage).output(v);
         }
-        let layers = self.layers.into_values().map(|b| b.layer).collect();
+        let layers = self
+            .layers
+            .into_values()
+            .map(|b| {
+                let mut layer = b.layer;
+                layer.canonicalize();
+                layer
+            })
+            .collect();
         Ok(Module {
             consts: self.consts,
             layers,

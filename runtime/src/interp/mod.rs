@@ -246,3 +246,73 @@ pub(crate) fn zeros(layer: &Layer, v: zkc_lang::ValueId) -> Tensor {
     debug_assert!(matches!(layer.value(v).def, ValueDef::State(_)));
     Tensor::new(shape, vec![0; n]).expect("shape and data agree")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interp(text: &str) -> Interpreter {
+        let parsed = zkc_lang::check(text).unwrap_or_else(|(e, _)| panic!("{e:?}"));
+        Interpreter::new(parsed.module).unwrap()
+    }
+
+    const LAYER: &str = "zkir 1
+
+const @w: i8[2, 2] * 2^-4 = [16, 0, 0, 16]
+
+layer l(%x: i8[1, 2] * 2^-4) {
+  %acc = linear %x, @w : i32[1, 2] * 2^-8
+  %y = requant %acc, mult=3, shift=4 : i8[1, 2] * 2^-4
+  return %y
+}
+";
+
+    #[test]
+    fn runs_a_layer_and_records_every_value() {
+        let i = interp(LAYER);
+        let x = Tensor::new(vec![1, 2], vec![5, -7]).unwrap();
+        let run = i.run_layer(0, vec![x.clone()], vec![]).unwrap();
+        assert_eq!(run.values[0], x);
+        assert_eq!(run.values[1].data(), &[80, -112]);
+        // 80 * 3 / 16 = 15, -112 * 3 / 16 = -21
+        assert_eq!(run.outputs(&i.module().layers[0])[0].data(), &[15, -21]);
+    }
+
+    #[test]
+    fn an_activation_that_does_not_fit_is_an_error_naming_it() {
+        let i = interp(LAYER);
+        let x = Tensor::new(vec![1, 2], vec![100, 0]).unwrap();
+        let err = i.run_layer(0, vec![x], vec![]).unwrap_err().to_string();
+        assert_eq!(err, "layer `l`, `%y` (requant): value 300 does not fit i8 (recalibrate the scale or widen the type)");
+    }
+
+    #[test]
+    fn inputs_are_checked_against_their_types() {
+        let i = interp(LAYER);
+        let err = i
+            .run_layer(
+                0,
+                vec![Tensor::new(vec![1, 2], vec![500, 0]).unwrap()],
+                vec![],
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("input `%x` is not a `i8[1, 2] * 2^-4`"),
+            "{err}"
+        );
+        assert!(i
+            .run_layer(0, vec![], vec![])
+            .unwrap_err()
+            .to_string()
+            .contains("expects 1 inputs, got 0"));
+    }
+
+    #[test]
+    fn extern_constants_cannot_run() {
+        let text = LAYER.replace("[16, 0, 0, 16]", "extern");
+        let parsed = zkc_lang::check(&text).unwrap_or_else(|(e, _)| panic!("{e:?}"));
+        let err = Interpreter::new(parsed.module).err().unwrap().to_string();
+        assert!(err.contains("`@w` has no data"), "{err}");
+    }
+}
