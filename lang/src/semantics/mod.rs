@@ -13,6 +13,9 @@ mod softmax;
 mod state;
 mod tensor;
 
+#[cfg(test)]
+mod float_reference;
+
 pub use arith::{add, clamp, mul, requant, sub};
 pub use linear::{linear, matmul};
 pub use norm::{gelu, layernorm};
