@@ -214,27 +214,22 @@ impl LayerResolver<'_, '_> {
             spans.value_types.push(ty.span.clone());
             id
         };
-        for (k, b) in ast.inputs.iter().enumerate() {
-            let id = define(
-                &mut layer,
-                &mut spans,
-                self.errors,
-                &b.name,
-                &b.ty,
-                ValueDef::Input(k),
-            );
-            layer.inputs.push(id);
-        }
-        for (k, b) in ast.states.iter().enumerate() {
-            let id = define(
-                &mut layer,
-                &mut spans,
-                self.errors,
-                &b.name,
-                &b.ty,
-                ValueDef::State(k),
-            );
-            layer.states.push(id);
+        let inputs = ast
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (b, ValueDef::Input(k)));
+        let states = ast
+            .states
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (b, ValueDef::State(k)));
+        for (b, def) in inputs.chain(states) {
+            let id = define(&mut layer, &mut spans, self.errors, &b.name, &b.ty, def);
+            match def {
+                ValueDef::Input(_) => layer.inputs.push(id),
+                _ => layer.states.push(id),
+            }
         }
         for (n, inst) in ast.insts.iter().enumerate() {
             if inst.results.len() != inst.types.len() {

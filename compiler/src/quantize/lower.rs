@@ -366,10 +366,17 @@ impl<'a, 'g> Lowering<'a, 'g> {
         ))
     }
 
-    /// A projection with per-output-channel weight scales, requantized to the node's class. The
-    /// weight constant is declared at a reference scale (a power of two at least every channel's
-    /// scale); the per-channel factors live in the requant multipliers.
-    fn linear(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+    /// The `linear` of a `Linear` node into an accumulator named `acc_name`, with weights
+    /// quantized at `scales[n]` per output channel and declared at `declared`; returns the
+    /// accumulator and the input's quantization.
+    fn project(
+        &mut self,
+        id: NodeId,
+        operands: &[NodeId],
+        scales: &[f64],
+        declared: Scale,
+        acc_name: String,
+    ) -> Result<(ValueId, Quant), QuantError> {
         let node = self.graph.node(id).clone();
         let FloatOp::Linear { weight, bias } = &node.op else {
             unreachable!("called on linears")
@@ -378,37 +385,23 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let qx = self.quant[&operands[0]];
         let (n_out, n_in) = (weight.shape[0], weight.shape[1]);
         self.widths.insert(id, n_out);
-        let w = self.model.weight(&weight.name);
-        let qmax = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
-        let mut scales: Vec<f64> = w
-            .chunks(n_in)
-            .map(|row| row.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax)
-            .collect();
-        let largest = scales.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
-        for s in scales.iter_mut().filter(|s| **s == 0.0) {
-            *s = largest;
-        }
-        let reference = Scale::pow2(largest.log2().ceil() as i32)
-            .ok_or_else(|| self.unsupported(id, "weight scale out of range"))?;
         let mut w_q = vec![0i64; n_in * n_out];
-        for (o, row) in w.chunks(n_in).enumerate() {
+        for (o, row) in self.model.weight(&weight.name).chunks(n_in).enumerate() {
             for (i, &v) in row.iter().enumerate() {
                 w_q[i * n_out + o] = quantize(v as f64, scales[o]);
             }
         }
-        let w_dt = if self.cfg.weight_bits <= 8 {
-            DType::I8
-        } else if self.cfg.weight_bits <= 16 {
-            DType::I16
-        } else {
-            DType::I32
+        let w_dt = match self.cfg.weight_bits {
+            0..=8 => DType::I8,
+            9..=16 => DType::I16,
+            _ => DType::I32,
         };
         let acc_scale = Scale::pow2(-qx.exp)
-            .and_then(|s| s.checked_mul(reference))
-            .expect("powers of two multiply");
+            .and_then(|s| s.checked_mul(declared))
+            .ok_or_else(|| self.unsupported(id, "accumulator scale out of range"))?;
         let wc = self.constant(
             format!("{}.w", node.name),
-            TensorType::new(w_dt, vec![n_in, n_out], reference),
+            TensorType::new(w_dt, vec![n_in, n_out], declared),
             w_q,
         );
         let mut args = vec![Operand::Value(x), Operand::Const(wc)];
@@ -418,7 +411,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 .model
                 .weight(&b.name)
                 .iter()
-                .zip(&scales)
+                .zip(scales)
                 .map(|(&v, &s)| quantize(v as f64, qx.scale() * s))
                 .collect();
             bias_bound = b_q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64;
@@ -430,14 +423,45 @@ impl<'a, 'g> Lowering<'a, 'g> {
             )));
         }
         let qmax_x = ((1i64 << (qx.dtype.bits() - 1)) - 1) as f64;
+        let qmax_w = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
         let acc_ty = TensorType::new(
-            dtype_for(n_in as f64 * qmax_x * qmax + bias_bound),
+            dtype_for(n_in as f64 * qmax_x * qmax_w + bias_bound),
             vec![1, n_out],
             acc_scale,
         );
-        let acc =
+        Ok((
             self.layer(node.stage)
-                .one(Op::Linear, args, format!("{}.acc", node.name), acc_ty);
+                .one(Op::Linear, args, acc_name, acc_ty),
+            qx,
+        ))
+    }
+
+    /// Largest `|weight|` of each output channel of a `Linear` node, over the weight bits' range.
+    fn channel_scales(&self, id: NodeId) -> Vec<f64> {
+        let FloatOp::Linear { weight, .. } = &self.graph.node(id).op else {
+            unreachable!("called on linears")
+        };
+        let qmax = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
+        self.model
+            .weight(&weight.name)
+            .chunks(weight.shape[1])
+            .map(|row| row.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax)
+            .collect()
+    }
+
+    /// A projection with per-output-channel weight scales, requantized to the node's class. The
+    /// weight constant is declared at a reference scale (a power of two at least every channel's
+    /// scale); the per-channel factors live in the requant multipliers.
+    fn linear(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let mut scales = self.channel_scales(id);
+        let largest = scales.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+        for s in scales.iter_mut().filter(|s| **s == 0.0) {
+            *s = largest;
+        }
+        let reference = Scale::pow2(largest.log2().ceil() as i32)
+            .ok_or_else(|| self.unsupported(id, "weight scale out of range"))?;
+        let name = format!("{}.acc", self.graph.node(id).name);
+        let (acc, qx) = self.project(id, operands, &scales, reference, name)?;
         let channel_scales: Vec<f64> = scales.iter().map(|s| qx.scale() * s).collect();
         Ok(self.requant(id, acc, 0.0, Some(&channel_scales)))
     }
@@ -445,64 +469,18 @@ impl<'a, 'g> Lowering<'a, 'g> {
     /// The output head: per-tensor weights (argmax compares logits with each other, so they
     /// must share one scale) and no requantize; then the greedy token.
     fn logits(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
-        let node = self.graph.node(id).clone();
-        let FloatOp::Linear { weight, bias } = &node.op else {
-            unreachable!("called on linears")
-        };
-        let x = self.value(node.stage, operands[0]);
-        let qx = self.quant[&operands[0]];
-        let (n_out, n_in) = (weight.shape[0], weight.shape[1]);
-        let w = self.model.weight(&weight.name);
-        let qmax = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
-        let sw = w.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax;
-        let sw_scale = Scale::from_f64(sw)
+        let scales = self.channel_scales(id);
+        let sw = scales.iter().copied().fold(0.0, f64::max);
+        let declared = Scale::from_f64(sw)
             .ok_or_else(|| self.unsupported(id, "all output weights are zero"))?;
-        let mut w_q = vec![0i64; n_in * n_out];
-        for (o, row) in w.chunks(n_in).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                w_q[i * n_out + o] = quantize(v as f64, sw);
-            }
-        }
-        let w_dt = if self.cfg.weight_bits <= 8 {
-            DType::I8
-        } else if self.cfg.weight_bits <= 16 {
-            DType::I16
-        } else {
-            DType::I32
-        };
-        let acc_scale = Scale::pow2(-qx.exp)
-            .and_then(|s| s.checked_mul(sw_scale))
-            .ok_or_else(|| self.unsupported(id, "logit scale out of range"))?;
-        let wc = self.constant(
-            format!("{}.w", node.name),
-            TensorType::new(w_dt, vec![n_in, n_out], sw_scale),
-            w_q,
-        );
-        let mut args = vec![Operand::Value(x), Operand::Const(wc)];
-        let mut bias_bound = 0.0;
-        if let Some(b) = bias {
-            let b_q: Vec<i64> = self
-                .model
-                .weight(&b.name)
-                .iter()
-                .map(|&v| quantize(v as f64, qx.scale() * sw))
-                .collect();
-            bias_bound = b_q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64;
-            let ty = TensorType::new(dtype_for(bias_bound), vec![n_out], acc_scale);
-            args.push(Operand::Const(self.constant(
-                format!("{}.b", node.name),
-                ty,
-                b_q,
-            )));
-        }
-        let qmax_x = ((1i64 << (qx.dtype.bits() - 1)) - 1) as f64;
-        let acc_ty = TensorType::new(
-            dtype_for(n_in as f64 * qmax_x * qmax + bias_bound),
-            vec![1, n_out],
-            acc_scale,
-        );
-        let layer = self.layer(node.stage);
-        let logits = layer.one(Op::Linear, args, "logits".into(), acc_ty);
+        let (logits, _) = self.project(
+            id,
+            operands,
+            &vec![sw; scales.len()],
+            declared,
+            "logits".into(),
+        )?;
+        let layer = self.layer(self.graph.node(id).stage);
         let best = layer.one(
             Op::Argmax,
             vec![Operand::Value(logits)],

@@ -63,10 +63,7 @@ pub fn clamp(x: &Tensor, lo: i64, hi: i64, out: DType) -> Result<Tensor, Semanti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(shape: &[usize], data: &[i64]) -> Tensor {
-        Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-    }
+    use crate::semantics::tensor::t;
 
     #[test]
     fn add_broadcasts_a_row() {

@@ -9,14 +9,21 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
 /// I-BERT's constants for inputs of scale `s` (as the quantizer computes them).
 fn exp_consts(s: f64) -> [i64; 3] {
-    [(std::f64::consts::LN_2 / s).floor() as i64, (1.353 / s).floor() as i64, (0.344 / (0.3585 * s * s)).floor() as i64]
+    [
+        (std::f64::consts::LN_2 / s).floor() as i64,
+        (1.353 / s).floor() as i64,
+        (0.344 / (0.3585 * s * s)).floor() as i64,
+    ]
 }
 
 #[test]
@@ -61,7 +68,9 @@ fn softmax_is_within_0_01_of_float_softmax() {
 fn gelu_ref(x: f64) -> f64 {
     let z = x / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.3275911 * z.abs());
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let poly = t
+        * (0.254829592
+            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
     0.5 * x * (1.0 + z.signum() * (1.0 - poly * (-z * z).exp()))
 }
 
@@ -71,7 +80,10 @@ fn gelu_int_is_within_0_02_of_gelu_on_minus_8_to_8() {
     for bits in [6, 8, 10, 12] {
         let s = 2f64.powi(-bits);
         let e = s / std::f64::consts::SQRT_2;
-        let (clip, c) = ((1.769 / e).floor() as i128, (1.0 / (0.2888 * e * e)).floor() as i128);
+        let (clip, c) = (
+            (1.769 / e).floor() as i128,
+            (1.0 / (0.2888 * e * e)).floor() as i128,
+        );
         let out = s * 0.2888 * e * e / 2.0;
         let top = (8.0 / s) as i128;
         for q in (-top..=top).step_by((top as usize / 5000).max(1)) {
@@ -89,13 +101,36 @@ fn layernorm_is_within_2_output_steps_of_float_layernorm() {
     for _ in 0..200 {
         let n = 8 + (rng.next() * 120.0) as usize;
         let (sx, gf, fy) = (2f64.powi(-8), 14, 5);
-        let xs: Vec<i64> = (0..n).map(|_| ((rng.next() - 0.5) * 2000.0).round() as i64).collect();
+        let xs: Vec<i64> = (0..n)
+            .map(|_| ((rng.next() - 0.5) * 2000.0).round() as i64)
+            .collect();
         let gamma: Vec<f64> = (0..n).map(|_| 0.5 + rng.next()).collect();
         let beta: Vec<f64> = (0..n).map(|_| rng.next() - 0.5).collect();
-        let g = Tensor::new(vec![n], gamma.iter().map(|g| (g * 2f64.powi(gf)).round() as i64).collect()).unwrap();
-        let b = Tensor::new(vec![n], beta.iter().map(|b| (b * 2f64.powi(fy)).round() as i64).collect()).unwrap();
+        let g = Tensor::new(
+            vec![n],
+            gamma
+                .iter()
+                .map(|g| (g * 2f64.powi(gf)).round() as i64)
+                .collect(),
+        )
+        .unwrap();
+        let b = Tensor::new(
+            vec![n],
+            beta.iter()
+                .map(|b| (b * 2f64.powi(fy)).round() as i64)
+                .collect(),
+        )
+        .unwrap();
         let eps = ((1e-5 / (sx * sx)).round() as i64).max(1);
-        let y = layernorm(&Tensor::new(vec![1, n], xs.clone()).unwrap(), &g, &b, eps, fy - gf, DType::I32).unwrap();
+        let y = layernorm(
+            &Tensor::new(vec![1, n], xs.clone()).unwrap(),
+            &g,
+            &b,
+            eps,
+            fy - gf,
+            DType::I32,
+        )
+        .unwrap();
         let x: Vec<f64> = xs.iter().map(|&v| v as f64 * sx).collect();
         let mean = x.iter().sum::<f64>() / n as f64;
         let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
@@ -104,7 +139,10 @@ fn layernorm_is_within_2_output_steps_of_float_layernorm() {
             worst = worst.max((y.data()[i] as f64 * 2f64.powi(-fy) - want).abs() / 2f64.powi(-fy));
         }
     }
-    assert!(worst < 2.0, "max |layernorm_int - layernorm| = {worst} output steps");
+    assert!(
+        worst < 2.0,
+        "max |layernorm_int - layernorm| = {worst} output steps"
+    );
 }
 
 #[test]
@@ -114,18 +152,31 @@ fn requant_is_within_half_a_step_of_the_real_product() {
         let x = ((rng.next() - 0.5) * 2e6) as i64;
         let m = 1 + (rng.next() * 65535.0) as i64;
         let s = (rng.next() * 30.0) as u32;
-        let y = requant(&Tensor::scalar(x), &Tensor::scalar(m), s, DType::I64).unwrap().data()[0];
+        let y = requant(&Tensor::scalar(x), &Tensor::scalar(m), s, DType::I64)
+            .unwrap()
+            .data()[0];
         let real = x as f64 * m as f64 / 2f64.powi(s as i32);
-        assert!(y as f64 - real <= 0.5 && real - (y as f64) < 0.5, "{x} * {m} >> {s}: {y} vs {real}");
+        assert!(
+            y as f64 - real <= 0.5 && real - (y as f64) < 0.5,
+            "{x} * {m} >> {s}: {y} vs {real}"
+        );
     }
 }
 
 #[test]
 fn exact_ops_match_exact_arithmetic() {
     let mut rng = Lcg(4);
-    let mut v = |n: usize, r: f64| -> Vec<i64> { (0..n).map(|_| ((rng.next() - 0.5) * r) as i64).collect() };
+    let mut v = |n: usize, r: f64| -> Vec<i64> {
+        (0..n).map(|_| ((rng.next() - 0.5) * r) as i64).collect()
+    };
     let (x, w, b) = (v(12, 256.0), v(4 * 5, 256.0), v(5, 1e6));
-    let y = linear(&Tensor::new(vec![3, 4], x.clone()).unwrap(), &Tensor::new(vec![4, 5], w.clone()).unwrap(), Some(&Tensor::new(vec![5], b.clone()).unwrap()), DType::I64).unwrap();
+    let y = linear(
+        &Tensor::new(vec![3, 4], x.clone()).unwrap(),
+        &Tensor::new(vec![4, 5], w.clone()).unwrap(),
+        Some(&Tensor::new(vec![5], b.clone()).unwrap()),
+        DType::I64,
+    )
+    .unwrap();
     for r in 0..3 {
         for j in 0..5 {
             let want: i64 = (0..4).map(|k| x[r * 4 + k] * w[k * 5 + j]).sum::<i64>() + b[j];
@@ -133,7 +184,15 @@ fn exact_ops_match_exact_arithmetic() {
         }
     }
     let logits = v(1000, 1e9);
-    let best = argmax(&Tensor::new(vec![1, 1000], logits.clone()).unwrap(), DType::I32).unwrap().data()[0];
+    let best = argmax(
+        &Tensor::new(vec![1, 1000], logits.clone()).unwrap(),
+        DType::I32,
+    )
+    .unwrap()
+    .data()[0];
     let max = *logits.iter().max().unwrap();
-    assert_eq!(best as usize, logits.iter().position(|&l| l == max).unwrap());
+    assert_eq!(
+        best as usize,
+        logits.iter().position(|&l| l == max).unwrap()
+    );
 }

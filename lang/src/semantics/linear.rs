@@ -141,10 +141,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, out: DType) -> Result<Tensor, SemanticsErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(shape: &[usize], data: &[i64]) -> Tensor {
-        Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-    }
+    use crate::semantics::tensor::t;
 
     #[test]
     fn linear_adds_bias_per_output() {

@@ -64,10 +64,7 @@ pub fn gelu(x: &Tensor, clip: i64, c: i64, out: DType) -> Result<Tensor, Semanti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(shape: &[usize], data: &[i64]) -> Tensor {
-        Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-    }
+    use crate::semantics::tensor::t;
 
     #[test]
     fn layernorm_normalises_rows() {

@@ -117,10 +117,7 @@ pub fn concat(xs: &[&Tensor], axis: usize) -> Result<Tensor, SemanticsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(shape: &[usize], data: &[i64]) -> Tensor {
-        Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-    }
+    use crate::semantics::tensor::t;
 
     #[test]
     fn transpose_permutes_axes() {

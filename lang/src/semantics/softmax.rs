@@ -72,13 +72,10 @@ pub fn argmax(x: &Tensor, out: DType) -> Result<Tensor, SemanticsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::semantics::tensor::t;
 
     /// Input scale 2^-6: ln2 = 44, b = floor(1.353 / 2^-6) = 86, c = floor(0.344/0.3585 * 2^12).
     const CONSTS: [i64; 3] = [44, 86, 3930];
-
-    fn t(shape: &[usize], data: &[i64]) -> Tensor {
-        Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-    }
 
     #[test]
     fn softmax_matches_float_and_sums_to_one() {

@@ -49,10 +49,7 @@ pub fn kv_append(state: &Tensor, x: &Tensor, pos: &Tensor) -> Result<Tensor, Sem
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(shape: &[usize], data: &[i64]) -> Tensor {
-        Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-    }
+    use crate::semantics::tensor::t;
 
     #[test]
     fn gather_takes_a_row() {

@@ -117,3 +117,9 @@ impl Tensor {
         }
     }
 }
+
+/// A tensor from literal shape and data, for tests.
+#[cfg(test)]
+pub(crate) fn t(shape: &[usize], data: &[i64]) -> Tensor {
+    Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
+}
