@@ -37,6 +37,8 @@ consts = [
 
 print("""; A GPT-2 with one block, small enough to read: d=8, 2 heads of 4, d_ff=32, vocab 16,
 ; context 4. Written by hand (scripts/make_example_gpt2.py fills in the random constants).
+; It follows the model interface of docs/quantization.md, so `zkc run` runs it:
+;   zkc run examples/gpt2_block.zkir --tokens 1,2 --max-new 2
 ; Residual stream i16 * 2^-8; attention and MLP internals i8.
 zkir 1
 """)
@@ -48,16 +50,16 @@ print("""
 layer embed(%token: i32[], %pos: i32[]) {
   %te = gather @wte, %token : i16[1, 8] * 2^-8
   %pe = gather @wpe, %pos : i16[1, 8] * 2^-8
-  %x = add %te, %pe : i16[1, 8] * 2^-8
-  return %x
+  %embd = add %te, %pe : i16[1, 8] * 2^-8
+  return %embd
 }
 
 ; One transformer block, one token per step; K and V of earlier steps live in the cache.
-layer block.0(%x: i16[1, 8] * 2^-8, %pos: i32[]) {
+layer block.0(%embd: i16[1, 8] * 2^-8, %pos: i32[]) {
   state %k_cache: i8[4, 8] * 2^-4
   state %v_cache: i8[4, 8] * 2^-4
   ; attention
-  %h = layernorm %x, @blk.0.ln1.g, @blk.0.ln1.b, eps=1, shift=0 : i8[1, 8] * 2^-5
+  %h = layernorm %embd, @blk.0.ln1.g, @blk.0.ln1.b, eps=1, shift=0 : i8[1, 8] * 2^-5
   %qkv.acc = linear %h, @blk.0.attn.w, @blk.0.attn.b : i32[1, 24] * 2^-12
   %qkv = requant %qkv.acc, mult=1, shift=8 : i8[1, 24] * 2^-4
   %q, %k, %v = split %qkv, axis=1 : i8[1, 8] * 2^-4, i8[1, 8] * 2^-4, i8[1, 8] * 2^-4
@@ -79,7 +81,7 @@ layer block.0(%x: i16[1, 8] * 2^-8, %pos: i32[]) {
   %attn.in = requant %attn.in.acc, mult=1, shift=8 : i8[1, 8] * 2^-4
   %attn.acc = linear %attn.in, @blk.0.proj.w, @blk.0.proj.b : i32[1, 8] * 2^-11
   %attn = requant %attn.acc, mult=1, shift=3 : i16[1, 8] * 2^-8
-  %x1 = add %x, %attn : i16[1, 8] * 2^-8
+  %x1 = add %embd, %attn : i16[1, 8] * 2^-8
   ; MLP
   %h2 = layernorm %x1, @blk.0.ln2.g, @blk.0.ln2.b, eps=1, shift=0 : i8[1, 8] * 2^-5
   %up.acc = linear %h2, @blk.0.fc.w, @blk.0.fc.b : i32[1, 32] * 2^-12
@@ -91,13 +93,13 @@ layer block.0(%x: i16[1, 8] * 2^-8, %pos: i32[]) {
   %act.c = clamp %act, lo=-127, hi=127 : i8[1, 32] * 2^-4
   %down.acc = linear %act.c, @blk.0.proj2.w, @blk.0.proj2.b : i32[1, 8] * 2^-11
   %down = requant %down.acc, mult=1, shift=3 : i16[1, 8] * 2^-8
-  %y = add %x1, %down : i16[1, 8] * 2^-8
-  return %y
+  %blk.0.out = add %x1, %down : i16[1, 8] * 2^-8
+  return %blk.0.out
 }
 
 ; Final norm, logits over the vocabulary, and the greedy choice (lowest index on ties).
-layer head(%x: i16[1, 8] * 2^-8) {
-  %h = layernorm %x, @lnf.g, @lnf.b, eps=1, shift=0 : i8[1, 8] * 2^-5
+layer head(%blk.0.out: i16[1, 8] * 2^-8) {
+  %h = layernorm %blk.0.out, @lnf.g, @lnf.b, eps=1, shift=0 : i8[1, 8] * 2^-5
   %logits = linear %h, @lm_head.w : i32[1, 16] * 2^-12
   %best = argmax %logits : i32[1]
   %token = reshape %best, shape=[] : i32[]

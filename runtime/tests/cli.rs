@@ -197,3 +197,14 @@ fn gen_model_inspect_and_run_float() {
     let missing = zkc(&["inspect", "/nonexistent.gguf"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent.gguf"));
 }
+
+/// The hand-written GPT-2 of `examples/` follows the model interface, so it runs in integers.
+#[test]
+fn the_handwritten_example_runs() {
+    let path = repo("examples/gpt2_block.zkir");
+    let out = zkc(&["run", path.to_str().unwrap(), "--tokens", "1,2", "--max-new", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let generated = text.lines().find_map(|l| l.strip_prefix("generated: ")).unwrap();
+    assert_eq!(generated.split(',').count(), 2);
+}

@@ -95,7 +95,14 @@ impl Args {
             for (name, cfg) in configurations() {
                 eprintln!("{label}: {name} ({})", cfg.summary());
                 let interp = Interpreter::new(quantize(&model, &cfg)?)?;
-                let positions = evaluate(&model, &interp, &tokens)?;
+                // An activation past its calibrated range is an error by design: report it.
+                let positions = match evaluate(&model, &interp, &tokens) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        writeln!(report, "| {name} ({}) | fails: {e} | | | | | | |", cfg.summary())?;
+                        continue;
+                    }
+                };
                 let s = Summary::new(&positions, CLEAR_FRACTION);
                 let range =
                     positions.iter().map(|p| p.range).sum::<f64>() / positions.len().max(1) as f64;
