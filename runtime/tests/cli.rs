@@ -202,9 +202,23 @@ fn gen_model_inspect_and_run_float() {
 #[test]
 fn the_handwritten_example_runs() {
     let path = repo("examples/gpt2_block.zkir");
-    let out = zkc(&["run", path.to_str().unwrap(), "--tokens", "1,2", "--max-new", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = zkc(&[
+        "run",
+        path.to_str().unwrap(),
+        "--tokens",
+        "1,2",
+        "--max-new",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    let generated = text.lines().find_map(|l| l.strip_prefix("generated: ")).unwrap();
+    let generated = text
+        .lines()
+        .find_map(|l| l.strip_prefix("generated: "))
+        .unwrap();
     assert_eq!(generated.split(',').count(), 2);
 }

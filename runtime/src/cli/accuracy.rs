@@ -99,7 +99,11 @@ impl Args {
                 let positions = match evaluate(&model, &interp, &tokens) {
                     Ok(p) => p,
                     Err(e) => {
-                        writeln!(report, "| {name} ({}) | fails: {e} | | | | | | |", cfg.summary())?;
+                        writeln!(
+                            report,
+                            "| {name} ({}) | fails: {e} | | | | | | |",
+                            cfg.summary()
+                        )?;
                         continue;
                     }
                 };

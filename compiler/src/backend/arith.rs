@@ -1,0 +1,160 @@
+//! Ops that are linear combinations (free: `linear` with constant weights, `add`, `sub`) and the
+//! product of two values (`mul`, 1 constraint per element).
+
+use super::{field, Wire, F};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError};
+
+/// `x[rows, k] * w[k, n] + bias[n]` with constant `w` and `bias`: the weights become
+/// coefficients, so this costs no constraint.
+pub fn linear(x: &[Wire], w: &[i64], bias: Option<&[i64]>, k: usize, n: usize) -> Vec<Wire> {
+    let mut out = Vec::with_capacity(x.len() / k.max(1) * n);
+    for row in x.chunks(k.max(1)) {
+        for j in 0..n {
+            let b = bias.map_or(0, |b| b[j] as i128);
+            let mut lc = LinearCombination::from((field(b), ark_relations::gr1cs::Variable::One));
+            let mut value = b;
+            for (i, xi) in row.iter().enumerate() {
+                let c = w[i * n + j] as i128;
+                if c != 0 {
+                    lc = lc + (field(c), &xi.lc);
+                    value += c * xi.value;
+                }
+            }
+            out.push(Wire { lc, value });
+        }
+    }
+    out
+}
+
+/// `a + sign * b`, with `b` broadcast over `a`'s leading axes (its length divides `a`'s).
+pub fn add(a: &[Wire], b: &[Wire], sign: i128) -> Vec<Wire> {
+    a.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let y = &b[i % b.len()];
+            Wire {
+                lc: &x.lc + (field(sign), &y.lc),
+                value: x.value + sign * y.value,
+            }
+        })
+        .collect()
+}
+
+/// `a * b` elementwise (broadcast as in [`add`]): each product is a witness `p` with `a * b = p`.
+pub fn mul(
+    cs: &ConstraintSystemRef<F>,
+    a: &[Wire],
+    b: &[Wire],
+    claimed: &[i64],
+) -> Result<Vec<Wire>, SynthesisError> {
+    a.iter()
+        .zip(claimed)
+        .enumerate()
+        .map(|(i, (x, &p))| {
+            let y = &b[i % b.len()];
+            let v = cs.new_witness_variable(|| Ok(field(p as i128)))?;
+            cs.enforce_r1cs_constraint(|| x.lc.clone(), || y.lc.clone(), || v.into())?;
+            Ok(Wire {
+                lc: v.into(),
+                value: p as i128,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::requant::bind;
+    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use zkc_lang::semantics::{self, Tensor};
+    use zkc_lang::DType;
+
+    #[test]
+    fn linear_is_free_and_exact() {
+        let mut rng = Lcg(5);
+        let (k, n) = (6, 4);
+        let x: Vec<i64> = (0..2 * k).map(|_| rng.range(-128, 127)).collect();
+        let w: Vec<i64> = (0..k * n).map(|_| rng.range(-128, 127)).collect();
+        let b: Vec<i64> = (0..n).map(|_| rng.range(-1000, 1000)).collect();
+        let t = |s: Vec<usize>, d: &[i64]| Tensor::new(s, d.to_vec()).unwrap();
+        let want = semantics::linear(
+            &t(vec![2, k], &x),
+            &t(vec![k, n], &w),
+            Some(&t(vec![n], &b)),
+            DType::I32,
+        )
+        .unwrap();
+        for mode in MODES {
+            let cs = cs();
+            let y = linear(&wires(&cs, &x, mode), &w, Some(&b), k, n);
+            assert_eq!(cs.num_constraints(), 0, "weights are coefficients");
+            for (yi, &wi) in y.iter().zip(want.data()) {
+                assert_eq!(yi.value, wi as i128);
+                bind(&cs, yi, yi.value).unwrap();
+            }
+            assert!(cs.is_satisfied().unwrap());
+            bind(&cs, &y[3], y[3].value + 1).unwrap();
+            assert!(
+                !cs.is_satisfied().unwrap(),
+                "the combination is not the value plus one"
+            );
+        }
+    }
+
+    #[test]
+    fn add_and_sub_broadcast_for_free() {
+        let cs = cs();
+        let a = wires(&cs, &[1, 2, 3, 4], crate::backend::Alloc::Witness);
+        let b = wires(&cs, &[10, -20], crate::backend::Alloc::Input);
+        let sum = add(&a, &b, 1);
+        let diff = add(&a, &b, -1);
+        assert_eq!(
+            sum.iter().map(|w| w.value).collect::<Vec<_>>(),
+            [11, -18, 13, -16]
+        );
+        assert_eq!(
+            diff.iter().map(|w| w.value).collect::<Vec<_>>(),
+            [-9, 22, -7, 24]
+        );
+        assert_eq!(cs.num_constraints(), 0);
+        for w in sum.iter().chain(&diff) {
+            bind(&cs, w, w.value).unwrap();
+        }
+        assert!(cs.is_satisfied().unwrap());
+    }
+
+    #[test]
+    fn mul_costs_one_constraint_and_rejects_wrong_products() {
+        let mut rng = Lcg(9);
+        for mode in MODES {
+            let x: Vec<i64> = (0..5).map(|_| rng.range(-30000, 30000)).collect();
+            let y: Vec<i64> = (0..5).map(|_| rng.range(-30000, 30000)).collect();
+            let p: Vec<i64> = x.iter().zip(&y).map(|(a, b)| a * b).collect();
+            for (k, delta) in [(None, 0), (Some(2), 1), (Some(4), -1), (Some(0), 0)] {
+                let cs = cs();
+                let mut claimed = p.clone();
+                if let Some(k) = k {
+                    claimed[k] = if delta == 0 {
+                        -claimed[k]
+                    } else {
+                        claimed[k] + delta
+                    };
+                }
+                let honest = claimed == p;
+                mul(
+                    &cs,
+                    &wires(&cs, &x, mode),
+                    &wires(&cs, &y, crate::backend::Alloc::Witness),
+                    &claimed,
+                )
+                .unwrap();
+                assert_eq!(cs.num_constraints(), 5);
+                assert_eq!(
+                    cs.is_satisfied().unwrap(),
+                    honest || x[k.unwrap_or(0)] * y[k.unwrap_or(0)] == 0
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The R1CS backend (in progress): gadgets that implement the IR ops' semantics as constraints
+//! over the BN254 scalar field, each tested against `zkc_lang::semantics` for satisfiability with
+//! the honest witness and unsatisfiability with perturbed ones.
+//!
+//! Values enter a circuit as [`Wire`]s: a linear combination and the integer it stands for.
+//! Gadgets take claimed results (the interpreter's witness) rather than recomputing them, so a
+//! test can hand them wrong ones; a gadget's constraints, not its Rust code, decide what is
+//! accepted. Every range check goes through [`range::range_checked`].
+
+pub mod arith;
+pub mod range;
+pub mod requant;
+
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+
+/// The scalar field of BN254, where every circuit value lives.
+pub type F = ark_bn254::Fr;
+
+/// An integer embedded in the field: negative `x` as `p - |x|`.
+pub fn field(v: i128) -> F {
+    let magnitude = F::from(v.unsigned_abs());
+    if v < 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// A circuit value: its linear combination and the integer it is claimed to be.
+#[derive(Clone, Debug)]
+pub struct Wire {
+    pub lc: LinearCombination<F>,
+    pub value: i128,
+}
+
+/// How a test or a layer brings a value into a circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alloc {
+    Constant,
+    Input,
+    Witness,
+}
+
+impl Wire {
+    pub fn constant(value: i128) -> Wire {
+        Wire {
+            lc: LinearCombination::from((field(value), Variable::One)),
+            value,
+        }
+    }
+
+    pub fn new(
+        cs: &ConstraintSystemRef<F>,
+        value: i128,
+        mode: Alloc,
+    ) -> Result<Wire, SynthesisError> {
+        let var = match mode {
+            Alloc::Constant => return Ok(Wire::constant(value)),
+            Alloc::Input => cs.new_input_variable(|| Ok(field(value)))?,
+            Alloc::Witness => cs.new_witness_variable(|| Ok(field(value)))?,
+        };
+        Ok(Wire {
+            lc: var.into(),
+            value,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+    use ark_relations::gr1cs::ConstraintSystem;
+
+    pub const MODES: [Alloc; 3] = [Alloc::Constant, Alloc::Input, Alloc::Witness];
+
+    pub fn cs() -> ConstraintSystemRef<F> {
+        ConstraintSystem::<F>::new_ref()
+    }
+
+    pub fn wires(cs: &ConstraintSystemRef<F>, values: &[i64], mode: Alloc) -> Vec<Wire> {
+        values
+            .iter()
+            .map(|&v| Wire::new(cs, v as i128, mode).unwrap())
+            .collect()
+    }
+
+    /// A fixed LCG, so failures reproduce.
+    pub struct Lcg(pub u64);
+
+    impl Lcg {
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+
+        pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + self.below((hi - lo + 1) as u64) as i64
+        }
+    }
+}
