@@ -7,7 +7,9 @@
 //! test can hand them wrong ones; a gadget's constraints, not its Rust code, decide what is
 //! accepted. Every range check goes through [`range::range_checked`].
 
+pub mod argmax;
 pub mod arith;
+pub mod clamp;
 pub mod range;
 pub mod requant;
 

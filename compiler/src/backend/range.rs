@@ -14,9 +14,20 @@ pub fn range_checked(
     lo: i128,
     k: u32,
 ) -> Result<Wire, SynthesisError> {
+    Ok(decompose(cs, value, lo, k)?.0)
+}
+
+/// [`range_checked`], also returning the bit variables (least significant first).
+pub fn decompose(
+    cs: &ConstraintSystemRef<F>,
+    value: i128,
+    lo: i128,
+    k: u32,
+) -> Result<(Wire, Vec<Variable>), SynthesisError> {
     let offset = value.wrapping_sub(lo);
     let mut lc = LinearCombination::from((field(lo), Variable::One));
     let mut represented = lo;
+    let mut bits = Vec::with_capacity(k as usize);
     for i in 0..k {
         let bit = (offset >> i) & 1;
         let b = cs.new_witness_variable(|| Ok(field(bit)))?;
@@ -27,10 +38,40 @@ pub fn range_checked(
         )?;
         lc += (field(1i128 << i), b);
         represented += bit << i;
+        bits.push(b);
     }
+    Ok((
+        Wire {
+            lc,
+            value: represented,
+        },
+        bits,
+    ))
+}
+
+/// Enforces `a = b` for two combinations (1 constraint).
+pub fn equal(
+    cs: &ConstraintSystemRef<F>,
+    a: &LinearCombination<F>,
+    b: &LinearCombination<F>,
+) -> Result<(), SynthesisError> {
+    cs.enforce_r1cs_constraint(|| a.clone(), || Variable::One.into(), || b.clone())
+}
+
+/// `CMP(k)` of docs/ir.md: the bit `[u >= 0]` for `|u| < 2^k`, from the `k + 1` bits of
+/// `u + 2^k` (`rc(k+1) + 1`). A `u` outside that range makes the circuit unsatisfiable.
+pub fn non_negative(cs: &ConstraintSystemRef<F>, u: &Wire, k: u32) -> Result<Wire, SynthesisError> {
+    let shifted = u.value + (1i128 << k);
+    let (w, bits) = decompose(cs, shifted, 0, k + 1)?;
+    equal(
+        cs,
+        &(u.lc.clone() + (field(1i128 << k), Variable::One)),
+        &w.lc,
+    )?;
+    let top = *bits.last().expect("k + 1 >= 1 bits");
     Ok(Wire {
-        lc,
-        value: represented,
+        lc: top.into(),
+        value: (shifted >> k) & 1,
     })
 }
 
@@ -66,6 +107,26 @@ mod tests {
                 lo - 1
             );
             assert!(!satisfied(-hi - 7, lo, k));
+        }
+    }
+
+    #[test]
+    fn comparison_bits_are_exact_and_forced() {
+        use crate::backend::Alloc;
+        for u in [-255i128, -1, 0, 1, 255] {
+            let cs = cs();
+            let w = Wire::new(&cs, u, Alloc::Witness).unwrap();
+            let bit = non_negative(&cs, &w, 8).unwrap();
+            assert_eq!(bit.value, (u >= 0) as i128);
+            assert_eq!(cs.num_constraints(), 9 + 1);
+            assert!(cs.is_satisfied().unwrap());
+        }
+        // Outside [-2^k, 2^k) the circuit is unsatisfiable, never a wrong bit.
+        for u in [256, -257, 1 << 40] {
+            let cs = cs();
+            let w = Wire::new(&cs, u, Alloc::Witness).unwrap();
+            non_negative(&cs, &w, 8).unwrap();
+            assert!(!cs.is_satisfied().unwrap(), "{u}");
         }
     }
 

@@ -1,0 +1,126 @@
+//! `argmax` per row of length `L`: a one-hot selector `σ` (L booleanity + 1 sum), the chosen
+//! value `m` with `σ_j * (m - x_j) = 0` (L), and `m - x_j - before_j` in `w` bits (`rc(w) + 1`
+//! each), where `before_j = sum_{k > j} σ_k` is 1 exactly before the chosen index: `m >= x_j`
+//! everywhere and `m > x_j` before it, the lowest-index tie rule.
+//! `R * (L * (rc(w) + 3) + 1)` constraints.
+
+use super::range::{equal, range_checked};
+use super::{field, Wire, F};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+
+/// `claimed[r]` is the prover's index for row `r`; `w` the bit width of `x`'s dtype.
+pub fn argmax(
+    cs: &ConstraintSystemRef<F>,
+    x: &[Wire],
+    row_len: usize,
+    w: u32,
+    claimed: &[i64],
+) -> Result<Vec<Wire>, SynthesisError> {
+    x.chunks(row_len)
+        .zip(claimed)
+        .map(|(row, &chosen)| {
+            let sigma: Vec<Variable> = (0..row.len())
+                .map(|j| {
+                    let s = cs.new_witness_variable(|| Ok(field((j as i64 == chosen) as i128)))?;
+                    cs.enforce_r1cs_constraint(
+                        || s.into(),
+                        || LinearCombination::from(s) - Variable::One,
+                        LinearCombination::zero,
+                    )?;
+                    Ok(s)
+                })
+                .collect::<Result<_, SynthesisError>>()?;
+            equal(
+                cs,
+                &LinearCombination::sum_vars(&sigma),
+                &Variable::One.into(),
+            )?;
+            let m_value = usize::try_from(chosen)
+                .ok()
+                .and_then(|c| row.get(c))
+                .map_or(0, |x| x.value);
+            let m = cs.new_witness_variable(|| Ok(field(m_value)))?;
+            for (j, xj) in row.iter().enumerate() {
+                cs.enforce_r1cs_constraint(
+                    || sigma[j].into(),
+                    || LinearCombination::from(m) - &xj.lc,
+                    LinearCombination::zero,
+                )?;
+                let before: Vec<Variable> = sigma[j + 1..].to_vec();
+                let before_value = (chosen as i128 > j as i128) as i128;
+                let gap = range_checked(cs, m_value - xj.value - before_value, 0, w)?;
+                let lhs =
+                    LinearCombination::from(m) - &xj.lc - &LinearCombination::sum_vars(&before);
+                equal(cs, &lhs, &gap.lc)?;
+            }
+            let index: Vec<(F, Variable)> = sigma
+                .iter()
+                .enumerate()
+                .map(|(j, &s)| (field(j as i128), s))
+                .collect();
+            Ok(Wire {
+                lc: LinearCombination::from_sum_coeff_vars(&index),
+                value: chosen as i128,
+            })
+        })
+        .collect()
+}
+
+pub fn cost(rows: usize, row_len: usize, w: u32) -> usize {
+    rows * (row_len * (w as usize + 3) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use zkc_lang::semantics::{self, Tensor};
+    use zkc_lang::DType;
+
+    fn satisfied(x: &[i64], len: usize, claimed: &[i64], mode: crate::backend::Alloc) -> bool {
+        let cs = cs();
+        argmax(&cs, &wires(&cs, x, mode), len, 16, claimed).unwrap();
+        assert_eq!(cs.num_constraints(), cost(x.len() / len, len, 16));
+        cs.is_satisfied().unwrap()
+    }
+
+    #[test]
+    fn only_the_lowest_index_of_the_maximum_is_accepted() {
+        let mut rng = Lcg(21);
+        for _ in 0..30 {
+            let len = 1 + rng.below(9) as usize;
+            // Few distinct values, so ties are common.
+            let x: Vec<i64> = (0..2 * len).map(|_| rng.range(-3, 3) * 10_000).collect();
+            let honest =
+                semantics::argmax(&Tensor::new(vec![2, len], x.clone()).unwrap(), DType::I32)
+                    .unwrap()
+                    .into_data();
+            for mode in MODES {
+                assert!(satisfied(&x, len, &honest, mode), "{x:?} -> {honest:?}");
+                for other in 0..len as i64 {
+                    if other != honest[0] {
+                        assert!(
+                            !satisfied(&x, len, &[other, honest[1]], mode),
+                            "{x:?}: index {other} in row 0"
+                        );
+                    }
+                }
+                assert!(
+                    !satisfied(&x, len, &[len as i64, honest[1]], mode),
+                    "an index past the row"
+                );
+                assert!(
+                    !satisfied(&x, len, &[-1, honest[1]], mode),
+                    "a negative index"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extremes_of_the_dtype_are_handled() {
+        let x = [-32768, 32767, 32767, -32768];
+        assert!(satisfied(&x, 4, &[1], crate::backend::Alloc::Witness));
+        assert!(!satisfied(&x, 4, &[2], crate::backend::Alloc::Witness));
+    }
+}

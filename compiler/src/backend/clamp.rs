@@ -1,0 +1,143 @@
+//! `clamp`: for each active bound a comparison bit (`CMP(w)`): `a = [x >= lo]`, `c = [x <= hi]`;
+//! then one product `y = lo*(1-a) + hi*(1-c) + x*(a + c - 1)` (with one bound
+//! `y = lo*(1-a) + x*a`, or the mirror). `n * (k * (rc(w+1) + 1) + [k >= 1])` constraints for
+//! `k` active bounds; a bound outside `x`'s dtype is never reached and costs nothing.
+
+use super::range::non_negative;
+use super::{field, Wire, F};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use zkc_lang::DType;
+
+fn constant(v: i128) -> LinearCombination<F> {
+    LinearCombination::from((field(v), Variable::One))
+}
+
+pub fn clamp(
+    cs: &ConstraintSystemRef<F>,
+    x: &[Wire],
+    lo: i64,
+    hi: i64,
+    dtype: DType,
+) -> Result<Vec<Wire>, SynthesisError> {
+    let (lo, hi) = (lo as i128, hi as i128);
+    let (min, max) = (dtype.min() as i128, dtype.max() as i128);
+    let w = dtype.bits();
+    let lo_active = min < lo && lo <= max;
+    let hi_active = min <= hi && hi < max;
+    x.iter()
+        .map(|x| {
+            let value = x.value.clamp(lo, hi.max(lo));
+            if !lo_active && !hi_active {
+                return Ok(if lo > max {
+                    Wire::constant(lo)
+                } else if hi < min {
+                    Wire::constant(hi)
+                } else {
+                    x.clone()
+                });
+            }
+            let y = cs.new_witness_variable(|| Ok(field(value)))?;
+            // u = x - lo >= 0 and v = hi - x >= 0, each a bit; `one` stands for an inactive bound.
+            let a = if lo_active {
+                Some(non_negative(
+                    cs,
+                    &Wire {
+                        lc: x.lc.clone() - &constant(lo),
+                        value: x.value - lo,
+                    },
+                    w,
+                )?)
+            } else {
+                None
+            };
+            let c = if hi_active {
+                Some(non_negative(
+                    cs,
+                    &Wire {
+                        lc: constant(hi) - &x.lc,
+                        value: hi - x.value,
+                    },
+                    w,
+                )?)
+            } else {
+                None
+            };
+            let one = || LinearCombination::from(Variable::One);
+            let a_lc = a.map_or_else(one, |a| a.lc);
+            let c_lc = c.map_or_else(one, |c| c.lc);
+            // x * (a + c - 1) = y - lo*(1 - a) - hi*(1 - c)
+            let rhs = LinearCombination::from(y)
+                - &((one() - &a_lc) * field(lo))
+                - &((one() - &c_lc) * field(hi));
+            cs.enforce_r1cs_constraint(|| x.lc.clone(), || a_lc + &c_lc - Variable::One, || rhs)?;
+            Ok(Wire {
+                lc: y.into(),
+                value,
+            })
+        })
+        .collect()
+}
+
+pub fn cost(n: usize, lo: i64, hi: i64, dtype: DType) -> usize {
+    let (min, max) = (dtype.min(), dtype.max());
+    let k = usize::from(min < lo && lo <= max) + usize::from(min <= hi && hi < max);
+    n * (k * (dtype.bits() as usize + 2) + usize::from(k >= 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::range::equal;
+    use crate::backend::test_util::{cs, wires, MODES};
+
+    /// Clamps `x` and binds each result to `claimed`.
+    fn satisfied(
+        x: &[i64],
+        lo: i64,
+        hi: i64,
+        claimed: &[i64],
+        mode: crate::backend::Alloc,
+    ) -> bool {
+        let cs = cs();
+        let y = clamp(&cs, &wires(&cs, x, mode), lo, hi, DType::I16).unwrap();
+        assert_eq!(cs.num_constraints(), cost(x.len(), lo, hi, DType::I16));
+        for (yi, &c) in y.iter().zip(claimed) {
+            equal(
+                &cs,
+                &yi.lc,
+                &LinearCombination::from((field(c as i128), Variable::One)),
+            )
+            .unwrap();
+        }
+        cs.is_satisfied().unwrap()
+    }
+
+    #[test]
+    fn clamps_exactly_and_rejects_any_other_result() {
+        let x = [-32768, -201, -200, -199, 0, 99, 100, 101, 32767];
+        for (lo, hi) in [
+            (-200, 100),
+            (-32768, 100),
+            (-200, 32767),
+            (-32768, 32767),
+            (5, 5),
+        ] {
+            let honest: Vec<i64> = x.iter().map(|v| (*v).clamp(lo, hi)).collect();
+            for mode in MODES {
+                assert!(satisfied(&x, lo, hi, &honest, mode), "[{lo}, {hi}]");
+                for k in 0..x.len() {
+                    for delta in [-1, 1] {
+                        let mut wrong = honest.clone();
+                        wrong[k] += delta;
+                        assert!(
+                            !satisfied(&x, lo, hi, &wrong, mode),
+                            "[{lo}, {hi}] element {k} {delta:+}"
+                        );
+                    }
+                }
+                // The unclamped input where it was clamped.
+                assert!(!satisfied(&x, lo, hi, &x, mode) || honest == x);
+            }
+        }
+    }
+}
