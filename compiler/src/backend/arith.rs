@@ -158,3 +158,77 @@ mod tests {
         }
     }
 }
+
+/// Batched `a[B, M, K] * b[B, K, N]` of two variables: one product constraint per multiply, the
+/// sums free; `B * M * N * K` constraints.
+pub fn matmul(
+    cs: &ConstraintSystemRef<F>,
+    a: &[Wire],
+    b: &[Wire],
+    [batches, m, k, n]: [usize; 4],
+) -> Result<Vec<Wire>, SynthesisError> {
+    let mut out = Vec::with_capacity(batches * m * n);
+    for batch in 0..batches {
+        let (ab, bb) = (batch * m * k, batch * k * n);
+        for i in 0..m {
+            for j in 0..n {
+                let mut lc = LinearCombination::zero();
+                let mut value = 0;
+                for t in 0..k {
+                    let (x, y) = (&a[ab + i * k + t], &b[bb + t * n + j]);
+                    let p = x.value * y.value;
+                    let v = cs.new_witness_variable(|| Ok(field(p)))?;
+                    cs.enforce_r1cs_constraint(|| x.lc.clone(), || y.lc.clone(), || v.into())?;
+                    lc += (F::from(1u8), v);
+                    value += p;
+                }
+                out.push(Wire { lc, value });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod matmul_tests {
+    use super::*;
+    use crate::backend::requant::bind;
+    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use zkc_lang::semantics::{self, Tensor};
+    use zkc_lang::DType;
+
+    #[test]
+    fn matmul_costs_n_k_and_binds_exactly() {
+        let mut rng = Lcg(31);
+        let dims = [2, 1, 3, 4];
+        let a: Vec<i64> = (0..6).map(|_| rng.range(-128, 127)).collect();
+        let b: Vec<i64> = (0..24).map(|_| rng.range(-128, 127)).collect();
+        let want = semantics::matmul(
+            &Tensor::new(vec![2, 1, 3], a.clone()).unwrap(),
+            &Tensor::new(vec![2, 3, 4], b.clone()).unwrap(),
+            DType::I32,
+        )
+        .unwrap();
+        for mode in MODES {
+            let cs = cs();
+            let y = matmul(
+                &cs,
+                &wires(&cs, &a, mode),
+                &wires(&cs, &b, crate::backend::Alloc::Witness),
+                dims,
+            )
+            .unwrap();
+            assert_eq!(cs.num_constraints(), 2 * 4 * 3);
+            assert_eq!(
+                y.iter().map(|w| w.value as i64).collect::<Vec<_>>(),
+                want.data()
+            );
+            for w in &y {
+                bind(&cs, w, w.value).unwrap();
+            }
+            assert!(cs.is_satisfied().unwrap());
+            bind(&cs, &y[5], y[5].value - 1).unwrap();
+            assert!(!cs.is_satisfied().unwrap());
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `gelu` (I-BERT): the bits of `x + 2^(w-1)` (`rc(w) + 1`), whose top bit `σ = [x >= 0]` gives
+//! `|x| = (2σ - 1) x` (1); `κ = [|x| <= clip]` (`CMP(w)`) and `a = |x| + (1 - κ)(clip - |x|)`
+//! (1); `sq = (a - clip)^2` (1); `y = c x + |x| (c - sq)` (1), which is
+//! `x (c + sign(x)(c - sq))`. `n * (rc(w) + rc(w+1) + 6)` constraints, or `n * (rc(w) + 4)` when
+//! `clip >= 2^(w-1)` (then `a = |x|`).
+
+use super::range::{decompose, equal, non_negative};
+use super::{field, Wire, F};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use zkc_lang::DType;
+
+fn constant(v: i128) -> LinearCombination<F> {
+    LinearCombination::from((field(v), Variable::One))
+}
+
+fn witness(cs: &ConstraintSystemRef<F>, v: i128) -> Result<Wire, SynthesisError> {
+    Ok(Wire {
+        lc: cs.new_witness_variable(|| Ok(field(v)))?.into(),
+        value: v,
+    })
+}
+
+pub fn gelu(
+    cs: &ConstraintSystemRef<F>,
+    x: &[Wire],
+    clip: i64,
+    c: i64,
+    dtype: DType,
+) -> Result<Vec<Wire>, SynthesisError> {
+    let (clip, c, w) = (clip as i128, c as i128, dtype.bits());
+    let clips = clip < 1i128 << (w - 1);
+    x.iter()
+        .map(|x| {
+            let (bits_wire, bits) = decompose(cs, x.value, dtype.min() as i128, w)?;
+            equal(cs, &x.lc, &bits_wire.lc)?;
+            let sigma = *bits.last().expect("w >= 1");
+            let abs = witness(cs, x.value.abs())?;
+            cs.enforce_r1cs_constraint(
+                || LinearCombination::from((field(2), sigma)) - Variable::One,
+                || x.lc.clone(),
+                || abs.lc.clone(),
+            )?;
+            let a = if clips {
+                let gap = Wire {
+                    lc: constant(clip) - &abs.lc,
+                    value: clip - abs.value,
+                };
+                let kappa = non_negative(cs, &gap, w)?;
+                let a = witness(cs, abs.value.min(clip))?;
+                cs.enforce_r1cs_constraint(
+                    || constant(1) - &kappa.lc,
+                    || gap.lc.clone(),
+                    || a.lc.clone() - &abs.lc,
+                )?;
+                a
+            } else {
+                abs.clone()
+            };
+            let sq = witness(cs, (a.value - clip).pow(2))?;
+            cs.enforce_r1cs_constraint(
+                || a.lc.clone() - &constant(clip),
+                || a.lc.clone() - &constant(clip),
+                || sq.lc.clone(),
+            )?;
+            let y = witness(cs, c * x.value + abs.value * (c - sq.value))?;
+            cs.enforce_r1cs_constraint(
+                || abs.lc.clone(),
+                || constant(c) - &sq.lc,
+                || y.lc.clone() - &(&x.lc * field(c)),
+            )?;
+            Ok(y)
+        })
+        .collect()
+}
+
+pub fn cost(n: usize, clip: i64, dtype: DType) -> usize {
+    let w = dtype.bits() as usize;
+    if (clip as i128) < 1i128 << (w - 1) {
+        n * (w + (w + 1) + 6)
+    } else {
+        n * (w + 4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use zkc_lang::semantics::gelu_int;
+
+    fn satisfied(
+        x: &[i64],
+        clip: i64,
+        c: i64,
+        claimed: &[i128],
+        mode: crate::backend::Alloc,
+    ) -> bool {
+        let cs = cs();
+        let y = gelu(&cs, &wires(&cs, x, mode), clip, c, DType::I16).unwrap();
+        assert_eq!(cs.num_constraints(), cost(x.len(), clip, DType::I16));
+        for (yi, &v) in y.iter().zip(claimed) {
+            equal(&cs, &yi.lc, &constant(v)).unwrap();
+        }
+        cs.is_satisfied().unwrap()
+    }
+
+    #[test]
+    fn matches_the_semantics_and_nothing_else() {
+        let mut rng = Lcg(41);
+        let mut x: Vec<i64> = (0..12).map(|_| rng.range(-32768, 32767)).collect();
+        x.extend([0, 1, -1, 32767, -32768, 160, -160, 161]);
+        for (clip, c) in [(160, 28365), (40000, 7)] {
+            let honest: Vec<i128> = x
+                .iter()
+                .map(|&v| gelu_int(v as i128, clip as i128, c as i128).unwrap())
+                .collect();
+            for mode in MODES {
+                assert!(satisfied(&x, clip, c, &honest, mode), "clip {clip}");
+                for k in [0, 12, 14, 19] {
+                    let mut wrong = honest.clone();
+                    wrong[k] += 1;
+                    assert!(
+                        !satisfied(&x, clip, c, &wrong, mode),
+                        "clip {clip}, element {k} + 1"
+                    );
+                    wrong[k] = -honest[k] - 1;
+                    assert!(
+                        !satisfied(&x, clip, c, &wrong, mode),
+                        "clip {clip}, element {k} negated"
+                    );
+                }
+            }
+        }
+    }
+}
