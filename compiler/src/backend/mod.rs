@@ -11,6 +11,7 @@ pub mod argmax;
 pub mod arith;
 pub mod clamp;
 pub mod gelu;
+pub mod layernorm;
 pub mod range;
 pub mod requant;
 

@@ -1,0 +1,212 @@
+//! `layernorm`, per row of length `L` (docs/ir.md, §3): the floored mean (`sum x = mu*L + r0`),
+//! the squares of `d = x - mu`, the floored variance, the integer square root
+//! (`s^2 <= var <= s^2 + 2s`), and per element the floored division
+//! `q * (s * 2^down) = d * gamma * 2^up - r`, `0 <= r < s * 2^down`, with `y = q + beta` in the
+//! result's range.
+
+use super::range::{equal, range_checked};
+use super::{field, Wire, F};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use zkc_lang::semantics::{floor_div, isqrt};
+use zkc_lang::DType;
+
+fn constant(v: i128) -> LinearCombination<F> {
+    LinearCombination::from((field(v), Variable::One))
+}
+
+fn witness(cs: &ConstraintSystemRef<F>, v: i128) -> Result<Wire, SynthesisError> {
+    Ok(Wire {
+        lc: cs.new_witness_variable(|| Ok(field(v)))?.into(),
+        value: v,
+    })
+}
+
+fn bits_of(v: u128) -> u32 {
+    128 - v.leading_zeros()
+}
+
+/// `lt(B)`: `0 <= v < B` for a constant `B >= 1`: `rc(k)` when `B = 2^k`, else `v` and
+/// `B - 1 - v` in `k = ceil(log2 B)` bits (`2 rc(k) + 1`).
+pub fn below(cs: &ConstraintSystemRef<F>, v: i128, bound: u128) -> Result<Wire, SynthesisError> {
+    let k = bits_of(bound - 1);
+    let w = range_checked(cs, v, 0, k)?;
+    if !bound.is_power_of_two() {
+        let rest = range_checked(cs, bound as i128 - 1 - v, 0, k)?;
+        equal(cs, &(constant(bound as i128 - 1) - &w.lc), &rest.lc)?;
+    }
+    Ok(w)
+}
+
+fn lt_cost(bound: u128) -> usize {
+    let k = bits_of(bound - 1) as usize;
+    if bound.is_power_of_two() {
+        k
+    } else {
+        2 * k + 1
+    }
+}
+
+/// Bits of the square root of the largest variance (`sb` in docs/ir.md).
+fn sqrt_bits(w: u32, eps: i64) -> u32 {
+    let max_var = (1i128 << (2 * w)) - 1 + eps as i128;
+    bits_of(isqrt(max_var).expect("non-negative") as u128)
+}
+
+/// `claimed[i]` is the prover's result for `x[i]`.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm(
+    cs: &ConstraintSystemRef<F>,
+    x: &[Wire],
+    gamma: &[i64],
+    beta: &[i64],
+    eps: i64,
+    shift: i32,
+    dtypes: (DType, DType),
+    claimed: &[i64],
+) -> Result<Vec<Wire>, SynthesisError> {
+    let (input, out) = dtypes;
+    let (l, w) = (gamma.len(), input.bits());
+    let (up, down) = (shift.max(0) as u32, shift.min(0).unsigned_abs());
+    let sb = sqrt_bits(w, eps);
+    let mut ys = Vec::with_capacity(x.len());
+    for (row, claimed) in x.chunks(l).zip(claimed.chunks(l)) {
+        let sum: i128 = row.iter().map(|v| v.value).sum();
+        let sum_lc = row
+            .iter()
+            .fold(LinearCombination::zero(), |acc, v| acc + &v.lc);
+        let (mu, r0) = floor_div(sum, l as i128).unwrap_or((0, 0));
+        let mu = range_checked(cs, mu, input.min() as i128, w)?;
+        let r0 = below(cs, r0, l as u128)?;
+        equal(cs, &sum_lc, &(&mu.lc * field(l as i128) + &r0.lc))?;
+        let d: Vec<Wire> = row
+            .iter()
+            .map(|v| Wire {
+                lc: v.lc.clone() - &mu.lc,
+                value: v.value - mu.value,
+            })
+            .collect();
+        let mut squares = LinearCombination::zero();
+        let mut sq_sum = 0;
+        for di in &d {
+            let sq = witness(cs, di.value * di.value)?;
+            cs.enforce_r1cs_constraint(|| di.lc.clone(), || di.lc.clone(), || sq.lc.clone())?;
+            squares = squares + &sq.lc;
+            sq_sum += sq.value;
+        }
+        let (v, r1) = floor_div(sq_sum, l as i128).unwrap_or((0, 0));
+        let v = range_checked(cs, v, 0, 2 * w)?;
+        let r1 = below(cs, r1, l as u128)?;
+        equal(cs, &squares, &(&v.lc * field(l as i128) + &r1.lc))?;
+        let var = Wire {
+            lc: v.lc.clone() + (field(eps as i128), Variable::One),
+            value: v.value + eps as i128,
+        };
+        let s = range_checked(cs, isqrt(var.value).unwrap_or(0), 0, sb)?;
+        let s2 = witness(cs, s.value * s.value)?;
+        cs.enforce_r1cs_constraint(|| s.lc.clone(), || s.lc.clone(), || s2.lc.clone())?;
+        let t1 = range_checked(cs, var.value - s2.value, 0, sb + 1)?;
+        equal(cs, &(var.lc.clone() - &s2.lc), &t1.lc)?;
+        let t2 = range_checked(cs, s2.value + 2 * s.value - var.value, 0, sb + 1)?;
+        equal(cs, &(s2.lc.clone() + &(&s.lc * field(2)) - &var.lc), &t2.lc)?;
+        let divisor = Wire {
+            lc: &s.lc * field(1i128 << down),
+            value: s.value << down,
+        };
+        for (i, (di, &yc)) in d.iter().zip(claimed).enumerate() {
+            let y = range_checked(cs, yc as i128, out.min() as i128, out.bits())?;
+            let q = Wire {
+                lc: y.lc.clone() - &constant(beta[i] as i128),
+                value: y.value - beta[i] as i128,
+            };
+            let num = Wire {
+                lc: &di.lc * field((gamma[i] as i128) << up),
+                value: (di.value * gamma[i] as i128) << up,
+            };
+            let r = range_checked(cs, num.value - q.value * divisor.value, 0, sb + down)?;
+            let slack = range_checked(cs, divisor.value - 1 - r.value, 0, sb + down)?;
+            equal(cs, &(divisor.lc.clone() - &constant(1) - &r.lc), &slack.lc)?;
+            cs.enforce_r1cs_constraint(
+                || q.lc.clone(),
+                || divisor.lc.clone(),
+                || num.lc.clone() - &r.lc,
+            )?;
+            ys.push(y);
+        }
+    }
+    Ok(ys)
+}
+
+/// `R * LN_row` of docs/ir.md.
+pub fn cost(rows: usize, l: usize, eps: i64, shift: i32, input: DType, out: DType) -> usize {
+    let (w, b) = (input.bits() as usize, out.bits() as usize);
+    let sb = sqrt_bits(input.bits(), eps) as usize;
+    let down = shift.min(0).unsigned_abs() as usize;
+    let lt = lt_cost(l as u128);
+    rows * ((w + lt + 1)
+        + l
+        + (2 * w + lt + 1)
+        + (sb + 2 * (sb + 1) + 3)
+        + l * (b + 2 * (sb + down) + 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use zkc_lang::semantics::{self, Tensor};
+
+    fn satisfied(
+        x: &[i64],
+        g: &[i64],
+        b: &[i64],
+        shift: i32,
+        claimed: &[i64],
+        mode: crate::backend::Alloc,
+    ) -> bool {
+        let cs = cs();
+        let dtypes = (DType::I16, DType::I8);
+        layernorm(&cs, &wires(&cs, x, mode), g, b, 3, shift, dtypes, claimed).unwrap();
+        assert_eq!(
+            cs.num_constraints(),
+            cost(x.len() / g.len(), g.len(), 3, shift, DType::I16, DType::I8)
+        );
+        cs.is_satisfied().unwrap()
+    }
+
+    #[test]
+    fn honest_rows_satisfy_and_perturbed_results_fail() {
+        let mut rng = Lcg(51);
+        for (l, shift) in [(4, -5), (5, -6), (8, -4), (3, -7), (16, -5)] {
+            let x: Vec<i64> = (0..2 * l).map(|_| rng.range(-3000, 3000)).collect();
+            let g: Vec<i64> = (0..l).map(|_| rng.range(200, 600)).collect();
+            let b: Vec<i64> = (0..l).map(|_| rng.range(-10, 10)).collect();
+            let t = |s: Vec<usize>, d: &[i64]| Tensor::new(s, d.to_vec()).unwrap();
+            let honest = semantics::layernorm(
+                &t(vec![2, l], &x),
+                &t(vec![l], &g),
+                &t(vec![l], &b),
+                3,
+                shift,
+                DType::I8,
+            )
+            .expect("results fit i8")
+            .into_data();
+            for mode in MODES {
+                assert!(
+                    satisfied(&x, &g, &b, shift, &honest, mode),
+                    "L {l}, shift {shift}"
+                );
+                for k in [0, l, 2 * l - 1] {
+                    for delta in [-1, 1] {
+                        let mut wrong = honest.clone();
+                        wrong[k] += delta;
+                        assert!(
+                            !satisfied(&x, &g, &b, shift, &wrong, mode),
+                            "L {l}, shift {shift}, element {k} {delta:+}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
