@@ -14,6 +14,7 @@ pub mod gelu;
 pub mod layernorm;
 pub mod range;
 pub mod requant;
+pub mod softmax;
 
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
