@@ -11,9 +11,11 @@ pub mod argmax;
 pub mod arith;
 pub mod clamp;
 pub mod gelu;
+pub mod layer;
 pub mod layernorm;
 pub mod range;
 pub mod requant;
+pub mod select;
 pub mod softmax;
 
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};

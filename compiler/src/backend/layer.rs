@@ -1,0 +1,201 @@
+//! One IR layer as one constraint system: each instruction becomes its gadget, fed with the
+//! interpreter's record of the layer (the witness). Data movement (`reshape`, `transpose`,
+//! `split`, `concat`) only relabels wires, using the semantics functions on index tensors so it
+//! cannot disagree with the interpreter.
+//!
+//! Inputs and states enter as witnesses, `token` and `pos` as public inputs. Binding the
+//! tensors to the Poseidon commitments of docs/ir.md §5 is the next step of the backend.
+
+use super::{argmax, arith, clamp, gelu, layernorm, requant, select, softmax, Alloc, Wire, F};
+use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
+use zkc_lang::semantics::{self as sem, Tensor};
+use zkc_lang::{ConstData, Module, Multiplier, Op, Operand, ValueDef};
+
+/// Builds layer `index` of `module` (constants inline) from `values`, every SSA value of one run
+/// of the layer (by `ValueId`); returns the output wires.
+pub fn synthesize(
+    cs: &ConstraintSystemRef<F>,
+    module: &Module,
+    index: usize,
+    values: &[Tensor],
+) -> Result<Vec<Wire>, SynthesisError> {
+    let layer = &module.layers[index];
+    let konst = |c: zkc_lang::ConstId| -> &[i64] {
+        match &module.constant(c).data {
+            ConstData::Inline(d) => d,
+            ConstData::Extern => &[],
+        }
+    };
+    let mut wires: Vec<Option<Vec<Wire>>> = vec![None; layer.values.len()];
+    for &v in layer.inputs.iter().chain(&layer.states) {
+        let public =
+            layer.value(v).ty.is_scalar() && matches!(layer.value(v).def, ValueDef::Input(_));
+        let mode = if public { Alloc::Input } else { Alloc::Witness };
+        let ws = values[v.index()]
+            .data()
+            .iter()
+            .map(|&x| Wire::new(cs, x as i128, mode))
+            .collect::<Result<_, _>>()?;
+        wires[v.index()] = Some(ws);
+    }
+    for inst in &layer.insts {
+        let arg = |k: usize| -> Vec<Wire> {
+            match inst.args[k] {
+                Operand::Value(v) => wires[v.index()].clone().expect("defined before use"),
+                Operand::Const(c) => konst(c)
+                    .iter()
+                    .map(|&x| Wire::constant(x as i128))
+                    .collect(),
+            }
+        };
+        let ty = |k: usize| match inst.args[k] {
+            Operand::Value(v) => &layer.value(v).ty,
+            Operand::Const(c) => &module.constant(c).ty,
+        };
+        let result = |r: usize| &values[inst.results[r].index()];
+        let out_ty = &layer.value(inst.results[0]).ty;
+        let relabel = |x: &[Wire], f: &dyn Fn(&Tensor) -> Vec<Tensor>| -> Vec<Vec<Wire>> {
+            let ids = Tensor::new(ty(0).shape.clone(), (0..x.len() as i64).collect())
+                .expect("shape and count agree");
+            f(&ids)
+                .into_iter()
+                .map(|t| t.data().iter().map(|&i| x[i as usize].clone()).collect())
+                .collect()
+        };
+        let outs: Vec<Vec<Wire>> = match &inst.op {
+            Op::Linear => {
+                let (k, n) = (ty(1).shape[0], ty(1).shape[1]);
+                let bias = (inst.args.len() == 3).then(|| match inst.args[2] {
+                    Operand::Const(c) => konst(c),
+                    Operand::Value(_) => unreachable!("validated: bias is a constant"),
+                });
+                let Operand::Const(w) = inst.args[1] else {
+                    unreachable!("validated: weights are constant")
+                };
+                vec![arith::linear(&arg(0), konst(w), bias, k, n)]
+            }
+            Op::MatMul => {
+                let (a, b) = (&ty(0).shape, &ty(1).shape);
+                let r = a.len();
+                let batches = a[..r - 2].iter().product();
+                vec![arith::matmul(
+                    cs,
+                    &arg(0),
+                    &arg(1),
+                    [batches, a[r - 2], a[r - 1], b[r - 1]],
+                )?]
+            }
+            Op::Add => vec![arith::add(&arg(0), &arg(1), 1)],
+            Op::Sub => vec![arith::add(&arg(0), &arg(1), -1)],
+            Op::Mul => vec![arith::mul(cs, &arg(0), &arg(1), result(0).data())?],
+            Op::Requant { mult, shift } => {
+                let mults: Vec<i64> = match mult {
+                    Multiplier::Uniform(m) => vec![*m],
+                    Multiplier::PerChannel(c) => konst(*c).to_vec(),
+                };
+                vec![requant::requant(
+                    cs,
+                    &arg(0),
+                    &mults,
+                    *shift,
+                    out_ty.dtype,
+                    result(0).data(),
+                )?]
+            }
+            Op::Clamp { lo, hi } => vec![clamp::clamp(cs, &arg(0), *lo, *hi, ty(0).dtype)?],
+            Op::Reshape { .. } => vec![arg(0)],
+            Op::Transpose { perm } => relabel(&arg(0), &|t| {
+                vec![sem::transpose(t, perm).expect("validated")]
+            }),
+            Op::Split { axis } => relabel(&arg(0), &|t| {
+                sem::split(t, *axis, inst.results.len()).expect("validated")
+            }),
+            Op::Concat { axis } => {
+                let parts: Vec<Vec<Wire>> = (0..inst.args.len()).map(arg).collect();
+                let mut offset = 0;
+                let ids: Vec<Tensor> = (0..inst.args.len())
+                    .map(|k| {
+                        let n = parts[k].len() as i64;
+                        offset += n;
+                        Tensor::new(ty(k).shape.clone(), (offset - n..offset).collect())
+                            .expect("shape and count agree")
+                    })
+                    .collect();
+                let flat: Vec<Wire> = parts.concat();
+                let joined =
+                    sem::concat(&ids.iter().collect::<Vec<_>>(), *axis).expect("validated");
+                vec![joined
+                    .data()
+                    .iter()
+                    .map(|&i| flat[i as usize].clone())
+                    .collect()]
+            }
+            Op::Softmax { ln2, b, c, shift } => {
+                let shape = &ty(0).shape;
+                let params = softmax::SoftmaxParams {
+                    consts: [*ln2, *b, *c],
+                    shift: *shift,
+                    input: ty(0).dtype,
+                    out: out_ty.dtype,
+                    row_len: *shape.last().expect("rank >= 1"),
+                    rows_per_batch: if shape.len() >= 2 {
+                        shape[shape.len() - 2]
+                    } else {
+                        1
+                    },
+                };
+                let pos = (inst.args.len() == 2).then(|| arg(1)[0].clone());
+                vec![softmax::softmax(
+                    cs,
+                    &arg(0),
+                    pos.as_ref(),
+                    &params,
+                    result(0).data(),
+                )?]
+            }
+            Op::LayerNorm { eps, shift } => {
+                let (Operand::Const(g), Operand::Const(b)) = (inst.args[1], inst.args[2]) else {
+                    unreachable!("validated")
+                };
+                let dtypes = (ty(0).dtype, out_ty.dtype);
+                vec![layernorm::layernorm(
+                    cs,
+                    &arg(0),
+                    konst(g),
+                    konst(b),
+                    *eps,
+                    *shift,
+                    dtypes,
+                    result(0).data(),
+                )?]
+            }
+            Op::Gelu { clip, c } => vec![gelu::gelu(cs, &arg(0), *clip, *c, ty(0).dtype)?],
+            Op::Argmax => {
+                let row = *ty(0).shape.last().expect("rank >= 1");
+                vec![argmax::argmax(
+                    cs,
+                    &arg(0),
+                    row,
+                    ty(0).dtype.bits(),
+                    result(0).data(),
+                )?]
+            }
+            Op::Gather => {
+                let Operand::Const(t) = inst.args[0] else {
+                    unreachable!("validated")
+                };
+                let width = module.constant(t).ty.shape[1..].iter().product();
+                vec![select::gather(cs, konst(t), width, &arg(1)[0])?]
+            }
+            Op::KvAppend => vec![select::kv_append(cs, &arg(0), &arg(1), &arg(2)[0])?],
+        };
+        for (&r, ws) in inst.results.iter().zip(outs) {
+            wires[r.index()] = Some(ws);
+        }
+    }
+    Ok(layer
+        .outputs
+        .iter()
+        .flat_map(|o| wires[o.index()].clone().expect("outputs are defined"))
+        .collect())
+}

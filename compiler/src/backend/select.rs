@@ -1,0 +1,185 @@
+//! Ops that pick by a public index: `gather` (a row of a constant table) and `kv_append` (write
+//! one cache slot). Both use a one-hot selector `φ` over the slots, with `sum φ = 1` and
+//! `sum k φ_k = index` (which also proves the index in range).
+//!
+//! These are the in-circuit forms that keep the table and the cache as circuit data; the
+//! commitment-based forms of docs/ir.md (Merkle-committed tables, hash-chained caches) replace
+//! how the data is authenticated, not what is selected.
+
+use super::range::equal;
+use super::{field, Wire, F};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+
+fn one_hot(
+    cs: &ConstraintSystemRef<F>,
+    index: &Wire,
+    slots: usize,
+) -> Result<Vec<Wire>, SynthesisError> {
+    let phi: Vec<Wire> = (0..slots)
+        .map(|k| {
+            let v = (index.value == k as i128) as i128;
+            let f = cs.new_witness_variable(|| Ok(field(v)))?;
+            cs.enforce_r1cs_constraint(
+                || f.into(),
+                || LinearCombination::from(f) - Variable::One,
+                LinearCombination::zero,
+            )?;
+            Ok(Wire {
+                lc: f.into(),
+                value: v,
+            })
+        })
+        .collect::<Result<_, SynthesisError>>()?;
+    equal(
+        cs,
+        &phi.iter().fold(LinearCombination::zero(), |a, f| a + &f.lc),
+        &Variable::One.into(),
+    )?;
+    let weighted = phi
+        .iter()
+        .enumerate()
+        .fold(LinearCombination::zero(), |a, (k, f)| {
+            a + (field(k as i128), &f.lc)
+        });
+    equal(cs, &weighted, &index.lc)?;
+    Ok(phi)
+}
+
+/// Row `index` of the constant `table[rows, width]`: `rows + 2` constraints (the row is a
+/// combination of the selector with the table as coefficients).
+pub fn gather(
+    cs: &ConstraintSystemRef<F>,
+    table: &[i64],
+    width: usize,
+    index: &Wire,
+) -> Result<Vec<Wire>, SynthesisError> {
+    let rows = table.len() / width;
+    let phi = one_hot(cs, index, rows)?;
+    Ok((0..width)
+        .map(|t| {
+            let mut lc = LinearCombination::zero();
+            let mut value = 0;
+            for (k, f) in phi.iter().enumerate() {
+                let c = table[k * width + t] as i128;
+                if c != 0 {
+                    lc = lc + (field(c), &f.lc);
+                    value += c * f.value;
+                }
+            }
+            Wire { lc, value }
+        })
+        .collect())
+}
+
+/// The cache `state[slots, width]` with slot `pos` set to `x[width]`: per element
+/// `after = before + φ_j (x - before)`; `slots + 2 + slots * width` constraints.
+pub fn kv_append(
+    cs: &ConstraintSystemRef<F>,
+    state: &[Wire],
+    x: &[Wire],
+    pos: &Wire,
+) -> Result<Vec<Wire>, SynthesisError> {
+    let width = x.len();
+    let phi = one_hot(cs, pos, state.len() / width)?;
+    state
+        .iter()
+        .enumerate()
+        .map(|(i, before)| {
+            let (f, xt) = (&phi[i / width], &x[i % width]);
+            let value = before.value + f.value * (xt.value - before.value);
+            let after = cs.new_witness_variable(|| Ok(field(value)))?;
+            cs.enforce_r1cs_constraint(
+                || f.lc.clone(),
+                || xt.lc.clone() - &before.lc,
+                || LinearCombination::from(after) - &before.lc,
+            )?;
+            Ok(Wire {
+                lc: after.into(),
+                value,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::requant::bind;
+    use crate::backend::test_util::{cs, wires, MODES};
+    use crate::backend::Alloc;
+    use zkc_lang::semantics::{self, Tensor};
+
+    #[test]
+    fn gather_selects_exactly_the_indexed_row() {
+        let table: Vec<i64> = (0..12).map(|v| v * 7 - 30).collect();
+        for idx in 0..4 {
+            for mode in MODES {
+                let cs = cs();
+                let i = Wire::new(&cs, idx, mode).unwrap();
+                let row = gather(&cs, &table, 3, &i).unwrap();
+                assert_eq!(cs.num_constraints(), 4 + 2);
+                let want = semantics::gather(
+                    &Tensor::new(vec![4, 3], table.clone()).unwrap(),
+                    &Tensor::scalar(idx as i64),
+                )
+                .unwrap();
+                for (w, &v) in row.iter().zip(want.data()) {
+                    assert_eq!(w.value, v as i128);
+                    bind(&cs, w, w.value).unwrap();
+                }
+                assert!(cs.is_satisfied().unwrap());
+                bind(&cs, &row[1], row[1].value + 7).unwrap();
+                assert!(!cs.is_satisfied().unwrap(), "another row's value");
+            }
+        }
+        for idx in [-1, 4] {
+            let cs = cs();
+            gather(&cs, &table, 3, &Wire::new(&cs, idx, Alloc::Input).unwrap()).unwrap();
+            assert!(
+                !cs.is_satisfied().unwrap(),
+                "index {idx} is outside the table"
+            );
+        }
+    }
+
+    #[test]
+    fn kv_append_writes_one_slot_and_nothing_else() {
+        let before = [1, 2, 3, 4, 5, 6];
+        for pos in 0..3 {
+            let cs = cs();
+            let state = wires(&cs, &before, Alloc::Witness);
+            let x = wires(&cs, &[-8, 9], Alloc::Witness);
+            let p = Wire::new(&cs, pos, Alloc::Input).unwrap();
+            let after = kv_append(&cs, &state, &x, &p).unwrap();
+            assert_eq!(cs.num_constraints(), 3 + 2 + 6);
+            let want = semantics::kv_append(
+                &Tensor::new(vec![3, 2], before.to_vec()).unwrap(),
+                &Tensor::new(vec![1, 2], vec![-8, 9]).unwrap(),
+                &Tensor::scalar(pos as i64),
+            )
+            .unwrap();
+            for (w, &v) in after.iter().zip(want.data()) {
+                assert_eq!(w.value, v as i128);
+                bind(&cs, w, w.value).unwrap();
+            }
+            assert!(cs.is_satisfied().unwrap());
+            let other = (pos as usize * 2 + 2) % 6;
+            bind(&cs, &after[other], -8).unwrap();
+            assert!(
+                !cs.is_satisfied().unwrap(),
+                "a write to slot {} too",
+                other / 2
+            );
+        }
+        let cs = cs();
+        let state = wires(&cs, &before, Alloc::Witness);
+        kv_append(
+            &cs,
+            &state,
+            &wires(&cs, &[0, 0], Alloc::Witness),
+            &Wire::new(&cs, 3, Alloc::Input).unwrap(),
+        )
+        .unwrap();
+        assert!(!cs.is_satisfied().unwrap(), "a full context has no slot 3");
+    }
+}
