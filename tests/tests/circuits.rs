@@ -3,7 +3,7 @@
 //! intermediate value is changed.
 
 use ark_relations::gr1cs::ConstraintSystem;
-use zkc_compiler::backend::{layer::synthesize, F};
+use zkc_compiler::backend::{cost, layer::synthesize, F};
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig};
 use zkc_compiler::quantize::{quantize, QuantConfig};

@@ -5,6 +5,7 @@ use std::time::Instant;
 use zkc_compiler::files::write_atomically;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::FloatModel;
+use zkc_compiler::backend::cost;
 use zkc_compiler::quantize::quantize;
 
 /// Compile a GGUF model into zkc's integer IR.
@@ -12,20 +13,25 @@ use zkc_compiler::quantize::quantize;
 /// Calibrates the float model on seeded random tokens, picks fixed-point scales, quantizes the
 /// weights (per output channel) and lowers every op to integer ops: one IR layer for the
 /// embedding, one per transformer block, one for the head. The `.zkir` file holds the constants
-/// inline, passes `zkc check`, and runs with `zkc run FILE.zkir` bit-identically. Example:
+/// inline, passes `zkc check`, and runs with `zkc run FILE.zkir` bit-identically. `--emit stats`
+/// prints each layer's constraint count (by op) from the gadgets' formulas instead. Examples:
 ///
 ///     zkc compile tiny.gguf --emit ir -o tiny.zkir
+///     zkc compile tiny.gguf --emit stats [--json]
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// The GGUF model.
     model: PathBuf,
-    /// What to write (the per-layer constraint systems come with the R1CS backend).
-    #[arg(long, value_parser = ["ir"], default_value = "ir")]
+    /// What to produce: the IR text, or constraint counts per layer.
+    #[arg(long, value_parser = ["ir", "stats"], default_value = "ir")]
     emit: String,
-    /// The output file.
-    #[arg(short, long)]
-    output: PathBuf,
+    /// The output file (for `--emit ir`).
+    #[arg(short, long, required_if_eq("emit", "ir"))]
+    output: Option<PathBuf>,
+    /// Stats as JSON.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     quant: QuantArgs,
 }
@@ -47,13 +53,16 @@ impl Args {
         let gguf = GgufFile::open(&self.model)?;
         let model = FloatModel::load(&gguf)?;
         let module = quantize(&model, &config)?;
+        let Some(output) = self.output.as_ref().filter(|_| self.emit == "ir") else {
+            print_stats(&module, self.json);
+            return Ok(());
+        };
         let text = zkc_lang::print(&module);
-        write_atomically(&self.output, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", self.output.display()))?;
+        write_atomically(output, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
         let insts: usize = module.layers.iter().map(|l| l.insts.len()).sum();
         println!(
             "wrote {} ({} bytes): {} layers, {insts} instructions, {} constants ({}) in {:.1} s",
-            self.output.display(),
+            output.display(),
             text.len(),
             module.layers.len(),
             module.consts.len(),
@@ -62,4 +71,26 @@ impl Args {
         );
         Ok(())
     }
+}
+
+fn print_stats(module: &zkc_lang::Module, json: bool) {
+    let layers: Vec<(&str, std::collections::BTreeMap<&str, usize>, usize)> =
+        module.layers.iter().map(|l| {
+            let (by_op, total) = cost::layer(module, l);
+            (l.name.as_str(), by_op, total)
+        }).collect();
+    let total: usize = layers.iter().map(|l| l.2).sum();
+    if json {
+        let value = serde_json::json!({
+            "layers": layers.iter().map(|(name, by_op, total)| serde_json::json!({ "name": name, "constraints": total, "by_op": by_op })).collect::<Vec<_>>(),
+            "constraints_per_token": total,
+        });
+        println!("{}", serde_json::to_string_pretty(&value).expect("JSON values serialise"));
+        return;
+    }
+    for (name, by_op, layer_total) in &layers {
+        let ops: Vec<String> = by_op.iter().filter(|(_, &c)| c > 0).map(|(op, c)| format!("{op} {c}")).collect();
+        println!("{name:>10}: {layer_total:>12} constraints ({})", ops.join(", "));
+    }
+    println!("{:>10}: {total:>12} constraints per token (commitments to layer inputs, outputs and caches not included yet)", "total");
 }

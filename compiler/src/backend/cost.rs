@@ -1,0 +1,56 @@
+//! Constraint counts without building a circuit: each instruction's count from its gadget's
+//! formula (docs/ir.md §4), the same numbers the gadgets' tests check against real constraint
+//! systems. This is what `zkc compile --emit stats` reports and what a cost model for passes
+//! can use.
+
+use super::{argmax, clamp, gelu, layernorm, requant, softmax};
+use std::collections::BTreeMap;
+use zkc_lang::{Inst, Layer, Module, Op, Operand};
+
+/// The constraints of one instruction.
+pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
+    let ty = |k: usize| match inst.args[k] {
+        Operand::Value(v) => &layer.value(v).ty,
+        Operand::Const(c) => &module.constant(c).ty,
+    };
+    let out = &layer.value(inst.results[0]).ty;
+    let n = out.shape.iter().product::<usize>();
+    let last = |k: usize| *ty(k).shape.last().unwrap_or(&1);
+    match &inst.op {
+        Op::Linear | Op::Add | Op::Sub | Op::Reshape { .. } | Op::Transpose { .. } | Op::Split { .. } | Op::Concat { .. } => 0,
+        Op::MatMul => n * last(0),
+        Op::Mul => match inst.args[1] {
+            Operand::Const(_) => 0,
+            Operand::Value(_) => n,
+        },
+        Op::Requant { shift, .. } => requant::cost(n, *shift, out.dtype),
+        Op::Clamp { lo, hi } => clamp::cost(n, *lo, *hi, ty(0).dtype),
+        Op::Softmax { ln2, b, c, shift } => {
+            let shape = &ty(0).shape;
+            let params = softmax::SoftmaxParams {
+                consts: [*ln2, *b, *c],
+                shift: *shift,
+                input: ty(0).dtype,
+                out: out.dtype,
+                row_len: last(0),
+                rows_per_batch: if shape.len() >= 2 { shape[shape.len() - 2] } else { 1 },
+            };
+            softmax::cost(n / last(0), &params, inst.args.len() == 2)
+        }
+        Op::LayerNorm { eps, shift } => layernorm::cost(n / last(0), last(0), *eps, *shift, ty(0).dtype, out.dtype),
+        Op::Gelu { clip, .. } => gelu::cost(n, *clip, ty(0).dtype),
+        Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits()),
+        Op::Gather => ty(0).shape[0] + 2,
+        Op::KvAppend => ty(0).shape[0] + 2 + ty(0).shape.iter().product::<usize>(),
+    }
+}
+
+/// Per layer: constraints by op name, and the total.
+pub fn layer(module: &Module, layer: &Layer) -> (BTreeMap<&'static str, usize>, usize) {
+    let mut by_op = BTreeMap::new();
+    for inst in &layer.insts {
+        *by_op.entry(inst.op.name()).or_insert(0) += instruction(module, layer, inst);
+    }
+    let total = by_op.values().sum();
+    (by_op, total)
+}
