@@ -177,6 +177,12 @@ fn gen_model_inspect_and_run_float() {
     assert_eq!(logits.split(',').count(), 300);
     assert!(run(&["--prompt", "hi there", "--max-new", "2"]).contains("text: \"hi there\""));
 
+    let stats = zkc(&["compile", model, "--emit", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let layers = stats["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "embed, one block, head");
+    assert!(stats["constraints_per_token"].as_u64().unwrap() > 0);
+
     let refused = zkc(&["run", model, "--tokens", "1", "--float", "--compare"]);
     assert_eq!(
         refused.status.code(),

@@ -17,7 +17,13 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
     let n = out.shape.iter().product::<usize>();
     let last = |k: usize| *ty(k).shape.last().unwrap_or(&1);
     match &inst.op {
-        Op::Linear | Op::Add | Op::Sub | Op::Reshape { .. } | Op::Transpose { .. } | Op::Split { .. } | Op::Concat { .. } => 0,
+        Op::Linear
+        | Op::Add
+        | Op::Sub
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Split { .. }
+        | Op::Concat { .. } => 0,
         Op::MatMul => n * last(0),
         Op::Mul => match inst.args[1] {
             Operand::Const(_) => 0,
@@ -33,11 +39,17 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
                 input: ty(0).dtype,
                 out: out.dtype,
                 row_len: last(0),
-                rows_per_batch: if shape.len() >= 2 { shape[shape.len() - 2] } else { 1 },
+                rows_per_batch: if shape.len() >= 2 {
+                    shape[shape.len() - 2]
+                } else {
+                    1
+                },
             };
             softmax::cost(n / last(0), &params, inst.args.len() == 2)
         }
-        Op::LayerNorm { eps, shift } => layernorm::cost(n / last(0), last(0), *eps, *shift, ty(0).dtype, out.dtype),
+        Op::LayerNorm { eps, shift } => {
+            layernorm::cost(n / last(0), last(0), *eps, *shift, ty(0).dtype, out.dtype)
+        }
         Op::Gelu { clip, .. } => gelu::cost(n, *clip, ty(0).dtype),
         Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits()),
         Op::Gather => ty(0).shape[0] + 2,

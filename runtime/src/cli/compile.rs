@@ -2,10 +2,10 @@ use super::quant_args::QuantArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use zkc_compiler::backend::cost;
 use zkc_compiler::files::write_atomically;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::FloatModel;
-use zkc_compiler::backend::cost;
 use zkc_compiler::quantize::quantize;
 
 /// Compile a GGUF model into zkc's integer IR.
@@ -58,7 +58,8 @@ impl Args {
             return Ok(());
         };
         let text = zkc_lang::print(&module);
-        write_atomically(output, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+        write_atomically(output, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
         let insts: usize = module.layers.iter().map(|l| l.insts.len()).sum();
         println!(
             "wrote {} ({} bytes): {} layers, {insts} instructions, {} constants ({}) in {:.1} s",
@@ -74,23 +75,36 @@ impl Args {
 }
 
 fn print_stats(module: &zkc_lang::Module, json: bool) {
-    let layers: Vec<(&str, std::collections::BTreeMap<&str, usize>, usize)> =
-        module.layers.iter().map(|l| {
+    let layers: Vec<(&str, std::collections::BTreeMap<&str, usize>, usize)> = module
+        .layers
+        .iter()
+        .map(|l| {
             let (by_op, total) = cost::layer(module, l);
             (l.name.as_str(), by_op, total)
-        }).collect();
+        })
+        .collect();
     let total: usize = layers.iter().map(|l| l.2).sum();
     if json {
         let value = serde_json::json!({
             "layers": layers.iter().map(|(name, by_op, total)| serde_json::json!({ "name": name, "constraints": total, "by_op": by_op })).collect::<Vec<_>>(),
             "constraints_per_token": total,
         });
-        println!("{}", serde_json::to_string_pretty(&value).expect("JSON values serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
+        );
         return;
     }
     for (name, by_op, layer_total) in &layers {
-        let ops: Vec<String> = by_op.iter().filter(|(_, &c)| c > 0).map(|(op, c)| format!("{op} {c}")).collect();
-        println!("{name:>10}: {layer_total:>12} constraints ({})", ops.join(", "));
+        let ops: Vec<String> = by_op
+            .iter()
+            .filter(|(_, &c)| c > 0)
+            .map(|(op, c)| format!("{op} {c}"))
+            .collect();
+        println!(
+            "{name:>10}: {layer_total:>12} constraints ({})",
+            ops.join(", ")
+        );
     }
     println!("{:>10}: {total:>12} constraints per token (commitments to layer inputs, outputs and caches not included yet)", "total");
 }
