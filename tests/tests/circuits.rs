@@ -53,6 +53,12 @@ fn every_layer_of_every_step_is_satisfied_by_the_interpreters_witness() {
                 "step {step}, layer `{}` ({constraints} constraints)",
                 layer.name
             );
+            let counted = cost::layer(&module, layer).1;
+            assert_eq!(
+                constraints, counted,
+                "layer `{}`: the counted cost is the real one",
+                layer.name
+            );
             let want: Vec<i128> = run
                 .outputs(layer)
                 .iter()
