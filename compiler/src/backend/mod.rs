@@ -10,6 +10,7 @@
 pub mod argmax;
 pub mod arith;
 pub mod clamp;
+pub mod commit;
 pub mod cost;
 pub mod gelu;
 pub mod layer;

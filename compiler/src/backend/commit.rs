@@ -1,0 +1,182 @@
+//! Poseidon commitments to tensors: what links a layer's output to the next layer's input
+//! (docs/ir.md §5). Values are range-checked, offset to be non-negative, packed
+//! `floor(252 / w)` to a field element, absorbed by a Poseidon sponge, and one element squeezed.
+//!
+//! Parameters, pinned here because ark-bn254 ships none: the Poseidon paper's instance for a
+//! 254-bit field with width 3 (rate 2, capacity 1), S-box `x^5`, 8 full and 57 partial rounds;
+//! round constants and MDS matrix from the paper's Grain LFSR
+//! (`find_poseidon_ark_and_mds`, no skipped matrices). A test pins one output so a change of
+//! parameters cannot go unnoticed.
+
+use super::range::{equal, range_checked};
+use super::{field, Wire, F};
+use ark_crypto_primitives::sponge::constraints::CryptographicSpongeVar;
+use ark_crypto_primitives::sponge::poseidon::constraints::PoseidonSpongeVar;
+use ark_crypto_primitives::sponge::poseidon::{
+    find_poseidon_ark_and_mds, PoseidonConfig, PoseidonSponge,
+};
+use ark_crypto_primitives::sponge::CryptographicSponge;
+use ark_r1cs_std::fields::fp::{AllocatedFp, FpVar};
+use ark_r1cs_std::GR1CSVar;
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use std::sync::OnceLock;
+use zkc_lang::DType;
+
+const FULL_ROUNDS: usize = 8;
+const PARTIAL_ROUNDS: usize = 57;
+const ALPHA: u64 = 5;
+const RATE: usize = 2;
+
+/// Constraints of one permutation in the arkworks gadget (`H` in docs/ir.md), measured.
+pub const PERMUTATION_CONSTRAINTS: usize = 237;
+
+pub fn poseidon() -> &'static PoseidonConfig<F> {
+    static CONFIG: OnceLock<PoseidonConfig<F>> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let (ark, mds) =
+            find_poseidon_ark_and_mds::<F>(254, RATE, FULL_ROUNDS as u64, PARTIAL_ROUNDS as u64, 0);
+        PoseidonConfig::new(FULL_ROUNDS, PARTIAL_ROUNDS, ALPHA, mds, ark, RATE, 1)
+    })
+}
+
+/// Values per field element for a dtype of `bits` bits.
+pub fn per_element(dtype: DType) -> usize {
+    252 / dtype.bits() as usize
+}
+
+/// The packed field elements of `values` (each `v + 2^(w-1)` in `w` bits, little-endian).
+pub fn pack(values: &[i64], dtype: DType) -> Vec<F> {
+    let w = dtype.bits();
+    values
+        .chunks(per_element(dtype))
+        .map(|chunk| {
+            chunk.iter().enumerate().fold(F::from(0u8), |acc, (i, &v)| {
+                let offset = (v as i128 - dtype.min() as i128) as u128;
+                acc + F::from(offset) * pow2(w * i as u32)
+            })
+        })
+        .collect()
+}
+
+fn pow2(k: u32) -> F {
+    let mut p = F::from(1u8);
+    for _ in 0..k {
+        p = p + p;
+    }
+    p
+}
+
+/// The commitment to a tensor's values, natively (what the verifier's public inputs hold).
+pub fn commit(values: &[i64], dtype: DType) -> F {
+    let mut sponge = PoseidonSponge::new(poseidon());
+    sponge.absorb(&pack(values, dtype));
+    sponge.squeeze_field_elements::<F>(1)[0]
+}
+
+/// The same commitment in the circuit: each value range-checked to `dtype` and bound to its wire
+/// (`n * (rc(w) + 1)`), packed (free), hashed.
+pub fn commit_gadget(
+    cs: &ConstraintSystemRef<F>,
+    values: &[Wire],
+    dtype: DType,
+) -> Result<Commitment, SynthesisError> {
+    let w = dtype.bits();
+    let mut packed = Vec::new();
+    for chunk in values.chunks(per_element(dtype)) {
+        let mut lc = LinearCombination::zero();
+        let mut native = F::from(0u8);
+        for (i, v) in chunk.iter().enumerate() {
+            let checked = range_checked(cs, v.value, dtype.min() as i128, w)?;
+            equal(cs, &checked.lc, &v.lc)?;
+            let scale = pow2(w * i as u32);
+            lc = lc
+                + (
+                    scale,
+                    &(checked.lc + (field(-(dtype.min() as i128)), Variable::One)),
+                );
+            native += field(checked.value - dtype.min() as i128) * scale;
+        }
+        let var = cs.new_lc(|| lc)?;
+        packed.push(FpVar::Var(AllocatedFp::new(Some(native), var, cs.clone())));
+    }
+    let mut sponge = PoseidonSpongeVar::new(cs.clone(), poseidon());
+    sponge.absorb(&packed)?;
+    let out = sponge.squeeze_field_elements(1)?.remove(0);
+    let value = out.value().unwrap_or_default();
+    let lc = match out {
+        FpVar::Var(allocated) => allocated.variable.into(),
+        FpVar::Constant(c) => LinearCombination::from((c, Variable::One)),
+    };
+    Ok(Commitment { lc, value })
+}
+
+/// A commitment inside a circuit: its combination and its value.
+#[derive(Clone, Debug)]
+pub struct Commitment {
+    pub lc: LinearCombination<F>,
+    pub value: F,
+}
+
+/// Makes a commitment a public input: a new instance variable equal to it (1 constraint).
+pub fn publish(
+    cs: &ConstraintSystemRef<F>,
+    commitment: &Commitment,
+    value: F,
+) -> Result<(), SynthesisError> {
+    let public = cs.new_input_variable(|| Ok(value))?;
+    equal(cs, &commitment.lc, &public.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::test_util::{cs, wires, Lcg};
+    use crate::backend::Alloc;
+
+    #[test]
+    fn the_gadget_computes_the_native_commitment() {
+        let mut rng = Lcg(71);
+        for (dtype, n) in [(DType::I8, 70), (DType::I16, 16), (DType::I32, 3)] {
+            let values: Vec<i64> = (0..n)
+                .map(|_| rng.range(dtype.min().max(-1 << 40), dtype.max().min(1 << 40)))
+                .collect();
+            let cs = cs();
+            let c = commit_gadget(&cs, &wires(&cs, &values, Alloc::Witness), dtype).unwrap();
+            publish(&cs, &c, commit(&values, dtype)).unwrap();
+            assert!(cs.is_satisfied().unwrap(), "{dtype}");
+            let mut other = values.clone();
+            other[n / 2] += 1;
+            let cs2 = super::super::test_util::cs();
+            let c2 = commit_gadget(&cs2, &wires(&cs2, &other, Alloc::Witness), dtype).unwrap();
+            publish(&cs2, &c2, commit(&values, dtype)).unwrap();
+            assert!(
+                !cs2.is_satisfied().unwrap(),
+                "a changed value does not match the published commitment"
+            );
+        }
+    }
+
+    #[test]
+    fn values_out_of_the_dtype_cannot_be_committed() {
+        let cs = cs();
+        let c = commit_gadget(&cs, &wires(&cs, &[1, 128], Alloc::Witness), DType::I8).unwrap();
+        publish(&cs, &c, commit(&[1, 127], DType::I8)).unwrap();
+        assert!(!cs.is_satisfied().unwrap());
+    }
+
+    #[test]
+    fn packing_is_injective_and_the_parameters_are_pinned() {
+        assert_ne!(commit(&[0, 1], DType::I8), commit(&[1, 0], DType::I8));
+        assert_eq!(pack(&[-128, 127], DType::I8), vec![F::from(255u32 << 8)]);
+        insta::assert_snapshot!(commit(&[1, 2, 3], DType::I16).to_string());
+    }
+
+    /// One packed element absorbed and one squeezed: one permutation, measured as `H`.
+    #[test]
+    fn one_permutation_costs_what_docs_say() {
+        let cs = cs();
+        commit_gadget(&cs, &wires(&cs, &[5; 31], Alloc::Witness), DType::I8).unwrap();
+        let h = cs.num_constraints() - 31 * (8 + 1);
+        assert_eq!(h, PERMUTATION_CONSTRAINTS, "H");
+    }
+}
