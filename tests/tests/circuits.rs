@@ -114,3 +114,45 @@ fn changing_any_sampled_intermediate_value_breaks_the_circuit() {
     }
     assert!(checked >= 10, "sampled {checked} values");
 }
+
+/// The public inputs link: each layer's output commitment is the next layer's input commitment,
+/// and each state's commitment after a step is its commitment before the next step.
+#[test]
+fn public_commitments_link_layers_and_steps() {
+    use zkc_compiler::backend::layer::public_inputs;
+    let module = module();
+    let interp = Interpreter::new(module.clone()).unwrap();
+    let mut runner = ModelRunner::new(&interp).unwrap();
+    let mut previous_after: Option<Vec<F>> = None;
+    let mut token = 3;
+    for _ in 0..3 {
+        let step = runner.step(token, true).unwrap();
+        let witness = step.witness.unwrap();
+        let publics: Vec<Vec<F>> = witness
+            .iter()
+            .enumerate()
+            .map(|(i, run)| public_inputs(&module.layers[i], &run.values))
+            .collect();
+        // embed: [pos, token | embd]; block: [embd, pos | states before | states after | out]; head: [in | token]
+        let block = &module.layers[1];
+        let (inputs, states) = (block.inputs.len(), block.states.len());
+        assert_eq!(
+            publics[0].last(),
+            publics[1].first(),
+            "embed's output is block 0's input"
+        );
+        assert_eq!(
+            publics[1].last(),
+            publics[2].first(),
+            "block 0's output is the head's input"
+        );
+        let before = publics[1][inputs..inputs + states].to_vec();
+        let after = publics[1][inputs + states..inputs + 2 * states].to_vec();
+        if let Some(prev) = previous_after {
+            assert_eq!(prev, before, "the caches carry over between steps");
+        }
+        assert_ne!(before, after, "a step writes the caches");
+        previous_after = Some(after);
+        token = step.token;
+    }
+}

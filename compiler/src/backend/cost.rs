@@ -57,12 +57,30 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
     }
 }
 
-/// Per layer: constraints by op name, and the total.
+/// Making the layer's boundary public (docs/ir.md §4.4): per tensor its range checks bound to
+/// its wires, the sponge over its `f` packed elements and the public input
+/// (`n * (rc(w) + 1) + sponge(f) + 1`), per scalar 1.
+pub fn boundary(layer: &Layer) -> usize {
+    super::layer::boundary(layer)
+        .map(|v| {
+            let ty = &layer.value(v).ty;
+            if ty.is_scalar() {
+                return 1;
+            }
+            let n: usize = ty.shape.iter().product();
+            let packed = n.div_ceil(super::commit::per_element(ty.dtype));
+            n * (ty.dtype.bits() as usize + 1) + super::commit::sponge_cost(packed) + 1
+        })
+        .sum()
+}
+
+/// Per layer: constraints by op name (and `commitments` for the boundary), and the total.
 pub fn layer(module: &Module, layer: &Layer) -> (BTreeMap<&'static str, usize>, usize) {
     let mut by_op = BTreeMap::new();
     for inst in &layer.insts {
         *by_op.entry(inst.op.name()).or_insert(0) += instruction(module, layer, inst);
     }
+    by_op.insert("commitments", boundary(layer));
     let total = by_op.values().sum();
     (by_op, total)
 }

@@ -3,13 +3,85 @@
 //! `split`, `concat`) only relabels wires, using the semantics functions on index tensors so it
 //! cannot disagree with the interpreter.
 //!
-//! Inputs and states enter as witnesses, `token` and `pos` as public inputs. Binding the
-//! tensors to the Poseidon commitments of docs/ir.md §5 is the next step of the backend.
+//! Public inputs, in this order (docs/ir.md §5): for each layer input, its value if it is a
+//! scalar (`token`, `pos`) or else its Poseidon commitment; the commitment of each state before
+//! the step; then the commitment of each state after the step (its `kv_append` result); then for
+//! each output, its value if scalar, else its commitment. [`public_inputs`] computes the same
+//! vector natively, which is what a verifier checks the links with.
 
-use super::{argmax, arith, clamp, gelu, layernorm, requant, select, softmax, Alloc, Wire, F};
-use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
+use super::commit::{commit, commit_gadget, publish};
+use super::range::equal;
+use super::{
+    argmax, arith, clamp, field, gelu, layernorm, requant, select, softmax, Alloc, Wire, F,
+};
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError, Variable};
 use zkc_lang::semantics::{self as sem, Tensor};
-use zkc_lang::{ConstData, Module, Multiplier, Op, Operand, ValueDef};
+use zkc_lang::{ConstData, Layer, Module, Multiplier, Op, Operand, ValueId};
+
+/// The values a layer makes public, in circuit order: scalars as themselves, tensors by
+/// commitment. `values` is the layer's record (every SSA value by `ValueId`).
+pub fn public_inputs(layer: &Layer, values: &[Tensor]) -> Vec<F> {
+    boundary(layer)
+        .map(|v| {
+            let t = &values[v.index()];
+            if layer.value(v).ty.is_scalar() {
+                field(t.data()[0] as i128)
+            } else {
+                commit(t.data(), layer.value(v).ty.dtype)
+            }
+        })
+        .collect()
+}
+
+/// The boundary values in public-input order: inputs, states before, states after, outputs.
+pub fn boundary(layer: &Layer) -> impl Iterator<Item = ValueId> + '_ {
+    let after = layer.states.iter().map(move |&s| {
+        let append = layer
+            .insts
+            .iter()
+            .find(|i| i.op == Op::KvAppend && i.args[0] == Operand::Value(s))
+            .expect("valid layers append every state");
+        append.results[0]
+    });
+    layer
+        .inputs
+        .iter()
+        .chain(&layer.states)
+        .copied()
+        .chain(after)
+        .chain(layer.outputs.iter().copied())
+}
+
+/// Makes a boundary value public: a scalar equal to a new instance variable, a tensor through
+/// its commitment.
+fn expose(
+    cs: &ConstraintSystemRef<F>,
+    layer: &Layer,
+    v: ValueId,
+    wires: &[Wire],
+    values: &[Tensor],
+) -> Result<(), SynthesisError> {
+    let ty = &layer.value(v).ty;
+    if ty.is_scalar() {
+        let public = cs.new_input_variable(|| Ok(field(values[v.index()].data()[0] as i128)))?;
+        return equal(cs, &wires[0].lc, &Variable::from(public).into());
+    }
+    let c = commit_gadget(cs, wires, ty.dtype)?;
+    publish(cs, &c, commit(values[v.index()].data(), ty.dtype))
+}
+
+/// One layer's proof statement, for Groth16: the layer of `module` with the record of one run.
+pub struct LayerCircuit<'a> {
+    pub module: &'a Module,
+    pub index: usize,
+    pub values: &'a [Tensor],
+}
+
+impl ConstraintSynthesizer<F> for LayerCircuit<'_> {
+    fn generate_constraints(self, cs: ConstraintSystemRef<F>) -> Result<(), SynthesisError> {
+        synthesize(&cs, self.module, self.index, self.values).map(|_| ())
+    }
+}
 
 /// Builds layer `index` of `module` (constants inline) from `values`, every SSA value of one run
 /// of the layer (by `ValueId`); returns the output wires.
@@ -28,14 +100,12 @@ pub fn synthesize(
     };
     let mut wires: Vec<Option<Vec<Wire>>> = vec![None; layer.values.len()];
     for &v in layer.inputs.iter().chain(&layer.states) {
-        let public =
-            layer.value(v).ty.is_scalar() && matches!(layer.value(v).def, ValueDef::Input(_));
-        let mode = if public { Alloc::Input } else { Alloc::Witness };
-        let ws = values[v.index()]
+        let ws: Vec<Wire> = values[v.index()]
             .data()
             .iter()
-            .map(|&x| Wire::new(cs, x as i128, mode))
+            .map(|&x| Wire::new(cs, x as i128, Alloc::Witness))
             .collect::<Result<_, _>>()?;
+        expose(cs, layer, v, &ws, values)?;
         wires[v.index()] = Some(ws);
     }
     for inst in &layer.insts {
@@ -192,6 +262,18 @@ pub fn synthesize(
         for (&r, ws) in inst.results.iter().zip(outs) {
             wires[r.index()] = Some(ws);
         }
+    }
+    let after: Vec<ValueId> = boundary(layer)
+        .skip(layer.inputs.len() + layer.states.len())
+        .collect();
+    for v in after {
+        expose(
+            cs,
+            layer,
+            v,
+            wires[v.index()].as_ref().expect("defined"),
+            values,
+        )?;
     }
     Ok(layer
         .outputs

@@ -106,5 +106,5 @@ fn print_stats(module: &zkc_lang::Module, json: bool) {
             ops.join(", ")
         );
     }
-    println!("{:>10}: {total:>12} constraints per token (commitments to layer inputs, outputs and caches not included yet)", "total");
+    println!("{:>10}: {total:>12} constraints per token", "total");
 }
