@@ -64,7 +64,7 @@ fn expose(
     let ty = &layer.value(v).ty;
     if ty.is_scalar() {
         let public = cs.new_input_variable(|| Ok(field(values[v.index()].data()[0] as i128)))?;
-        return equal(cs, &wires[0].lc, &Variable::from(public).into());
+        return equal(cs, &wires[0].lc, &public.into());
     }
     let c = commit_gadget(cs, wires, ty.dtype)?;
     publish(cs, &c, commit(values[v.index()].data(), ty.dtype))
