@@ -14,7 +14,7 @@ use super::range::equal;
 use super::{
     argmax, arith, clamp, field, gelu, layernorm, requant, select, softmax, Alloc, Wire, F,
 };
-use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError, Variable};
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use zkc_lang::semantics::{self as sem, Tensor};
 use zkc_lang::{ConstData, Layer, Module, Multiplier, Op, Operand, ValueId};
 
