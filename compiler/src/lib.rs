@@ -2,6 +2,7 @@
 //! backend (see `docs/architecture.md`). It consumes and produces [`zkc_lang::Module`]s; the
 //! stages land with their issues, in pipeline order.
 
+pub mod artifact;
 pub mod backend;
 pub mod files;
 pub mod gguf;

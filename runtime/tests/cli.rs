@@ -177,6 +177,34 @@ fn gen_model_inspect_and_run_float() {
     assert_eq!(logits.split(',').count(), 300);
     assert!(run(&["--prompt", "hi there", "--max-new", "2"]).contains("text: \"hi there\""));
 
+    let circ = dir.join("tiny.circ");
+    let circ = circ.to_str().unwrap();
+    assert!(zkc(&["compile", model, "-o", circ]).status.success());
+    let from_circ = zkc(&["run", circ, "--tokens", "1,2,3", "--max-new", "4"]);
+    let from_gguf = zkc(&["run", model, "--tokens", "1,2,3", "--max-new", "4"]);
+    let generated = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("generated: "))
+            .map(String::from)
+    };
+    assert_eq!(
+        generated(&from_circ),
+        generated(&from_gguf),
+        "the artifact runs as the model does"
+    );
+    assert!(generated(&from_circ).is_some());
+    let mut bytes = std::fs::read(circ).unwrap();
+    let k = bytes.len() / 2;
+    bytes[k] ^= 0x20;
+    std::fs::write(circ, bytes).unwrap();
+    let corrupt = zkc(&["run", circ, "--tokens", "1"]);
+    assert!(
+        String::from_utf8_lossy(&corrupt.stderr).contains("is corrupt"),
+        "{}",
+        String::from_utf8_lossy(&corrupt.stderr)
+    );
+
     let stats = zkc(&["compile", model, "--emit", "stats", "--json"]);
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     let layers = stats["layers"].as_array().unwrap();

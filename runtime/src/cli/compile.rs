@@ -2,6 +2,7 @@ use super::quant_args::QuantArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use zkc_compiler::artifact;
 use zkc_compiler::backend::cost;
 use zkc_compiler::files::write_atomically;
 use zkc_compiler::gguf::GgufFile;
@@ -12,10 +13,12 @@ use zkc_compiler::quantize::quantize;
 ///
 /// Calibrates the float model on seeded random tokens, picks fixed-point scales, quantizes the
 /// weights (per output channel) and lowers every op to integer ops: one IR layer for the
-/// embedding, one per transformer block, one for the head. The `.zkir` file holds the constants
-/// inline, passes `zkc check`, and runs with `zkc run FILE.zkir` bit-identically. `--emit stats`
-/// prints each layer's constraint count (by op) from the gadgets' formulas instead. Examples:
+/// embedding, one per transformer block, one for the head. The default output is the versioned
+/// artifact `MODEL.circ` (a header with the model's and the IR's SHA-256, then the IR); `--emit
+/// ir` writes the bare IR text (it passes `zkc check` and runs bit-identically with `zkc run`);
+/// `--emit stats` prints each layer's constraint count by op. Examples:
 ///
+///     zkc compile tiny.gguf -o tiny.circ
 ///     zkc compile tiny.gguf --emit ir -o tiny.zkir
 ///     zkc compile tiny.gguf --emit stats [--json]
 #[derive(Debug, clap::Args)]
@@ -23,11 +26,11 @@ use zkc_compiler::quantize::quantize;
 pub struct Args {
     /// The GGUF model.
     model: PathBuf,
-    /// What to produce: the IR text, or constraint counts per layer.
-    #[arg(long, value_parser = ["ir", "stats"], default_value = "ir")]
+    /// What to produce: the artifact, the IR text, or constraint counts per layer.
+    #[arg(long, value_parser = ["circ", "ir", "stats"], default_value = "circ")]
     emit: String,
-    /// The output file (for `--emit ir`).
-    #[arg(short, long, required_if_eq("emit", "ir"))]
+    /// The output file (for `circ` and `ir`).
+    #[arg(short, long, required_if_eq_any([("emit", "ir"), ("emit", "circ")]))]
     output: Option<PathBuf>,
     /// Stats as JSON.
     #[arg(long)]
@@ -53,10 +56,23 @@ impl Args {
         let gguf = GgufFile::open(&self.model)?;
         let model = FloatModel::load(&gguf)?;
         let module = quantize(&model, &config)?;
-        let Some(output) = self.output.as_ref().filter(|_| self.emit == "ir") else {
+        let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
             print_stats(&module, self.json);
             return Ok(());
         };
+        if self.emit == "circ" {
+            let model_sha = artifact::sha256_file(&self.model)
+                .map_err(|e| format!("cannot read {}: {e}", self.model.display()))?;
+            let header = artifact::write(output, &module, &model_sha, &config.summary())?;
+            println!(
+                "wrote {} (IR {} bytes, sha256 {}) in {:.1} s",
+                output.display(),
+                header.ir_bytes,
+                header.ir_sha256,
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
         let text = zkc_lang::print(&module);
         write_atomically(output, text.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", output.display()))?;

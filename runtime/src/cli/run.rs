@@ -18,13 +18,13 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// tokens and the logit error. Examples:
 ///
 ///     zkc run tiny.gguf --tokens 1,2,3 --max-new 8
-///     zkc run tiny.zkir --tokens 1,2,3 --max-new 8
+///     zkc run tiny.circ --tokens 1,2,3 --max-new 8
 ///     zkc run tiny.gguf --float --prompt "Hello" --max-new 8 --logits
 ///     zkc run tiny.gguf --compare --tokens 1,2,3 --max-new 16
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The model: a GGUF file, or an IR file written by `zkc compile`.
+    /// The model: a GGUF file, or an artifact (`.circ`) or IR file (`.zkir`) from `zkc compile`.
     model: PathBuf,
     /// Run the float reference instead of the integer model.
     #[arg(long, conflicts_with = "compare")]
@@ -96,6 +96,14 @@ impl Args {
     }
 
     fn generate(&self) -> Result<ExitCode, Box<dyn std::error::Error>> {
+        if self.model.extension().is_some_and(|e| e == "circ") {
+            if self.float || self.compare {
+                return Err("--float and --compare need the GGUF model, not its artifact".into());
+            }
+            let (_, module) = zkc_compiler::artifact::read(&self.model)?;
+            self.integer(&Interpreter::new(module)?, None, &self.prompt(None)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         if self.model.extension().is_some_and(|e| e == "zkir") {
             if self.float || self.compare {
                 return Err("--float and --compare need the GGUF model, not its IR".into());

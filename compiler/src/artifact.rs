@@ -1,0 +1,231 @@
+//! `model.circ`: the compiled model, versioned and self-describing (DESIGN §4).
+//!
+//! Layout: the line `zkc-circ 1`, one line of JSON (the format version, the zkc version, the
+//! SHA-256 of the source GGUF, the quantization, and the SHA-256 and length of the IR text),
+//! then the IR text with its constants inline. Loading checks the magic, the version, the
+//! length and hash of the IR, then parses and validates it: a corrupt, truncated or foreign file
+//! is refused with what was wrong.
+
+use crate::files::write_atomically;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use thiserror::Error;
+use zkc_lang::Module;
+
+pub const MAGIC: &str = "zkc-circ";
+pub const VERSION: u64 = 1;
+
+#[derive(Debug, Error)]
+pub enum ArtifactError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a zkc artifact (it does not start with `{MAGIC}`)")]
+    NotAnArtifact { path: String },
+    #[error("{path} is artifact version {found}; this zkc reads version {VERSION} (recompile the model)")]
+    Version { path: String, found: String },
+    #[error("{path}: the header is malformed: {problem}")]
+    Header { path: String, problem: String },
+    #[error("{path} is corrupt: {problem} (recompile the model)")]
+    Corrupt { path: String, problem: String },
+    #[error("{path}: the IR does not check: {errors}")]
+    Invalid { path: String, errors: String },
+}
+
+/// What the header records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub zkc_version: String,
+    pub model_sha256: String,
+    pub quantization: String,
+    pub ir_sha256: String,
+    pub ir_bytes: u64,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 of a file, streamed (a model is not read into memory for it).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Writes the artifact (through a temporary file renamed into place).
+pub fn write(
+    path: &Path,
+    module: &Module,
+    model_sha256: &str,
+    quantization: &str,
+) -> Result<Header, ArtifactError> {
+    let ir = zkc_lang::print(module);
+    let header = Header {
+        zkc_version: env!("CARGO_PKG_VERSION").to_string(),
+        model_sha256: model_sha256.to_string(),
+        quantization: quantization.to_string(),
+        ir_sha256: sha256_hex(ir.as_bytes()),
+        ir_bytes: ir.len() as u64,
+    };
+    let line = json!({
+        "version": VERSION,
+        "zkc": header.zkc_version,
+        "model_sha256": header.model_sha256,
+        "quantization": header.quantization,
+        "ir_sha256": header.ir_sha256,
+        "ir_bytes": header.ir_bytes,
+    });
+    let bytes = format!("{MAGIC} {VERSION}\n{line}\n{ir}");
+    write_atomically(path, bytes.as_bytes()).map_err(|source| ArtifactError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(header)
+}
+
+/// Reads and checks an artifact: its header and its validated module.
+pub fn read(path: &Path) -> Result<(Header, Module), ArtifactError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    parse(&name, &bytes)
+}
+
+/// [`read`] on bytes in memory; `name` is used in errors.
+pub fn parse(name: &str, bytes: &[u8]) -> Result<(Header, Module), ArtifactError> {
+    let path = name.to_string();
+    let corrupt = |problem: String| ArtifactError::Corrupt {
+        path: path.clone(),
+        problem,
+    };
+    let (first, rest) =
+        split_line(bytes).ok_or_else(|| ArtifactError::NotAnArtifact { path: path.clone() })?;
+    let first = std::str::from_utf8(first)
+        .map_err(|_| ArtifactError::NotAnArtifact { path: path.clone() })?;
+    let version = first
+        .strip_prefix(&format!("{MAGIC} "))
+        .ok_or_else(|| ArtifactError::NotAnArtifact { path: path.clone() })?;
+    if version != VERSION.to_string() {
+        return Err(ArtifactError::Version {
+            path: path.clone(),
+            found: version.to_string(),
+        });
+    }
+    let (line, ir) = split_line(rest).ok_or_else(|| corrupt("it ends inside the header".into()))?;
+    let header: Value = serde_json::from_slice(line).map_err(|e| ArtifactError::Header {
+        path: path.clone(),
+        problem: e.to_string(),
+    })?;
+    let field = |key: &str| -> Result<String, ArtifactError> {
+        header[key]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| ArtifactError::Header {
+                path: path.clone(),
+                problem: format!("no `{key}`"),
+            })
+    };
+    let header = Header {
+        zkc_version: field("zkc")?,
+        model_sha256: field("model_sha256")?,
+        quantization: field("quantization")?,
+        ir_sha256: field("ir_sha256")?,
+        ir_bytes: header["ir_bytes"]
+            .as_u64()
+            .ok_or_else(|| ArtifactError::Header {
+                path: path.clone(),
+                problem: "no `ir_bytes`".into(),
+            })?,
+    };
+    if ir.len() as u64 != header.ir_bytes {
+        return Err(corrupt(format!(
+            "the IR is {} bytes, the header says {}",
+            ir.len(),
+            header.ir_bytes
+        )));
+    }
+    if sha256_hex(ir) != header.ir_sha256 {
+        return Err(corrupt("the IR's SHA-256 does not match the header".into()));
+    }
+    let text = std::str::from_utf8(ir).map_err(|_| corrupt("the IR is not UTF-8".into()))?;
+    let module = zkc_lang::check(text)
+        .map_err(|(errors, _)| ArtifactError::Invalid {
+            path: path.clone(),
+            errors: errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?
+        .module;
+    Ok((header, module))
+}
+
+fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes.iter().position(|&b| b == b'\n')?;
+    Some((&bytes[..end], &bytes[end + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IR: &str = "zkir 1\n\nlayer l(%x: i8[2]) {\n  %y = add %x, %x : i16[2]\n  return %y\n}\n";
+
+    fn artifact() -> Vec<u8> {
+        let dir = std::env::temp_dir().join(format!("zkc-artifact-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.circ");
+        let module = zkc_lang::check(IR).ok().unwrap().module;
+        write(&path, &module, "abc", "default").unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn writes_and_reads_back() {
+        let bytes = artifact();
+        let (header, module) = parse("m.circ", &bytes).unwrap();
+        assert_eq!(zkc_lang::print(&module), IR);
+        assert_eq!(
+            (header.model_sha256.as_str(), header.ir_bytes),
+            ("abc", IR.len() as u64)
+        );
+    }
+
+    #[test]
+    fn refuses_corrupt_truncated_foreign_and_future_files() {
+        let bytes = artifact();
+        let err = |b: &[u8]| parse("m.circ", b).err().expect("refused").to_string();
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 1;
+        assert!(
+            err(&flipped).contains("SHA-256 does not match"),
+            "{}",
+            err(&flipped)
+        );
+        assert!(err(&bytes[..bytes.len() - 1]).contains("the header says"));
+        assert!(err(b"GGUF\x03\x00").contains("not a zkc artifact"));
+        let future =
+            String::from_utf8(bytes.clone())
+                .unwrap()
+                .replacen("zkc-circ 1", "zkc-circ 2", 1);
+        assert!(err(future.as_bytes()).contains("version 2"));
+        let mut appended = bytes.clone();
+        appended.extend(b"garbage");
+        assert!(err(&appended).contains("corrupt"));
+    }
+}
