@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn refuses_corrupt_truncated_foreign_and_future_files() {
         let bytes = artifact();
-        let err = |b: &[u8]| parse("m.circ", b).err().expect("refused").to_string();
+        let err = |b: &[u8]| parse("m.circ", b).expect_err("refused").to_string();
         let mut flipped = bytes.clone();
         let last = flipped.len() - 3;
         flipped[last] ^= 1;
