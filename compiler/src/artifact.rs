@@ -185,8 +185,8 @@ mod tests {
 
     const IR: &str = "zkir 1\n\nlayer l(%x: i8[2]) {\n  %y = add %x, %x : i16[2]\n  return %y\n}\n";
 
-    fn artifact() -> Vec<u8> {
-        let dir = std::env::temp_dir().join(format!("zkc-artifact-{}", std::process::id()));
+    fn artifact(test: &str) -> Vec<u8> {
+        let dir = std::env::temp_dir().join(format!("zkc-artifact-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("m.circ");
         let module = zkc_lang::check(IR).ok().unwrap().module;
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn writes_and_reads_back() {
-        let bytes = artifact();
+        let bytes = artifact("round_trip");
         let (header, module) = parse("m.circ", &bytes).unwrap();
         assert_eq!(zkc_lang::print(&module), IR);
         assert_eq!(
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn refuses_corrupt_truncated_foreign_and_future_files() {
-        let bytes = artifact();
+        let bytes = artifact("refusals");
         let err = |b: &[u8]| parse("m.circ", b).expect_err("refused").to_string();
         let mut flipped = bytes.clone();
         let last = flipped.len() - 3;
