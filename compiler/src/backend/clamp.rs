@@ -4,13 +4,9 @@
 //! `k` active bounds; a bound outside `x`'s dtype is never reached and costs nothing.
 
 use super::range::non_negative;
-use super::{field, Wire, F};
+use super::{constant, field, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
-
-fn constant(v: i128) -> LinearCombination<F> {
-    LinearCombination::from((field(v), Variable::One))
-}
 
 pub fn clamp(
     cs: &ConstraintSystemRef<F>,

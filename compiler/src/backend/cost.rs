@@ -32,19 +32,7 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
         Op::Requant { shift, .. } => requant::cost(n, *shift, out.dtype),
         Op::Clamp { lo, hi } => clamp::cost(n, *lo, *hi, ty(0).dtype),
         Op::Softmax { ln2, b, c, shift } => {
-            let shape = &ty(0).shape;
-            let params = softmax::SoftmaxParams {
-                consts: [*ln2, *b, *c],
-                shift: *shift,
-                input: ty(0).dtype,
-                out: out.dtype,
-                row_len: last(0),
-                rows_per_batch: if shape.len() >= 2 {
-                    shape[shape.len() - 2]
-                } else {
-                    1
-                },
-            };
+            let params = softmax::SoftmaxParams::of([*ln2, *b, *c], *shift, ty(0), out);
             softmax::cost(n / last(0), &params, inst.args.len() == 2)
         }
         Op::LayerNorm { eps, shift } => {

@@ -5,20 +5,9 @@
 //! `clip >= 2^(w-1)` (then `a = |x|`).
 
 use super::range::{decompose, equal, non_negative};
-use super::{field, Wire, F};
+use super::{constant, field, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
-
-fn constant(v: i128) -> LinearCombination<F> {
-    LinearCombination::from((field(v), Variable::One))
-}
-
-fn witness(cs: &ConstraintSystemRef<F>, v: i128) -> Result<Wire, SynthesisError> {
-    Ok(Wire {
-        lc: cs.new_witness_variable(|| Ok(field(v)))?.into(),
-        value: v,
-    })
-}
 
 pub fn gelu(
     cs: &ConstraintSystemRef<F>,

@@ -201,19 +201,7 @@ pub fn synthesize(
                     .collect()]
             }
             Op::Softmax { ln2, b, c, shift } => {
-                let shape = &ty(0).shape;
-                let params = softmax::SoftmaxParams {
-                    consts: [*ln2, *b, *c],
-                    shift: *shift,
-                    input: ty(0).dtype,
-                    out: out_ty.dtype,
-                    row_len: *shape.last().expect("rank >= 1"),
-                    rows_per_batch: if shape.len() >= 2 {
-                        shape[shape.len() - 2]
-                    } else {
-                        1
-                    },
-                };
+                let params = softmax::SoftmaxParams::of([*ln2, *b, *c], *shift, ty(0), out_ty);
                 let pos = (inst.args.len() == 2).then(|| arg(1)[0].clone());
                 vec![softmax::softmax(
                     cs,

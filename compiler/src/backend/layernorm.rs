@@ -5,21 +5,10 @@
 //! result's range.
 
 use super::range::{equal, range_checked};
-use super::{field, Wire, F};
+use super::{constant, field, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::semantics::{floor_div, isqrt};
 use zkc_lang::DType;
-
-fn constant(v: i128) -> LinearCombination<F> {
-    LinearCombination::from((field(v), Variable::One))
-}
-
-fn witness(cs: &ConstraintSystemRef<F>, v: i128) -> Result<Wire, SynthesisError> {
-    Ok(Wire {
-        lc: cs.new_witness_variable(|| Ok(field(v)))?.into(),
-        value: v,
-    })
-}
 
 fn bits_of(v: u128) -> u32 {
     128 - v.leading_zeros()

@@ -35,6 +35,19 @@ pub fn field(v: i128) -> F {
     }
 }
 
+/// The constant `v` as a linear combination.
+pub fn constant(v: i128) -> LinearCombination<F> {
+    LinearCombination::from((field(v), Variable::One))
+}
+
+/// A fresh witness variable holding `v`.
+pub fn witness(cs: &ConstraintSystemRef<F>, v: i128) -> Result<Wire, SynthesisError> {
+    Ok(Wire {
+        lc: cs.new_witness_variable(|| Ok(field(v)))?.into(),
+        value: v,
+    })
+}
+
 /// A circuit value: its linear combination and the integer it is claimed to be.
 #[derive(Clone, Debug)]
 pub struct Wire {

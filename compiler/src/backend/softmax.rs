@@ -6,20 +6,9 @@
 
 use super::layernorm::below;
 use super::range::{decompose, equal, non_negative, range_checked};
-use super::{field, Wire, F};
+use super::{constant, field, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
-
-fn constant(v: i128) -> LinearCombination<F> {
-    LinearCombination::from((field(v), Variable::One))
-}
-
-fn witness(cs: &ConstraintSystemRef<F>, v: i128) -> Result<Wire, SynthesisError> {
-    Ok(Wire {
-        lc: cs.new_witness_variable(|| Ok(field(v)))?.into(),
-        value: v,
-    })
-}
 
 fn bitlen(v: u128) -> u32 {
     128 - v.leading_zeros()
@@ -68,6 +57,30 @@ pub struct SoftmaxParams {
     pub row_len: usize,
     /// Rows per batch: row `r` is row `r % rows_per_batch` for the mask (`j <= pos + i`).
     pub rows_per_batch: usize,
+}
+
+impl SoftmaxParams {
+    /// The parameters of a `softmax` op on `input` giving `out`.
+    pub fn of(
+        consts: [i64; 3],
+        shift: u32,
+        input: &zkc_lang::TensorType,
+        out: &zkc_lang::TensorType,
+    ) -> SoftmaxParams {
+        let shape = &input.shape;
+        SoftmaxParams {
+            consts,
+            shift,
+            input: input.dtype,
+            out: out.dtype,
+            row_len: *shape.last().expect("rank >= 1"),
+            rows_per_batch: if shape.len() >= 2 {
+                shape[shape.len() - 2]
+            } else {
+                1
+            },
+        }
+    }
 }
 
 /// `claimed` is the prover's result (row-major, `x.len()` values).
