@@ -196,3 +196,20 @@ fn each_layer_proves_and_verifies_with_groth16() {
         );
     }
 }
+
+/// The tiny model's constraint counts per layer and op, as `zkc compile --emit stats` reports
+/// them: a change of any gadget's cost shows up here.
+#[test]
+fn tiny_model_stats_snapshot() {
+    let gguf = GgufFile::from_bytes(generate_gpt2(&ModelConfig::tiny()).to_bytes()).unwrap();
+    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let mut text = String::new();
+    for layer in &module.layers {
+        let (by_op, total) = cost::layer(&module, layer);
+        text += &format!("{}: {total}\n", layer.name);
+        for (op, n) in by_op {
+            text += &format!("  {op}: {n}\n");
+        }
+    }
+    insta::assert_snapshot!(text);
+}
