@@ -3,7 +3,8 @@
 //! intermediate value is changed.
 
 use ark_relations::gr1cs::ConstraintSystem;
-use zkc_compiler::backend::{cost, layer::synthesize, F};
+use zkc_compiler::backend::layer::{synthesize, Tables};
+use zkc_compiler::backend::{cost, F};
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig};
 use zkc_compiler::quantize::{quantize, QuantConfig};
@@ -29,7 +30,7 @@ fn module() -> Module {
 
 fn satisfied(module: &Module, layer: usize, values: &[Tensor]) -> (bool, usize, Vec<i128>) {
     let cs = ConstraintSystem::<F>::new_ref();
-    let outputs = synthesize(&cs, module, layer, values).unwrap();
+    let outputs = synthesize(&cs, module, &Tables::new(module), layer, values).unwrap();
     (
         cs.is_satisfied().unwrap(),
         cs.num_constraints(),
@@ -165,6 +166,7 @@ fn each_layer_proves_and_verifies_with_groth16() {
     use ark_snark::SNARK;
     use zkc_compiler::backend::layer::{public_inputs, LayerCircuit};
     let module = module();
+    let tables = Tables::new(&module);
     let interp = Interpreter::new(module.clone()).unwrap();
     let mut runner = ModelRunner::new(&interp).unwrap();
     let first = runner.step(1, true).unwrap().witness.unwrap();
@@ -174,6 +176,7 @@ fn each_layer_proves_and_verifies_with_groth16() {
     for (index, (a, b)) in first.iter().zip(&second).enumerate() {
         let circuit = |values| LayerCircuit {
             module: &module,
+            tables: &tables,
             index,
             values,
         };
@@ -212,4 +215,36 @@ fn tiny_model_stats_snapshot() {
         }
     }
     insta::assert_snapshot!(text);
+}
+
+/// With a vocabulary large enough, the token row is proven by Merkle path against the table's
+/// root instead of by selection over every row.
+#[test]
+fn a_large_vocabulary_is_gathered_by_merkle_path() {
+    let cfg = ModelConfig {
+        n_layer: 1,
+        n_embd: 32,
+        n_head: 2,
+        n_ctx: 8,
+        n_vocab: 8000,
+        n_ff: 128,
+        seed: 5,
+        weight_type: zkc_compiler::model::WeightType::F32,
+    };
+    let gguf = GgufFile::from_bytes(generate_gpt2(&cfg).to_bytes()).unwrap();
+    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let interp = Interpreter::new(module.clone()).unwrap();
+    let witness = ModelRunner::new(&interp)
+        .unwrap()
+        .step(7777, true)
+        .unwrap()
+        .witness
+        .unwrap();
+    let (ok, constraints, _) = satisfied(&module, 0, &witness[0].values);
+    assert!(ok);
+    assert_eq!(constraints, cost::layer(&module, &module.layers[0]).1);
+    assert!(
+        constraints < 8000,
+        "{constraints} constraints: a path, not a selection over 8000 rows"
+    );
 }

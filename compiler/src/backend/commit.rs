@@ -76,9 +76,7 @@ fn pow2(k: u32) -> F {
 
 /// The commitment to a tensor's values, natively (what the verifier's public inputs hold).
 pub fn commit(values: &[i64], dtype: DType) -> F {
-    let mut sponge = PoseidonSponge::new(poseidon());
-    sponge.absorb(&pack(values, dtype));
-    sponge.squeeze_field_elements::<F>(1)[0]
+    hash(&pack(values, dtype))
 }
 
 /// The same commitment in the circuit: each value range-checked to `dtype` and bound to its wire
@@ -104,11 +102,29 @@ pub fn commit_gadget(
                 );
             native += field(checked.value - dtype.min() as i128) * scale;
         }
-        let var = cs.new_lc(|| lc)?;
-        packed.push(FpVar::Var(AllocatedFp::new(Some(native), var, cs.clone())));
+        packed.push(Commitment { lc, value: native });
     }
+    hash_gadget(cs, &packed)
+}
+
+/// The sponge over field elements given as combinations (in the circuit): absorb all, squeeze
+/// one. `sponge_cost(elements.len())` constraints.
+pub fn hash_gadget(
+    cs: &ConstraintSystemRef<F>,
+    elements: &[Commitment],
+) -> Result<Commitment, SynthesisError> {
+    let vars = elements
+        .iter()
+        .map(|e| {
+            Ok(FpVar::Var(AllocatedFp::new(
+                Some(e.value),
+                cs.new_lc(|| e.lc.clone())?,
+                cs.clone(),
+            )))
+        })
+        .collect::<Result<Vec<_>, SynthesisError>>()?;
     let mut sponge = PoseidonSpongeVar::new(cs.clone(), poseidon());
-    sponge.absorb(&packed)?;
+    sponge.absorb(&vars)?;
     let out = sponge.squeeze_field_elements(1)?.remove(0);
     let value = out.value().unwrap_or_default();
     let lc = match out {
@@ -116,6 +132,13 @@ pub fn commit_gadget(
         FpVar::Constant(c) => LinearCombination::from((c, Variable::One)),
     };
     Ok(Commitment { lc, value })
+}
+
+/// The sponge over field elements, natively.
+pub fn hash(elements: &[F]) -> F {
+    let mut sponge = PoseidonSponge::new(poseidon());
+    sponge.absorb(&elements.to_vec());
+    sponge.squeeze_field_elements::<F>(1)[0]
 }
 
 /// A commitment inside a circuit: its combination and its value.

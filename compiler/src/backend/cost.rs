@@ -40,7 +40,14 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
         }
         Op::Gelu { clip, .. } => gelu::cost(n, *clip, ty(0).dtype),
         Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits()),
-        Op::Gather => ty(0).shape[0] + 2,
+        Op::Gather => {
+            let (rows, width) = (ty(0).shape[0], ty(0).shape[1..].iter().product());
+            if super::merkle::cheaper(rows, width, ty(0).dtype) {
+                super::merkle::cost(rows, width, ty(0).dtype)
+            } else {
+                rows + 2
+            }
+        }
         Op::KvAppend => ty(0).shape[0] + 2 + ty(0).shape.iter().product::<usize>(),
     }
 }

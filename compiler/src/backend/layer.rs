@@ -10,13 +10,15 @@
 //! vector natively, which is what a verifier checks the links with.
 
 use super::commit::{commit, commit_gadget, publish};
+use super::merkle::{self, MerkleTree};
 use super::range::equal;
 use super::{
     argmax, arith, clamp, field, gelu, layernorm, requant, select, softmax, Alloc, Wire, F,
 };
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
+use std::collections::HashMap;
 use zkc_lang::semantics::{self as sem, Tensor};
-use zkc_lang::{ConstData, Layer, Module, Multiplier, Op, Operand, ValueId};
+use zkc_lang::{ConstData, ConstId, Layer, Module, Multiplier, Op, Operand, ValueId};
 
 /// The values a layer makes public, in circuit order: scalars as themselves, tensors by
 /// commitment. `values` is the layer's record (every SSA value by `ValueId`).
@@ -70,16 +72,43 @@ fn expose(
     publish(cs, &c, commit(values[v.index()].data(), ty.dtype))
 }
 
+/// The Merkle trees of the module's large tables (those whose rows are cheaper to prove by a
+/// path than by selection), built once per model.
+pub struct Tables {
+    trees: HashMap<ConstId, MerkleTree>,
+}
+
+impl Tables {
+    pub fn new(module: &Module) -> Tables {
+        let mut trees = HashMap::new();
+        for inst in module.layers.iter().flat_map(|l| &l.insts) {
+            if let (Op::Gather, Operand::Const(c)) = (&inst.op, inst.args[0]) {
+                let table = module.constant(c);
+                let (rows, width) = (table.ty.shape[0], table.ty.shape[1..].iter().product());
+                if let (true, ConstData::Inline(data)) =
+                    (merkle::cheaper(rows, width, table.ty.dtype), &table.data)
+                {
+                    trees
+                        .entry(c)
+                        .or_insert_with(|| MerkleTree::new(data, width, table.ty.dtype));
+                }
+            }
+        }
+        Tables { trees }
+    }
+}
+
 /// One layer's proof statement, for Groth16: the layer of `module` with the record of one run.
 pub struct LayerCircuit<'a> {
     pub module: &'a Module,
+    pub tables: &'a Tables,
     pub index: usize,
     pub values: &'a [Tensor],
 }
 
 impl ConstraintSynthesizer<F> for LayerCircuit<'_> {
     fn generate_constraints(self, cs: ConstraintSystemRef<F>) -> Result<(), SynthesisError> {
-        synthesize(&cs, self.module, self.index, self.values).map(|_| ())
+        synthesize(&cs, self.module, self.tables, self.index, self.values).map(|_| ())
     }
 }
 
@@ -88,6 +117,7 @@ impl ConstraintSynthesizer<F> for LayerCircuit<'_> {
 pub fn synthesize(
     cs: &ConstraintSystemRef<F>,
     module: &Module,
+    tables: &Tables,
     index: usize,
     values: &[Tensor],
 ) -> Result<Vec<Wire>, SynthesisError> {
@@ -243,7 +273,13 @@ pub fn synthesize(
                     unreachable!("validated")
                 };
                 let width = module.constant(t).ty.shape[1..].iter().product();
-                vec![select::gather(cs, konst(t), width, &arg(1)[0])?]
+                let table = module.constant(t);
+                vec![match tables.trees.get(&t) {
+                    Some(tree) => {
+                        merkle::gather(cs, tree, konst(t), width, table.ty.dtype, &arg(1)[0])?
+                    }
+                    None => select::gather(cs, konst(t), width, &arg(1)[0])?,
+                }]
             }
             Op::KvAppend => vec![select::kv_append(cs, &arg(0), &arg(1), &arg(2)[0])?],
         };

@@ -15,6 +15,7 @@ pub mod cost;
 pub mod gelu;
 pub mod layer;
 pub mod layernorm;
+pub mod merkle;
 pub mod range;
 pub mod requant;
 pub mod select;
