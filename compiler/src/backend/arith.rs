@@ -40,6 +40,20 @@ pub fn add(a: &[Wire], b: &[Wire], sign: i128) -> Vec<Wire> {
         .collect()
 }
 
+/// `a * c` elementwise with constant `c` (broadcast as in [`add`]): free.
+pub fn scale(a: &[Wire], c: &[i64]) -> Vec<Wire> {
+    a.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let k = c[i % c.len()] as i128;
+            Wire {
+                lc: &x.lc * field(k),
+                value: x.value * k,
+            }
+        })
+        .collect()
+}
+
 /// `a * b` elementwise (broadcast as in [`add`]): each product is a witness `p` with `a * b = p`.
 pub fn mul(
     cs: &ConstraintSystemRef<F>,
@@ -118,10 +132,21 @@ mod tests {
             [-9, 22, -7, 24]
         );
         assert_eq!(cs.num_constraints(), 0);
-        for w in sum.iter().chain(&diff) {
+        let scaled = scale(&a, &[3, -2]);
+        assert_eq!(
+            scaled.iter().map(|w| w.value).collect::<Vec<_>>(),
+            [3, -4, 9, -8]
+        );
+        assert_eq!(cs.num_constraints(), 0);
+        for w in sum.iter().chain(&diff).chain(&scaled) {
             bind(&cs, w, w.value).unwrap();
         }
         assert!(cs.is_satisfied().unwrap());
+        bind(&cs, &sum[2], sum[2].value + 1).unwrap();
+        assert!(
+            !cs.is_satisfied().unwrap(),
+            "a sum is exactly its operands' sum"
+        );
     }
 
     #[test]

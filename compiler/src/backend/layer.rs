@@ -187,7 +187,10 @@ pub fn synthesize(
             }
             Op::Add => vec![arith::add(&arg(0), &arg(1), 1)],
             Op::Sub => vec![arith::add(&arg(0), &arg(1), -1)],
-            Op::Mul => vec![arith::mul(cs, &arg(0), &arg(1), result(0).data())?],
+            Op::Mul => match inst.args[1] {
+                Operand::Const(c) => vec![arith::scale(&arg(0), konst(c))],
+                Operand::Value(_) => vec![arith::mul(cs, &arg(0), &arg(1), result(0).data())?],
+            },
             Op::Requant { mult, shift } => {
                 let mults: Vec<i64> = match mult {
                     Multiplier::Uniform(m) => vec![*m],
