@@ -25,7 +25,10 @@ fn module() -> Module {
         weight_type: zkc_compiler::model::WeightType::F32,
     };
     let gguf = GgufFile::from_bytes(generate_gpt2(&cfg).to_bytes()).unwrap();
-    quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap()
+    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    zkc_compiler::backend::check::check(&module)
+        .expect("the backend takes the quantizer's modules");
+    module
 }
 
 fn satisfied(module: &Module, layer: usize, values: &[Tensor]) -> (bool, usize, Vec<i128>) {

@@ -1,9 +1,11 @@
-//! `clamp`: for each active bound a comparison bit (`CMP(w)`): `a = [x >= lo]`, `c = [x <= hi]`;
-//! then one product `y = lo*(1-a) + hi*(1-c) + x*(a + c - 1)` (with one bound
-//! `y = lo*(1-a) + x*a`, or the mirror). `n * (k * (rc(w+1) + 1) + [k >= 1])` constraints for
-//! `k` active bounds; a bound outside `x`'s dtype is never reached and costs nothing.
+//! `clamp`: `x` range-checked to its dtype (`rc(w) + 1`: its operand may be an unchecked
+//! combination, and the inactive bounds below rely on the dtype's range); for each active bound
+//! a comparison bit (`CMP(w)`): `a = [x >= lo]`, `c = [x <= hi]`; then one product
+//! `y = lo*(1-a) + hi*(1-c) + x*(a + c - 1)` (with one bound `y = lo*(1-a) + x*a`, or the
+//! mirror). `n * (rc(w) + 1 + k * (rc(w+1) + 1) + [k >= 1])` constraints for `k` active bounds;
+//! a bound outside `x`'s dtype is never reached.
 
-use super::range::non_negative;
+use super::range::{equal, non_negative, range_checked};
 use super::{constant, field, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
@@ -22,6 +24,8 @@ pub fn clamp(
     let hi_active = min <= hi && hi < max;
     x.iter()
         .map(|x| {
+            let checked = range_checked(cs, x.value, min, w)?;
+            equal(cs, &checked.lc, &x.lc)?;
             let value = x.value.clamp(lo, hi.max(lo));
             if !lo_active && !hi_active {
                 return Ok(if lo > max {
@@ -77,7 +81,7 @@ pub fn clamp(
 pub fn cost(n: usize, lo: i64, hi: i64, dtype: DType) -> usize {
     let (min, max) = (dtype.min(), dtype.max());
     let k = usize::from(min < lo && lo <= max) + usize::from(min <= hi && hi < max);
-    n * (k * (dtype.bits() as usize + 2) + usize::from(k >= 1))
+    n * (dtype.bits() as usize + 1 + k * (dtype.bits() as usize + 2) + usize::from(k >= 1))
 }
 
 #[cfg(test)]
@@ -135,5 +139,15 @@ mod tests {
                 assert!(!satisfied(&x, lo, hi, &x, mode) || honest == x);
             }
         }
+    }
+
+    /// An operand past its dtype (an unchecked sum, say) cannot slip past an inactive bound.
+    #[test]
+    fn an_operand_outside_its_dtype_is_rejected() {
+        let cs = cs();
+        let x = wires(&cs, &[200], crate::backend::Alloc::Witness);
+        let y = clamp(&cs, &x, 0, 127, DType::I8).unwrap();
+        assert_eq!(y[0].value, 127);
+        assert!(!cs.is_satisfied().unwrap());
     }
 }

@@ -56,6 +56,7 @@ impl Args {
         let gguf = GgufFile::open(&self.model)?;
         let model = FloatModel::load(&gguf)?;
         let module = quantize(&model, &config)?;
+        zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
             print_stats(&module, self.json);
             return Ok(());

@@ -1,0 +1,137 @@
+//! What the backend requires of a module before it builds circuits, beyond the validator:
+//!
+//! - no value's magnitude can reach 2^250, computed statically from dtypes and constants, so no
+//!   integer identity a gadget proves can wrap modulo the field (docs/ir.md §4.3);
+//! - `layernorm` inputs of at most 32 bits, softmax inputs at least as wide as `ln2`, and
+//!   positions of at most 32 bits (the widths the gadgets are built for).
+
+use thiserror::Error;
+use zkc_lang::{ConstData, Module, Op, Operand, ValueDef};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("layer `{layer}`, `%{value}`: {problem}")]
+pub struct CircuitError {
+    pub layer: String,
+    pub value: String,
+    pub problem: String,
+}
+
+/// Largest magnitude any value may reach: 2^250.
+const LIMIT: f64 = 1.809_251_394_333_066e75;
+
+pub fn check(module: &Module) -> Result<(), CircuitError> {
+    let const_max = |c: zkc_lang::ConstId| -> f64 {
+        match &module.constant(c).data {
+            ConstData::Inline(d) => d.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64,
+            ConstData::Extern => module.constant(c).ty.dtype.max() as f64,
+        }
+    };
+    for layer in &module.layers {
+        let mut bound = vec![0f64; layer.values.len()];
+        for (i, v) in layer.values.iter().enumerate() {
+            if matches!(v.def, ValueDef::Input(_) | ValueDef::State(_)) {
+                bound[i] = v.ty.dtype.max() as f64 + 1.0;
+            }
+        }
+        for inst in &layer.insts {
+            let arg = |k: usize| match inst.args[k] {
+                Operand::Value(v) => bound[v.index()],
+                Operand::Const(c) => const_max(c),
+            };
+            let ty = |k: usize| match inst.args[k] {
+                Operand::Value(v) => &layer.value(v).ty,
+                Operand::Const(c) => &module.constant(c).ty,
+            };
+            let out = &layer.value(inst.results[0]).ty;
+            let checked = out.dtype.max() as f64 + 1.0;
+            let fail = |problem: String| CircuitError {
+                layer: layer.name.clone(),
+                value: layer.value(inst.results[0]).name.clone(),
+                problem,
+            };
+            let b = match &inst.op {
+                Op::Linear => {
+                    ty(1).shape[0] as f64 * arg(0) * arg(1)
+                        + if inst.args.len() == 3 { arg(2) } else { 0.0 }
+                }
+                Op::MatMul => *ty(0).shape.last().unwrap_or(&1) as f64 * arg(0) * arg(1),
+                Op::Add | Op::Sub => arg(0) + arg(1),
+                Op::Mul => arg(0) * arg(1),
+                Op::Gelu { clip, c } => arg(0) * (2.0 * *c as f64 + (*clip as f64).powi(2)),
+                Op::Reshape { .. } | Op::Transpose { .. } | Op::Split { .. } => arg(0),
+                Op::Concat { .. } => (0..inst.args.len()).map(arg).fold(0.0, f64::max),
+                Op::KvAppend => arg(0).max(arg(1)),
+                Op::Gather => arg(0),
+                Op::LayerNorm { .. } if ty(0).dtype.bits() > 32 => {
+                    return Err(fail(format!(
+                        "a layernorm input of {} bits; circuits take at most 32",
+                        ty(0).dtype.bits()
+                    )));
+                }
+                Op::Softmax { ln2, .. }
+                    if (*ln2 as f64) >= (2f64).powi(ty(0).dtype.bits() as i32) =>
+                {
+                    return Err(fail(format!(
+                        "ln2 = {ln2} does not fit the {}-bit scores",
+                        ty(0).dtype.bits()
+                    )));
+                }
+                _ => checked,
+            };
+            for k in 0..inst.args.len() {
+                let position = matches!(
+                    (&inst.op, k),
+                    (Op::Softmax { .. }, 1) | (Op::KvAppend, 2) | (Op::Gather, 1)
+                );
+                if position && ty(k).dtype.bits() > 32 {
+                    return Err(fail(format!(
+                        "a position or index of {} bits; circuits take at most 32",
+                        ty(k).dtype.bits()
+                    )));
+                }
+            }
+            if b >= LIMIT {
+                return Err(fail(format!(
+                    "its magnitude may reach 2^{:.0}, and circuits need it below 2^250",
+                    b.log2()
+                )));
+            }
+            for &r in &inst.results {
+                bound[r.index()] = b;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(text: &str) -> Module {
+        zkc_lang::check(text).ok().expect("valid").module
+    }
+
+    #[test]
+    fn products_that_could_wrap_are_refused() {
+        let ok = "zkir 1\n\nlayer l(%a: i64[2], %b: i64[2]) {\n  %p = mul %a, %b : i64[2]\n  return %p\n}\n";
+        assert_eq!(check(&module(ok)), Ok(()));
+        let deep = "zkir 1\n\nlayer l(%a: i64[2], %b: i64[2]) {\n  %p = mul %a, %b : i64[2]\n  %q = mul %p, %p : i64[2]\n  %r = mul %q, %b : i64[2]\n  return %r\n}\n";
+        let err = check(&module(deep)).unwrap_err().to_string();
+        assert!(err.contains("`%q`") && err.contains("2^250"), "{err}");
+    }
+
+    #[test]
+    fn widths_the_gadgets_do_not_take_are_refused() {
+        let ln = "zkir 1\n\nconst @g: i16[2] = [1, 1]\nconst @b: i32[2] = [0, 0]\n\nlayer l(%x: i64[1, 2]) {\n  %y = layernorm %x, @g, @b, eps=1, shift=0 : i8[1, 2]\n  return %y\n}\n";
+        assert!(check(&module(ln))
+            .unwrap_err()
+            .to_string()
+            .contains("layernorm input of 64 bits"));
+        let sm = "zkir 1\n\nlayer l(%x: i8[1, 4]) {\n  %y = softmax %x, ln2=300, b=1, c=1, shift=8 : i16[1, 4] * 2^-8\n  return %y\n}\n";
+        assert!(check(&module(sm))
+            .unwrap_err()
+            .to_string()
+            .contains("ln2 = 300"));
+    }
+}
