@@ -109,7 +109,7 @@ mod tests {
     use super::*;
 
     fn module(text: &str) -> Module {
-        zkc_lang::check(text).ok().expect("valid").module
+        zkc_lang::check(text).expect("valid").module
     }
 
     #[test]
