@@ -5,8 +5,8 @@
 //! Parameters, pinned here because ark-bn254 ships none: the Poseidon paper's instance for a
 //! 254-bit field with width 3 (rate 2, capacity 1), S-box `x^5`, 8 full and 57 partial rounds;
 //! round constants and MDS matrix from the paper's Grain LFSR
-//! (`find_poseidon_ark_and_mds`, no skipped matrices). A test pins one output so a change of
-//! parameters cannot go unnoticed.
+//! (`find_poseidon_ark_and_mds`, no skipped matrices). The capacity element starts at a
+//! [`Domain`] tag. A test pins one output so a change of parameters cannot go unnoticed.
 
 use super::range::{equal, range_checked};
 use super::{field, Wire, F};
@@ -76,7 +76,7 @@ fn pow2(k: u32) -> F {
 
 /// The commitment to a tensor's values, natively (what the verifier's public inputs hold).
 pub fn commit(values: &[i64], dtype: DType) -> F {
-    hash(&pack(values, dtype))
+    hash(Domain::Tensor, &pack(values, dtype))
 }
 
 /// The same commitment in the circuit: each value range-checked to `dtype` and bound to its wire
@@ -104,13 +104,23 @@ pub fn commit_gadget(
         }
         packed.push(Commitment { lc, value: native });
     }
-    hash_gadget(cs, &packed)
+    hash_gadget(cs, Domain::Tensor, &packed)
+}
+
+/// What a hash is for, written into the sponge's capacity element before absorbing (free: it is
+/// a constant), so that a tensor commitment can never equal a Merkle node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    /// Tensor commitments, which are also the Merkle leaves (a committed row).
+    Tensor = 1,
+    MerkleNode = 2,
 }
 
 /// The sponge over field elements given as combinations (in the circuit): absorb all, squeeze
 /// one. `sponge_cost(elements.len())` constraints.
 pub fn hash_gadget(
     cs: &ConstraintSystemRef<F>,
+    domain: Domain,
     elements: &[Commitment],
 ) -> Result<Commitment, SynthesisError> {
     let vars = elements
@@ -124,6 +134,7 @@ pub fn hash_gadget(
         })
         .collect::<Result<Vec<_>, SynthesisError>>()?;
     let mut sponge = PoseidonSpongeVar::new(cs.clone(), poseidon());
+    sponge.state[0] = FpVar::Constant(F::from(domain as u64));
     sponge.absorb(&vars)?;
     let out = sponge.squeeze_field_elements(1)?.remove(0);
     let value = out.value().unwrap_or_default();
@@ -135,8 +146,9 @@ pub fn hash_gadget(
 }
 
 /// The sponge over field elements, natively.
-pub fn hash(elements: &[F]) -> F {
+pub fn hash(domain: Domain, elements: &[F]) -> F {
     let mut sponge = PoseidonSponge::new(poseidon());
+    sponge.state[0] = F::from(domain as u64);
     sponge.absorb(&elements.to_vec());
     sponge.squeeze_field_elements::<F>(1)[0]
 }
@@ -199,6 +211,12 @@ mod tests {
     fn packing_is_injective_and_the_parameters_are_pinned() {
         assert_ne!(commit(&[0, 1], DType::I8), commit(&[1, 0], DType::I8));
         assert_eq!(pack(&[-128, 127], DType::I8), vec![F::from(255u32 << 8)]);
+        let pair = [F::from(3u8), F::from(4u8)];
+        assert_ne!(
+            hash(Domain::Tensor, &pair),
+            hash(Domain::MerkleNode, &pair),
+            "domains are apart"
+        );
         insta::assert_snapshot!(commit(&[1, 2, 3], DType::I16).to_string());
     }
 

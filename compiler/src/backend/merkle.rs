@@ -4,7 +4,7 @@
 //! must be the table's root, a constant of the circuit. The table itself stays out of the
 //! circuit, which is what makes a 50,257-row table affordable.
 
-use super::commit::{commit, commit_gadget, hash, hash_gadget, sponge_cost, Commitment};
+use super::commit::{commit, commit_gadget, hash, hash_gadget, sponge_cost, Commitment, Domain};
 use super::layernorm::below;
 use super::range::{decompose, equal};
 use super::{witness, Wire, F};
@@ -32,7 +32,7 @@ impl MerkleTree {
                 .last()
                 .expect("one level")
                 .chunks(2)
-                .map(hash)
+                .map(|pair| hash(Domain::MerkleNode, pair))
                 .collect();
             levels.push(next);
         }
@@ -98,7 +98,7 @@ pub fn gather(
             lc: node.lc.clone() + &sibling.lc - &left.lc,
             value: node.value + sibling.value - left.value,
         };
-        node = hash_gadget(cs, &[left, right])?;
+        node = hash_gadget(cs, Domain::MerkleNode, &[left, right])?;
         position /= 2;
     }
     equal(
