@@ -866,19 +866,22 @@ impl LayerValidator<'_> {
         } else {
             required.len() + optional.len()
         };
+        let arity = |expected, found| ValidationError {
+            location: Location::Inst {
+                layer: self.l,
+                inst: n,
+            },
+            kind: ValidationErrorKind::Arity {
+                op: name,
+                expected,
+                found,
+            },
+        };
         if found < required.len() || found > max {
-            let expected = arity_text(name, required.len(), optional.len(), variadic);
-            return Err(ValidationError {
-                location: Location::Inst {
-                    layer: self.l,
-                    inst: n,
-                },
-                kind: ValidationErrorKind::Arity {
-                    op: name,
-                    expected,
-                    found,
-                },
-            });
+            return Err(arity(
+                arity_text(name, required.len(), optional.len(), variadic),
+                found,
+            ));
         }
         for (k, arg) in inst.args.iter().enumerate() {
             let want = required.iter().chain(optional).nth(k).copied().unwrap_or(V);
@@ -911,21 +914,12 @@ impl LayerValidator<'_> {
             _ => inst.results.len() == 1,
         };
         if !results_ok {
-            return Err(ValidationError {
-                location: Location::Inst {
-                    layer: self.l,
-                    inst: n,
-                },
-                kind: ValidationErrorKind::Arity {
-                    op: name,
-                    expected: if matches!(inst.op, Op::Split { .. }) {
-                        "one or more results"
-                    } else {
-                        "one result"
-                    },
-                    found: inst.results.len(),
-                },
-            });
+            let expected = if matches!(inst.op, Op::Split { .. }) {
+                "one or more results"
+            } else {
+                "one result"
+            };
+            return Err(arity(expected, inst.results.len()));
         }
         Ok(())
     }
