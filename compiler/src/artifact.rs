@@ -1,12 +1,15 @@
 //! `model.circ`: the compiled model, versioned and self-describing (DESIGN §4).
 //!
-//! Layout: the line `zkc-circ 1`, one line of JSON (the format version, the zkc version, the
-//! SHA-256 of the source GGUF, the quantization, and the SHA-256 and length of the IR text),
-//! then the IR text with its constants inline. Loading checks the magic, the version, the
-//! length and hash of the IR, then parses and validates it: a corrupt, truncated or foreign file
-//! is refused with what was wrong.
+//! Layout: the line `zkc-circ 2`, one line of JSON (the format version, the zkc version, the
+//! SHA-256 of the source GGUF, the quantization, and the SHA-256 and length of the IR text and
+//! of the tokenizer), then the IR text with its constants inline, then the tokenizer as JSON
+//! (`tokens`, `merges`, `eos`; absent when the model has none), so that prompts can be given as
+//! text without the GGUF. Loading checks the magic, the version, the lengths and hashes, then
+//! parses and validates the IR: a corrupt, truncated or foreign file is refused with what was
+//! wrong.
 
 use crate::files::write_atomically;
+use crate::tokenizer::Tokenizer;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -14,7 +17,7 @@ use thiserror::Error;
 use zkc_lang::Module;
 
 pub const MAGIC: &str = "zkc-circ";
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 #[derive(Debug, Error)]
 pub enum ArtifactError {
@@ -43,6 +46,16 @@ pub struct Header {
     pub quantization: String,
     pub ir_sha256: String,
     pub ir_bytes: u64,
+    /// SHA-256 and length of the tokenizer section (empty and 0 when there is none).
+    pub tokenizer_sha256: String,
+    pub tokenizer_bytes: u64,
+}
+
+/// A loaded artifact.
+pub struct Artifact {
+    pub header: Header,
+    pub module: Module,
+    pub tokenizer: Option<Tokenizer>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -67,16 +80,26 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 pub fn write(
     path: &Path,
     module: &Module,
+    tokenizer: Option<&Tokenizer>,
     model_sha256: &str,
     quantization: &str,
 ) -> Result<Header, ArtifactError> {
     let ir = zkc_lang::print(module);
+    let tokens = tokenizer.map_or(String::new(), |t| {
+        json!({"tokens": t.tokens(), "merges": t.merges(), "eos": t.eos}).to_string()
+    });
     let header = Header {
         zkc_version: env!("CARGO_PKG_VERSION").to_string(),
         model_sha256: model_sha256.to_string(),
         quantization: quantization.to_string(),
         ir_sha256: sha256_hex(ir.as_bytes()),
         ir_bytes: ir.len() as u64,
+        tokenizer_sha256: if tokens.is_empty() {
+            String::new()
+        } else {
+            sha256_hex(tokens.as_bytes())
+        },
+        tokenizer_bytes: tokens.len() as u64,
     };
     let line = json!({
         "version": VERSION,
@@ -85,8 +108,10 @@ pub fn write(
         "quantization": header.quantization,
         "ir_sha256": header.ir_sha256,
         "ir_bytes": header.ir_bytes,
+        "tokenizer_sha256": header.tokenizer_sha256,
+        "tokenizer_bytes": header.tokenizer_bytes,
     });
-    let bytes = format!("{MAGIC} {VERSION}\n{line}\n{ir}");
+    let bytes = format!("{MAGIC} {VERSION}\n{line}\n{ir}{tokens}");
     write_atomically(path, bytes.as_bytes()).map_err(|source| ArtifactError::Io {
         path: path.display().to_string(),
         source,
@@ -94,8 +119,8 @@ pub fn write(
     Ok(header)
 }
 
-/// Reads and checks an artifact: its header and its validated module.
-pub fn read(path: &Path) -> Result<(Header, Module), ArtifactError> {
+/// Reads and checks an artifact: its header, its validated module and its tokenizer.
+pub fn read(path: &Path) -> Result<Artifact, ArtifactError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io {
         path: name.clone(),
@@ -105,7 +130,7 @@ pub fn read(path: &Path) -> Result<(Header, Module), ArtifactError> {
 }
 
 /// [`read`] on bytes in memory; `name` is used in errors.
-pub fn parse(name: &str, bytes: &[u8]) -> Result<(Header, Module), ArtifactError> {
+pub fn parse(name: &str, bytes: &[u8]) -> Result<Artifact, ArtifactError> {
     let path = name.to_string();
     let corrupt = |problem: String| ArtifactError::Corrupt {
         path: path.clone(),
@@ -124,7 +149,8 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<(Header, Module), ArtifactError
             found: version.to_string(),
         });
     }
-    let (line, ir) = split_line(rest).ok_or_else(|| corrupt("it ends inside the header".into()))?;
+    let (line, rest) =
+        split_line(rest).ok_or_else(|| corrupt("it ends inside the header".into()))?;
     let header: Value = serde_json::from_slice(line).map_err(|e| ArtifactError::Header {
         path: path.clone(),
         problem: e.to_string(),
@@ -138,28 +164,44 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<(Header, Module), ArtifactError
                 problem: format!("no `{key}`"),
             })
     };
+    let count = |key: &str| {
+        header[key].as_u64().ok_or_else(|| ArtifactError::Header {
+            path: path.clone(),
+            problem: format!("no `{key}`"),
+        })
+    };
     let header = Header {
         zkc_version: field("zkc")?,
         model_sha256: field("model_sha256")?,
         quantization: field("quantization")?,
         ir_sha256: field("ir_sha256")?,
-        ir_bytes: header["ir_bytes"]
-            .as_u64()
-            .ok_or_else(|| ArtifactError::Header {
-                path: path.clone(),
-                problem: "no `ir_bytes`".into(),
-            })?,
+        ir_bytes: count("ir_bytes")?,
+        tokenizer_sha256: field("tokenizer_sha256")?,
+        tokenizer_bytes: count("tokenizer_bytes")?,
     };
-    if ir.len() as u64 != header.ir_bytes {
+    let expected = header.ir_bytes.checked_add(header.tokenizer_bytes);
+    if expected != Some(rest.len() as u64) {
         return Err(corrupt(format!(
-            "the IR is {} bytes, the header says {}",
-            ir.len(),
-            header.ir_bytes
+            "{} bytes follow the header, it says {} of IR and {} of tokenizer",
+            rest.len(),
+            header.ir_bytes,
+            header.tokenizer_bytes
         )));
     }
+    let (ir, tokens) = rest.split_at(header.ir_bytes as usize);
     if sha256_hex(ir) != header.ir_sha256 {
         return Err(corrupt("the IR's SHA-256 does not match the header".into()));
     }
+    let tokenizer = if tokens.is_empty() {
+        None
+    } else {
+        if sha256_hex(tokens) != header.tokenizer_sha256 {
+            return Err(corrupt(
+                "the tokenizer's SHA-256 does not match the header".into(),
+            ));
+        }
+        Some(tokenizer(tokens).map_err(|problem| corrupt(format!("the tokenizer {problem}")))?)
+    };
     let text = std::str::from_utf8(ir).map_err(|_| corrupt("the IR is not UTF-8".into()))?;
     let module = zkc_lang::check(text)
         .map_err(|(errors, _)| ArtifactError::Invalid {
@@ -171,7 +213,31 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<(Header, Module), ArtifactError
                 .join("; "),
         })?
         .module;
-    Ok((header, module))
+    Ok(Artifact {
+        header,
+        module,
+        tokenizer,
+    })
+}
+
+fn tokenizer(bytes: &[u8]) -> Result<Tokenizer, String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("is not JSON: {e}"))?;
+    let strings = |key: &str| -> Result<Vec<String>, String> {
+        value[key]
+            .as_array()
+            .ok_or(format!("has no `{key}` list"))?
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(String::from)
+                    .ok_or(format!("`{key}` holds a non-string"))
+            })
+            .collect()
+    };
+    let merges = strings("merges")?;
+    let merges: Vec<&str> = merges.iter().map(String::as_str).collect();
+    let eos = value["eos"].as_u64().map(|e| e as u32);
+    Tokenizer::new(strings("tokens")?, &merges, eos).map_err(|e| e.to_string())
 }
 
 fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -185,29 +251,51 @@ mod tests {
 
     const IR: &str = "zkir 1\n\nlayer l(%x: i8[2]) {\n  %y = add %x, %x : i16[2]\n  return %y\n}\n";
 
-    fn artifact(test: &str) -> Vec<u8> {
+    /// A byte-level vocabulary (GPT-2's byte characters) with one merge, `h` + `i`.
+    fn tokenizer() -> Tokenizer {
+        let mut tokens: Vec<String> = (0..=255u8)
+            .map(|b| match b {
+                b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF => char::from(b).to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        let mut next = 0x100;
+        for t in tokens.iter_mut().filter(|t| t.is_empty()) {
+            *t = char::from_u32(next).unwrap().to_string();
+            next += 1;
+        }
+        tokens.push("hi".into());
+        Tokenizer::new(tokens, &["h i"], Some(256)).unwrap()
+    }
+
+    fn artifact(test: &str, tokenizer: Option<&Tokenizer>) -> Vec<u8> {
         let dir = std::env::temp_dir().join(format!("zkc-artifact-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("m.circ");
         let module = zkc_lang::check(IR).ok().unwrap().module;
-        write(&path, &module, "abc", "default").unwrap();
+        write(&path, &module, tokenizer, "abc", "default").unwrap();
         std::fs::read(&path).unwrap()
     }
 
     #[test]
     fn writes_and_reads_back() {
-        let bytes = artifact("round_trip");
-        let (header, module) = parse("m.circ", &bytes).unwrap();
-        assert_eq!(zkc_lang::print(&module), IR);
+        let bytes = artifact("round_trip", None);
+        let read = parse("m.circ", &bytes).unwrap();
+        assert_eq!(zkc_lang::print(&read.module), IR);
         assert_eq!(
-            (header.model_sha256.as_str(), header.ir_bytes),
+            (read.header.model_sha256.as_str(), read.header.ir_bytes),
             ("abc", IR.len() as u64)
         );
+        assert!(read.tokenizer.is_none());
+        let with = parse("m.circ", &artifact("tokenizer", Some(&tokenizer()))).unwrap();
+        let t = with.tokenizer.expect("the tokenizer is carried");
+        assert_eq!(t.encode("hi!"), vec![256, u32::from(b'!')]);
+        assert_eq!(t.eos, Some(256));
     }
 
     #[test]
     fn refuses_corrupt_truncated_foreign_and_future_files() {
-        let bytes = artifact("refusals");
+        let bytes = artifact("refusals", Some(&tokenizer()));
         let err = |b: &[u8]| parse("m.circ", b).expect_err("refused").to_string();
         let mut flipped = bytes.clone();
         let last = flipped.len() - 3;
@@ -217,15 +305,30 @@ mod tests {
             "{}",
             err(&flipped)
         );
-        assert!(err(&bytes[..bytes.len() - 1]).contains("the header says"));
+        assert!(
+            err(&flipped).contains("tokenizer's SHA-256"),
+            "the last bytes are the tokenizer's"
+        );
+        let ir_at = bytes.len() - tokenizer_len(&bytes) - 3;
+        let mut flipped_ir = bytes.clone();
+        flipped_ir[ir_at] ^= 1;
+        assert!(err(&flipped_ir).contains("IR's SHA-256 does not match"));
+        assert!(err(&bytes[..bytes.len() - 1]).contains("it says"));
         assert!(err(b"GGUF\x03\x00").contains("not a zkc artifact"));
         let future =
             String::from_utf8(bytes.clone())
                 .unwrap()
-                .replacen("zkc-circ 1", "zkc-circ 2", 1);
-        assert!(err(future.as_bytes()).contains("version 2"));
+                .replacen("zkc-circ 2", "zkc-circ 3", 1);
+        assert!(err(future.as_bytes()).contains("version 3"));
         let mut appended = bytes.clone();
         appended.extend(b"garbage");
         assert!(err(&appended).contains("corrupt"));
+    }
+
+    fn tokenizer_len(bytes: &[u8]) -> usize {
+        let (_, rest) = split_line(bytes).unwrap();
+        let (line, _) = split_line(rest).unwrap();
+        let header: Value = serde_json::from_slice(line).unwrap();
+        header["tokenizer_bytes"].as_u64().unwrap() as usize
     }
 }

@@ -143,6 +143,26 @@ impl Tokenizer {
         self.tokens.len()
     }
 
+    /// The vocabulary, by id.
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    /// The merges in rank order, as `tokenizer.ggml.merges` writes them (duplicates, which never
+    /// apply, dropped): with [`Tokenizer::tokens`], what rebuilds this tokenizer.
+    pub fn merges(&self) -> Vec<String> {
+        let mut ranked: Vec<(u32, u32, u32)> = self
+            .merges
+            .iter()
+            .map(|(&(l, r), &(rank, _))| (rank, l, r))
+            .collect();
+        ranked.sort_unstable();
+        ranked
+            .into_iter()
+            .map(|(_, l, r)| format!("{} {}", self.tokens[l as usize], self.tokens[r as usize]))
+            .collect()
+    }
+
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut out = Vec::new();
         for piece in pre_tokenize(text) {

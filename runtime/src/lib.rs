@@ -4,3 +4,4 @@
 pub mod accuracy;
 pub mod cli;
 pub mod interp;
+pub mod proving;

@@ -54,6 +54,81 @@ pub fn boundary(layer: &Layer) -> impl Iterator<Item = ValueId> + '_ {
         .chain(layer.outputs.iter().copied())
 }
 
+/// What one public input of a layer stands for: the verifier links layers and steps by these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Input,
+    StateBefore,
+    StateAfter,
+    Output,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Input => "input",
+            Role::StateBefore => "state_before",
+            Role::StateAfter => "state_after",
+            Role::Output => "output",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        [
+            Role::Input,
+            Role::StateBefore,
+            Role::StateAfter,
+            Role::Output,
+        ]
+        .into_iter()
+        .find(|r| r.name() == name)
+    }
+}
+
+/// One public input: its role, the IR name it links by (a state's own name, before and after),
+/// and whether it is a scalar in the clear (else a commitment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Public {
+    pub role: Role,
+    pub name: String,
+    pub scalar: bool,
+}
+
+/// The layer's public inputs in circuit order, described (what [`public_inputs`] computes).
+pub fn layout(layer: &Layer) -> Vec<Public> {
+    let (n_in, n_states) = (layer.inputs.len(), layer.states.len());
+    boundary(layer)
+        .enumerate()
+        .map(|(k, v)| {
+            let (role, named) = match k {
+                k if k < n_in => (Role::Input, v),
+                k if k < n_in + n_states => (Role::StateBefore, v),
+                k if k < n_in + 2 * n_states => {
+                    (Role::StateAfter, layer.states[k - n_in - n_states])
+                }
+                _ => (Role::Output, v),
+            };
+            Public {
+                role,
+                name: layer.value(named).name.clone(),
+                scalar: layer.value(v).ty.is_scalar(),
+            }
+        })
+        .collect()
+}
+
+/// The commitment of each state before the first step (its zeros), in state order.
+pub fn initial_states(layer: &Layer) -> Vec<F> {
+    layer
+        .states
+        .iter()
+        .map(|&s| {
+            let ty = &layer.value(s).ty;
+            commit(&vec![0; ty.shape.iter().product()], ty.dtype)
+        })
+        .collect()
+}
+
 /// Makes a boundary value public: a scalar equal to a new instance variable, a tensor through
 /// its commitment.
 fn expose(

@@ -8,6 +8,7 @@ use zkc_compiler::files::write_atomically;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::FloatModel;
 use zkc_compiler::quantize::quantize;
+use zkc_compiler::tokenizer::Tokenizer;
 
 /// Compile a GGUF model into zkc's integer IR.
 ///
@@ -41,7 +42,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> ExitCode {
-        match self.compile() {
+        match self.execute() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -50,7 +51,7 @@ impl Args {
         }
     }
 
-    fn compile(&self) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let config = self.quant.config()?;
         let gguf = GgufFile::open(&self.model)?;
@@ -64,7 +65,14 @@ impl Args {
         if self.emit == "circ" {
             let model_sha = artifact::sha256_file(&self.model)
                 .map_err(|e| format!("cannot read {}: {e}", self.model.display()))?;
-            let header = artifact::write(output, &module, &model_sha, &config.summary())?;
+            let tokenizer = Tokenizer::from_gguf(&gguf).ok();
+            let header = artifact::write(
+                output,
+                &module,
+                tokenizer.as_ref(),
+                &model_sha,
+                &config.summary(),
+            )?;
             println!(
                 "wrote {} (IR {} bytes, sha256 {}) in {:.1} s",
                 output.display(),

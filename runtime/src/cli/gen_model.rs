@@ -46,6 +46,16 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> ExitCode {
+        match self.execute() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    pub fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
         let mut cfg = if self.preset == "gpt2-small" {
             ModelConfig::gpt2_small()
         } else {
@@ -67,21 +77,11 @@ impl Args {
             WeightType::F32
         };
         if let Some(problem) = cfg.problem() {
-            eprintln!("error: {problem}");
-            return ExitCode::FAILURE;
+            return Err(problem.into());
         }
-        match generate_gpt2(&cfg).write(&self.output) {
-            Ok(()) => {
-                let size = std::fs::metadata(&self.output)
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                println!("wrote {} ({size} bytes): {cfg:?}", self.output.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        generate_gpt2(&cfg).write(&self.output)?;
+        let size = std::fs::metadata(&self.output).map_or(0, |m| m.len());
+        println!("wrote {} ({size} bytes): {cfg:?}", self.output.display());
+        Ok(())
     }
 }

@@ -3,12 +3,18 @@
 mod accuracy;
 mod check;
 mod compile;
+mod demo;
 mod fmt;
 mod gen_model;
 mod inspect;
+mod progress;
+mod prompt;
+mod prove;
 mod quant_args;
 mod run;
+mod setup;
 mod source;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,10 +37,14 @@ enum Command {
     Accuracy(accuracy::Args),
     Check(check::Args),
     Compile(compile::Args),
+    Demo(demo::Args),
     Fmt(fmt::Args),
     GenModel(gen_model::Args),
     Inspect(inspect::Args),
+    Prove(prove::Args),
     Run(run::Args),
+    Setup(setup::Args),
+    Verify(verify::Args),
 }
 
 impl Cli {
@@ -43,10 +53,21 @@ impl Cli {
             Command::Accuracy(args) => args.run(),
             Command::Check(args) => args.run(),
             Command::Compile(args) => args.run(),
+            Command::Demo(args) => args.run(),
             Command::Fmt(args) => args.run(),
             Command::GenModel(args) => args.run(),
             Command::Inspect(args) => args.run(),
+            Command::Prove(args) => args.run(),
             Command::Run(args) => args.run(),
+            Command::Setup(args) => args.run(),
+            Command::Verify(args) => args.run(),
         }
     }
+}
+
+/// One subcommand's options from words, as the command line would give them (`demo` and `bench`
+/// run the other subcommands this way, so they take the users' path through the code).
+fn parse<T: clap::Args + clap::FromArgMatches>(words: &[&str]) -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("zkc").no_binary_name(true));
+    T::from_arg_matches(&command.try_get_matches_from(&words[1..])?)
 }

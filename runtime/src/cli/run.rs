@@ -1,3 +1,4 @@
+use super::prompt::PromptArgs;
 use super::quant_args::QuantArgs;
 use super::source::load_checked;
 use crate::accuracy::{Position, Summary};
@@ -32,17 +33,8 @@ pub struct Args {
     /// Run both and compare them position by position.
     #[arg(long)]
     compare: bool,
-    /// Prompt token ids, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        conflicts_with = "prompt",
-        required_unless_present = "prompt"
-    )]
-    tokens: Vec<u32>,
-    /// Prompt text, tokenized with the model's own vocabulary.
-    #[arg(long)]
-    prompt: Option<String>,
+    #[command(flatten)]
+    prompt: PromptArgs,
     /// How many tokens to generate.
     #[arg(long, default_value_t = 8)]
     max_new: usize,
@@ -78,30 +70,15 @@ impl Args {
         }
     }
 
-    fn prompt(
-        &self,
-        tokenizer: Option<&Tokenizer>,
-    ) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
-        let prompt = match (&self.prompt, tokenizer) {
-            (Some(text), Some(t)) => t.encode(text),
-            (Some(_), None) => {
-                return Err("--prompt needs the GGUF model's tokenizer: give --tokens".into())
-            }
-            (None, _) => self.tokens.clone(),
-        };
-        if prompt.is_empty() {
-            return Err("the prompt is empty: give at least one token".into());
-        }
-        Ok(prompt)
-    }
-
     fn generate(&self) -> Result<ExitCode, Box<dyn std::error::Error>> {
         if self.model.extension().is_some_and(|e| e == "circ") {
             if self.float || self.compare {
                 return Err("--float and --compare need the GGUF model, not its artifact".into());
             }
-            let (_, module) = zkc_compiler::artifact::read(&self.model)?;
-            self.integer(&Interpreter::new(module)?, None, &self.prompt(None)?)?;
+            let artifact = zkc_compiler::artifact::read(&self.model)?;
+            let tokenizer = artifact.tokenizer.as_ref();
+            let interp = Interpreter::new(artifact.module)?;
+            self.integer(&interp, tokenizer, &self.prompt.ids(tokenizer)?)?;
             return Ok(ExitCode::SUCCESS);
         }
         if self.model.extension().is_some_and(|e| e == "zkir") {
@@ -112,12 +89,12 @@ impl Args {
                 return Ok(ExitCode::FAILURE);
             };
             let interp = Interpreter::new(parsed.module)?;
-            self.integer(&interp, None, &self.prompt(None)?)?;
+            self.integer(&interp, None, &self.prompt.ids(None)?)?;
             return Ok(ExitCode::SUCCESS);
         }
         let gguf = GgufFile::open(&self.model)?;
         let tokenizer = Tokenizer::from_gguf(&gguf).ok();
-        let prompt = self.prompt(tokenizer.as_ref())?;
+        let prompt = self.prompt.ids(tokenizer.as_ref())?;
         let start = Instant::now();
         let model = FloatModel::load(&gguf)?;
         if self.float {

@@ -1,0 +1,128 @@
+//! The proof bundle (`RUN.zkp`, DESIGN §4): the model commitment, the prompt and how many tokens
+//! were asked for, then one record per step: its number and, per layer, the public inputs and
+//! the Groth16 proof. The prover rewrites the file (atomically) after every step, so an
+//! interrupted run leaves a complete bundle of the steps it finished.
+//!
+//! Layout: `zkc-proof 1`, a JSON line (`model`, `prompt`, `max_new`), then per step a `u32`
+//! length and the record: `u32` step number, `u32` layer count, and per layer a `u32` count of
+//! public inputs, the inputs (32 bytes each) and the proof (128 bytes), compressed.
+
+use super::encoding::{header_bytes, put, put_u32, split_header, DecodeError, Reader};
+use super::Curve;
+use ark_groth16::Proof;
+use serde_json::json;
+use zkc_compiler::backend::F;
+
+pub const KIND: &str = "zkc-proof";
+pub const VERSION: u64 = 1;
+
+/// One layer's proof for one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerProof {
+    pub publics: Vec<F>,
+    pub proof: Proof<Curve>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepProof {
+    pub step: u32,
+    pub layers: Vec<LayerProof>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bundle {
+    /// The model commitment (the SHA-256 of the keys' `vk` file).
+    pub model: String,
+    pub prompt: Vec<u32>,
+    pub max_new: usize,
+    pub steps: Vec<StepProof>,
+}
+
+impl Bundle {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = json!({"model": self.model, "prompt": self.prompt, "max_new": self.max_new});
+        let mut out = header_bytes(KIND, VERSION, &header);
+        for step in &self.steps {
+            let mut record = Vec::new();
+            put_u32(&mut record, step.step);
+            put_u32(&mut record, step.layers.len() as u32);
+            for layer in &step.layers {
+                put_u32(&mut record, layer.publics.len() as u32);
+                for p in &layer.publics {
+                    put(&mut record, p);
+                }
+                put(&mut record, &layer.proof);
+            }
+            put_u32(&mut out, record.len() as u32);
+            out.extend_from_slice(&record);
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, DecodeError> {
+        let (header, rest) = split_header(bytes, KIND, VERSION)?;
+        let bad = |key: &str| DecodeError::Header(format!("no valid `{key}`"));
+        let model = header["model"]
+            .as_str()
+            .ok_or_else(|| bad("model"))?
+            .to_string();
+        let prompt = header["prompt"]
+            .as_array()
+            .ok_or_else(|| bad("prompt"))?
+            .iter()
+            .map(|t| {
+                t.as_u64()
+                    .and_then(|t| u32::try_from(t).ok())
+                    .ok_or_else(|| bad("prompt"))
+            })
+            .collect::<Result<_, _>>()?;
+        let max_new = header["max_new"].as_u64().ok_or_else(|| bad("max_new"))? as usize;
+        let mut reader = Reader::new(rest);
+        let mut steps = Vec::new();
+        while !reader.is_empty() {
+            let k = steps.len();
+            let mut record = Reader::new(reader.sized(&format!("step record {k}"))?);
+            let what = |part: &str| format!("step record {k}'s {part}");
+            let step = record.u32(&what("number"))?;
+            let n_layers = record.u32(&what("layer count"))? as usize;
+            // Each layer takes at least its count and a proof: bound the count before allocating.
+            if n_layers > record.remaining() / 132 {
+                return Err(DecodeError::Invalid(what("layer count")));
+            }
+            let mut layers = Vec::with_capacity(n_layers);
+            for l in 0..n_layers {
+                let n = record.u32(&what(&format!("layer {l} input count")))? as usize;
+                if n > record.remaining() / 32 {
+                    return Err(DecodeError::Truncated(what(&format!("layer {l} inputs"))));
+                }
+                let publics = (0..n)
+                    .map(|i| record.value(&what(&format!("layer {l} public input {i}"))))
+                    .collect::<Result<_, _>>()?;
+                let proof = record.value(&what(&format!("layer {l} proof")))?;
+                layers.push(LayerProof { publics, proof });
+            }
+            if !record.is_empty() {
+                return Err(DecodeError::Invalid(what("trailing bytes")));
+            }
+            steps.push(StepProof { step, layers });
+        }
+        Ok(Bundle {
+            model,
+            prompt,
+            max_new,
+            steps,
+        })
+    }
+
+    /// Bytes of Groth16 proofs per step (the figure the benchmarks report beside the bundle).
+    pub fn proof_bytes_per_step(&self) -> usize {
+        self.steps.first().map_or(0, |s| s.layers.len() * 128)
+    }
+}
+
+/// How many steps a run of `prompt` tokens asking for `max_new` new ones takes: every prompt
+/// token is a step, and each generated token but the last is fed back as one; no more steps
+/// than the context has positions.
+pub fn planned_steps(prompt: usize, max_new: usize, context: usize) -> usize {
+    (prompt + max_new.max(1) - 1).min(context)
+}

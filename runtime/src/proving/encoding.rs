@@ -1,0 +1,192 @@
+//! The byte layout shared by zkc's key and proof files: a magic line `NAME VERSION`, one line of
+//! JSON, then binary records (little-endian `u32` lengths, arkworks' compressed encodings).
+//! Reading checks every length against the bytes left before it allocates.
+
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use serde_json::Value;
+
+/// Why a file could not be read as what it claims to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("it is not a `{0}` file")]
+    Foreign(&'static str),
+    #[error("it is version {found} of `{kind}`; this zkc reads version {expected}")]
+    Version {
+        kind: &'static str,
+        found: String,
+        expected: u64,
+    },
+    #[error("its header is malformed: {0}")]
+    Header(String),
+    #[error("it ends inside {0} (truncated)")]
+    Truncated(String),
+    #[error("{0} is not a valid encoding")]
+    Invalid(String),
+}
+
+/// Splits `bytes` into the JSON header and the binary rest, checking magic and version.
+pub fn split_header<'b>(
+    bytes: &'b [u8],
+    kind: &'static str,
+    version: u64,
+) -> Result<(Value, &'b [u8]), DecodeError> {
+    let (magic, rest) = line(bytes).ok_or(DecodeError::Foreign(kind))?;
+    let magic = std::str::from_utf8(magic).map_err(|_| DecodeError::Foreign(kind))?;
+    let found = magic
+        .strip_prefix(kind)
+        .and_then(|v| v.strip_prefix(' '))
+        .ok_or(DecodeError::Foreign(kind))?;
+    if found != version.to_string() {
+        return Err(DecodeError::Version {
+            kind,
+            found: found.to_string(),
+            expected: version,
+        });
+    }
+    let (json, rest) = line(rest).ok_or_else(|| DecodeError::Truncated("the header".into()))?;
+    let header = serde_json::from_slice(json).map_err(|e| DecodeError::Header(e.to_string()))?;
+    Ok((header, rest))
+}
+
+/// The magic line and the JSON header line, as [`split_header`] reads them.
+pub fn header_bytes(kind: &str, version: u64, header: &Value) -> Vec<u8> {
+    format!("{kind} {version}\n{header}\n").into_bytes()
+}
+
+fn line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes.iter().position(|&b| b == b'\n')?;
+    Some((&bytes[..end], &bytes[end + 1..]))
+}
+
+/// Appends `value` in arkworks' compressed encoding.
+pub fn put<T: CanonicalSerialize>(out: &mut Vec<u8>, value: &T) {
+    value
+        .serialize_compressed(out)
+        .expect("writing to a Vec cannot fail");
+}
+
+pub fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A cursor over the binary part of a file; each read names what it reads for its error.
+pub struct Reader<'b> {
+    bytes: &'b [u8],
+}
+
+impl<'b> Reader<'b> {
+    pub fn new(bytes: &'b [u8]) -> Reader<'b> {
+        Reader { bytes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn take(&mut self, n: usize, what: &str) -> Result<&'b [u8], DecodeError> {
+        if n > self.bytes.len() {
+            return Err(DecodeError::Truncated(what.to_string()));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    pub fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A `u32` length, then that many bytes.
+    pub fn sized(&mut self, what: &str) -> Result<&'b [u8], DecodeError> {
+        let n = self.u32(what)? as usize;
+        self.take(n, what)
+    }
+
+    /// One value in arkworks' compressed encoding, fully checked (on the curve, in the group).
+    pub fn value<T: CanonicalDeserialize>(&mut self, what: &str) -> Result<T, DecodeError> {
+        let mut cursor = self.bytes;
+        let before = cursor.len();
+        let value = T::deserialize_compressed(&mut cursor).map_err(|e| match e {
+            ark_serialize::SerializationError::IoError(_) => {
+                DecodeError::Truncated(what.to_string())
+            }
+            _ => DecodeError::Invalid(what.to_string()),
+        })?;
+        self.bytes = &self.bytes[before - cursor.len()..];
+        Ok(value)
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A field element as hex of its compressed encoding (how JSON headers carry them).
+pub fn field_hex(f: &zkc_compiler::backend::F) -> String {
+    let mut out = Vec::new();
+    put(&mut out, f);
+    hex(&out)
+}
+
+pub fn parse_field_hex(text: &str) -> Option<zkc_compiler::backend::F> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect();
+    let bytes = bytes?;
+    let mut reader = Reader::new(&bytes);
+    let f = reader.value("a field element").ok()?;
+    reader.is_empty().then_some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkc_compiler::backend::field;
+
+    #[test]
+    fn headers_and_values_round_trip_and_refuse_damage() {
+        let header = serde_json::json!({"a": 1});
+        let mut bytes = header_bytes("zkc-x", 3, &header);
+        put_u32(&mut bytes, 7);
+        put(&mut bytes, &field(-5));
+        let (read, rest) = split_header(&bytes, "zkc-x", 3).unwrap();
+        assert_eq!(read, header);
+        let mut r = Reader::new(rest);
+        assert_eq!(r.u32("n").unwrap(), 7);
+        assert_eq!(r.value::<zkc_compiler::backend::F>("f").unwrap(), field(-5));
+        assert!(r.is_empty());
+        assert_eq!(
+            split_header(&bytes, "zkc-y", 3).unwrap_err(),
+            DecodeError::Foreign("zkc-y")
+        );
+        assert!(matches!(
+            split_header(&bytes, "zkc-x", 4),
+            Err(DecodeError::Version { .. })
+        ));
+        let mut r = Reader::new(&rest[..rest.len() - 1]);
+        r.u32("n").unwrap();
+        assert_eq!(
+            r.value::<zkc_compiler::backend::F>("f").unwrap_err(),
+            DecodeError::Truncated("f".into())
+        );
+        assert_eq!(
+            Reader::new(&[200, 0, 0, 0, 1])
+                .sized("a record")
+                .unwrap_err(),
+            DecodeError::Truncated("a record".into())
+        );
+        let f = field(123);
+        assert_eq!(parse_field_hex(&field_hex(&f)), Some(f));
+        assert_eq!(parse_field_hex("zz"), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! Groth16 keys per layer (DESIGN §4): `zkc setup` writes `KEYS/layer-N.pk` (the prover's, large,
+//! uncompressed for fast loading) and `KEYS/vk`, the verifying data anyone needs: every layer's
+//! verifying key, its public-input layout, the commitments of its states before the first step,
+//! the model's IR hash and context, and the vocabulary for printing text. The model commitment
+//! is the SHA-256 of the `vk` file, so it covers the IR (and with it every constant) and every
+//! key.
+//!
+//! A local setup is a trusted setup: whoever knows the randomness it drew can prove false
+//! statements. zkc draws it from the OS and never writes it down (docs/proving.md).
+
+use super::encoding::{
+    field_hex, header_bytes, hex, parse_field_hex, put, put_u32, split_header, DecodeError, Reader,
+};
+use super::Curve;
+use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, ProvingKey, VerifyingKey};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use zkc_compiler::backend::layer::{initial_states, layout, Public, Role};
+use zkc_compiler::backend::F;
+use zkc_compiler::files::write_atomically;
+use zkc_lang::Module;
+
+pub const VK_KIND: &str = "zkc-vk";
+pub const PK_KIND: &str = "zkc-pk";
+pub const VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Decode { path: String, source: DecodeError },
+    #[error("{path} was made for another model (IR {found}, the artifact's is {expected}): rerun `zkc setup`")]
+    OtherModel {
+        path: String,
+        found: String,
+        expected: String,
+    },
+}
+
+/// One layer's verifying data.
+#[derive(Clone, Debug)]
+pub struct LayerKey {
+    pub name: String,
+    pub constraints: usize,
+    pub publics: Vec<Public>,
+    /// Commitments of the layer's states before step 0, in state order.
+    pub initial_states: Vec<F>,
+    pub vk: VerifyingKey<Curve>,
+}
+
+/// The contents of `KEYS/vk`.
+#[derive(Clone, Debug)]
+pub struct VerifyingData {
+    pub ir_sha256: String,
+    /// The most positions a generation can have (the KV caches' slots).
+    pub context: usize,
+    /// Token strings for printing text (decoding only), when the model has a tokenizer.
+    pub vocabulary: Option<Vec<String>>,
+    pub layers: Vec<LayerKey>,
+    /// SHA-256 of the file's bytes: what a proof bundle names its model by.
+    pub commitment: String,
+}
+
+impl LayerKey {
+    /// Describes layer `index` of `module` for its verifying key.
+    pub fn of(module: &Module, index: usize, constraints: usize, vk: VerifyingKey<Curve>) -> Self {
+        let layer = &module.layers[index];
+        LayerKey {
+            name: layer.name.clone(),
+            constraints,
+            publics: layout(layer),
+            initial_states: initial_states(layer),
+            vk,
+        }
+    }
+}
+
+impl VerifyingData {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let layers: Vec<Value> = self
+            .layers
+            .iter()
+            .map(|l| {
+                json!({
+                    "name": l.name,
+                    "constraints": l.constraints,
+                    "publics": l.publics.iter().map(|p| json!({
+                        "role": p.role.name(), "name": p.name, "scalar": p.scalar,
+                    })).collect::<Vec<_>>(),
+                    "initial_states": l.initial_states.iter().map(field_hex).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let header = json!({
+            "zkc": env!("CARGO_PKG_VERSION"),
+            "ir_sha256": self.ir_sha256,
+            "context": self.context,
+            "vocabulary": self.vocabulary,
+            "layers": layers,
+        });
+        let mut out = header_bytes(VK_KIND, VERSION, &header);
+        for l in &self.layers {
+            let mut vk = Vec::new();
+            put(&mut vk, &l.vk);
+            put_u32(&mut out, vk.len() as u32);
+            out.extend_from_slice(&vk);
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<VerifyingData, DecodeError> {
+        let (header, rest) = split_header(bytes, VK_KIND, VERSION)?;
+        let bad = |what: &str| DecodeError::Header(format!("no valid `{what}`"));
+        let text = |v: &Value, key: &str| v[key].as_str().map(String::from).ok_or_else(|| bad(key));
+        let count =
+            |v: &Value, key: &str| v[key].as_u64().map(|n| n as usize).ok_or_else(|| bad(key));
+        let vocabulary = match &header["vocabulary"] {
+            Value::Null => None,
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .map(|t| {
+                        t.as_str()
+                            .map(String::from)
+                            .ok_or_else(|| bad("vocabulary"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(bad("vocabulary")),
+        };
+        let mut reader = Reader::new(rest);
+        let mut layers = Vec::new();
+        for (k, l) in header["layers"]
+            .as_array()
+            .ok_or_else(|| bad("layers"))?
+            .iter()
+            .enumerate()
+        {
+            let publics = l["publics"]
+                .as_array()
+                .ok_or_else(|| bad("publics"))?
+                .iter()
+                .map(|p| {
+                    Ok(Public {
+                        role: p["role"]
+                            .as_str()
+                            .and_then(Role::from_name)
+                            .ok_or_else(|| bad("role"))?,
+                        name: text(p, "name")?,
+                        scalar: p["scalar"].as_bool().ok_or_else(|| bad("scalar"))?,
+                    })
+                })
+                .collect::<Result<_, DecodeError>>()?;
+            let initial_states = l["initial_states"]
+                .as_array()
+                .ok_or_else(|| bad("initial_states"))?
+                .iter()
+                .map(|c| {
+                    c.as_str()
+                        .and_then(parse_field_hex)
+                        .ok_or_else(|| bad("initial_states"))
+                })
+                .collect::<Result<_, _>>()?;
+            let what = format!("layer {k}'s verifying key");
+            let mut vk_bytes = Reader::new(reader.sized(&what)?);
+            let vk = vk_bytes.value(&what)?;
+            layers.push(LayerKey {
+                name: text(l, "name")?,
+                constraints: count(l, "constraints")?,
+                publics,
+                initial_states,
+                vk,
+            });
+        }
+        if !reader.is_empty() {
+            return Err(DecodeError::Invalid(format!(
+                "the {} bytes after the last verifying key",
+                reader.remaining()
+            )));
+        }
+        Ok(VerifyingData {
+            ir_sha256: text(&header, "ir_sha256")?,
+            context: count(&header, "context")?,
+            vocabulary,
+            layers,
+            commitment: hex(&Sha256::digest(bytes)),
+        })
+    }
+
+    pub fn read(path: &Path) -> Result<VerifyingData, KeyError> {
+        let bytes = read_file(path)?;
+        VerifyingData::from_bytes(&bytes).map_err(|source| KeyError::Decode {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn write(&mut self, path: &Path) -> Result<(), KeyError> {
+        let bytes = self.to_bytes();
+        self.commitment = hex(&Sha256::digest(&bytes));
+        write_atomically(path, &bytes).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn prepared(&self) -> Vec<PreparedVerifyingKey<Curve>> {
+        self.layers
+            .iter()
+            .map(|l| prepare_verifying_key(&l.vk))
+            .collect()
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Where layer `index`'s proving key lives.
+pub fn pk_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("layer-{index}.pk"))
+}
+
+pub fn vk_path(dir: &Path) -> PathBuf {
+    dir.join("vk")
+}
+
+/// Writes a proving key with the layer and IR it belongs to.
+pub fn write_pk(
+    path: &Path,
+    layer: &str,
+    ir_sha256: &str,
+    pk: &ProvingKey<Curve>,
+) -> Result<(), KeyError> {
+    let mut out = header_bytes(
+        PK_KIND,
+        VERSION,
+        &json!({"layer": layer, "ir_sha256": ir_sha256}),
+    );
+    pk.serialize_uncompressed(&mut out)
+        .expect("writing to a Vec cannot fail");
+    write_atomically(path, &out).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Reads a proving key, refusing one made for another IR. The points are not re-checked: the
+/// key is the prover's own file, and a wrong key only yields proofs that do not verify (the
+/// prover checks each proof it makes).
+pub fn read_pk(path: &Path, ir_sha256: &str) -> Result<ProvingKey<Curve>, KeyError> {
+    let bytes = read_file(path)?;
+    let name = path.display().to_string();
+    let decode = |source| KeyError::Decode {
+        path: name.clone(),
+        source,
+    };
+    let (header, mut rest) = split_header(&bytes, PK_KIND, VERSION).map_err(decode)?;
+    let found = header["ir_sha256"].as_str().unwrap_or_default();
+    if found != ir_sha256 {
+        return Err(KeyError::OtherModel {
+            path: name,
+            found: found.to_string(),
+            expected: ir_sha256.to_string(),
+        });
+    }
+    ProvingKey::deserialize_uncompressed_unchecked(&mut rest)
+        .map_err(|_| decode(DecodeError::Invalid("the proving key".into())))
+}

@@ -1,0 +1,196 @@
+//! The autoregressive driver (`zkc prove`): per step it runs the interpreter (the witness),
+//! proves each layer with its own key, checks each proof against its verifying key, and
+//! rewrites the bundle with the step appended, so a long run can be watched and an interrupted
+//! one leaves a valid prefix.
+
+use super::bundle::{planned_steps, Bundle, LayerProof, StepProof};
+use super::keys::{pk_path, read_pk, VerifyingData};
+use super::{Curve, ProvingError};
+use crate::interp::{Interpreter, ModelRunner};
+use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use zkc_compiler::backend::layer::{public_inputs, LayerCircuit, Tables};
+use zkc_compiler::files::write_atomically;
+use zkc_lang::Module;
+
+/// Proving keys are kept in memory between steps while they add up to no more than this;
+/// beyond it each layer's key is read again at every step, so memory stays bounded by the
+/// largest layer.
+const KEEP_KEYS_BYTES: u64 = 2 << 30;
+
+/// What the driver reports as it goes.
+pub enum Event<'a> {
+    Layer {
+        step: usize,
+        layer: &'a str,
+        seconds: f64,
+    },
+    Step {
+        step: usize,
+        of: usize,
+        input: u32,
+        output: u32,
+        seconds: f64,
+    },
+}
+
+/// Proves the layers of one model with the keys in one directory.
+pub struct Prover<'m> {
+    module: &'m Module,
+    ir_sha256: String,
+    tables: Tables,
+    dir: PathBuf,
+    kept: Option<Vec<ProvingKey<Curve>>>,
+    prepared: Vec<PreparedVerifyingKey<Curve>>,
+    model: String,
+    context: usize,
+}
+
+impl<'m> Prover<'m> {
+    /// `module` must carry its constants and be the one `vd` was set up for.
+    pub fn new(
+        module: &'m Module,
+        ir_sha256: &str,
+        dir: &Path,
+        vd: &VerifyingData,
+    ) -> Result<Prover<'m>, ProvingError> {
+        if vd.ir_sha256 != ir_sha256 || vd.layers.len() != module.layers.len() {
+            return Err(ProvingError::KeysForAnotherModel {
+                keys: vd.ir_sha256.clone(),
+                artifact: ir_sha256.to_string(),
+            });
+        }
+        let sizes: u64 = (0..module.layers.len())
+            .map(|i| std::fs::metadata(pk_path(dir, i)).map_or(0, |m| m.len()))
+            .sum();
+        let kept = if sizes <= KEEP_KEYS_BYTES {
+            Some(
+                (0..module.layers.len())
+                    .map(|i| read_pk(&pk_path(dir, i), ir_sha256))
+                    .collect::<Result<_, _>>()?,
+            )
+        } else {
+            None
+        };
+        Ok(Prover {
+            module,
+            ir_sha256: ir_sha256.to_string(),
+            tables: Tables::new(module),
+            dir: dir.to_path_buf(),
+            kept,
+            prepared: vd.prepared(),
+            model: vd.commitment.clone(),
+            context: vd.context,
+        })
+    }
+
+    /// Proves one step from its witness (every layer's record), layer by layer.
+    pub fn prove_step(
+        &self,
+        step: usize,
+        witness: &[crate::interp::LayerRun],
+        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<StepProof, ProvingError> {
+        let mut layers = Vec::with_capacity(witness.len());
+        for (index, run) in witness.iter().enumerate() {
+            let layer = &self.module.layers[index];
+            let start = Instant::now();
+            let read;
+            let pk = match &self.kept {
+                Some(keys) => &keys[index],
+                None => {
+                    read = read_pk(&pk_path(&self.dir, index), &self.ir_sha256)?;
+                    &read
+                }
+            };
+            let circuit = LayerCircuit {
+                module: self.module,
+                tables: &self.tables,
+                index,
+                values: &run.values,
+            };
+            let proof = Groth16::<Curve>::create_random_proof_with_reduction(circuit, pk, rng)
+                .map_err(|e| ProvingError::Synthesis {
+                    layer: layer.name.clone(),
+                    problem: e.to_string(),
+                })?;
+            let publics = public_inputs(layer, &run.values);
+            let valid = Groth16::<Curve>::verify_proof(&self.prepared[index], &proof, &publics)
+                .unwrap_or(false);
+            if !valid {
+                return Err(ProvingError::ProofRejected {
+                    step,
+                    layer: layer.name.clone(),
+                });
+            }
+            on_event(Event::Layer {
+                step,
+                layer: &layer.name,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+            layers.push(LayerProof { publics, proof });
+        }
+        Ok(StepProof {
+            step: step as u32,
+            layers,
+        })
+    }
+
+    /// Greedy generation from `prompt`, every step proven and appended to the bundle at
+    /// `output` as soon as it is done. Returns the finished bundle.
+    pub fn generate(
+        &self,
+        interp: &Interpreter,
+        prompt: &[u32],
+        max_new: usize,
+        output: &Path,
+        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Bundle, ProvingError> {
+        if prompt.is_empty() || max_new == 0 {
+            return Err(ProvingError::Request(
+                "give at least one prompt token and --max-new of at least 1".into(),
+            ));
+        }
+        if prompt.len() > self.context {
+            return Err(ProvingError::Request(format!(
+                "the prompt has {} tokens; the model's context holds {}",
+                prompt.len(),
+                self.context
+            )));
+        }
+        let mut runner = ModelRunner::new(interp)?;
+        let mut bundle = Bundle {
+            model: self.model.clone(),
+            prompt: prompt.to_vec(),
+            max_new,
+            steps: Vec::new(),
+        };
+        let steps = planned_steps(prompt.len(), max_new, self.context);
+        let mut next = prompt[0];
+        for step in 0..steps {
+            let start = Instant::now();
+            let input = prompt.get(step).copied().unwrap_or(next);
+            let result = runner.step(input, true)?;
+            let witness = result.witness.expect("recorded");
+            bundle
+                .steps
+                .push(self.prove_step(step, &witness, rng, on_event)?);
+            write_atomically(output, &bundle.to_bytes()).map_err(|source| ProvingError::Io {
+                path: output.display().to_string(),
+                source,
+            })?;
+            next = result.token;
+            on_event(Event::Step {
+                step,
+                of: steps,
+                input,
+                output: next,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(bundle)
+    }
+}

@@ -1,0 +1,82 @@
+//! `zkc setup`: Groth16 keys for every layer, one layer at a time (so memory is bounded by the
+//! largest layer), from OS randomness.
+
+use super::keys::{pk_path, vk_path, write_pk, KeyError, LayerKey, VerifyingData};
+use super::{Curve, ProvingError};
+use crate::interp::{Interpreter, ModelRunner};
+use ark_groth16::Groth16;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use zkc_compiler::backend::cost;
+use zkc_compiler::backend::layer::{LayerCircuit, Tables};
+use zkc_lang::Module;
+
+/// What setup did for one layer.
+#[derive(Clone, Debug)]
+pub struct LayerSetup {
+    pub name: String,
+    pub constraints: usize,
+    pub seconds: f64,
+    pub pk_bytes: u64,
+}
+
+/// Keys for every layer of `module` (constants inline) into `dir`. `on_layer` is called before
+/// each layer with its index and name, and after it with its figures.
+pub fn setup(
+    module: &Module,
+    ir_sha256: &str,
+    vocabulary: Option<Vec<String>>,
+    dir: &Path,
+    rng: &mut (impl rand::RngCore + rand::CryptoRng),
+    on_layer: &mut dyn FnMut(usize, &str, Option<&LayerSetup>),
+) -> Result<VerifyingData, ProvingError> {
+    std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    // The circuits' shape does not depend on the values; one step of any token gives a witness
+    // to synthesize them with.
+    let interp = Interpreter::new(module.clone())?;
+    let mut runner = ModelRunner::new(&interp)?;
+    let context = runner.context();
+    let witness = runner.step(0, true)?.witness.expect("recorded");
+    let tables = Tables::new(module);
+    let mut layers = Vec::new();
+    for (index, run) in witness.iter().enumerate() {
+        let layer = &module.layers[index];
+        on_layer(index, &layer.name, None);
+        let start = Instant::now();
+        let circuit = LayerCircuit {
+            module,
+            tables: &tables,
+            index,
+            values: &run.values,
+        };
+        let pk = Groth16::<Curve>::generate_random_parameters_with_reduction(circuit, rng)
+            .map_err(|e| ProvingError::Synthesis {
+                layer: layer.name.clone(),
+                problem: e.to_string(),
+            })?;
+        let path = pk_path(dir, index);
+        write_pk(&path, &layer.name, ir_sha256, &pk)?;
+        let constraints = cost::layer(module, layer).1;
+        layers.push(LayerKey::of(module, index, constraints, pk.vk.clone()));
+        drop(pk);
+        let done = LayerSetup {
+            name: layer.name.clone(),
+            constraints,
+            seconds: Duration::as_secs_f64(&start.elapsed()),
+            pk_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+        };
+        on_layer(index, &layer.name, Some(&done));
+    }
+    let mut vd = VerifyingData {
+        ir_sha256: ir_sha256.to_string(),
+        context,
+        vocabulary,
+        layers,
+        commitment: String::new(),
+    };
+    vd.write(&vk_path(dir))?;
+    Ok(vd)
+}
