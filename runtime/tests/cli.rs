@@ -256,3 +256,108 @@ fn the_handwritten_example_runs() {
         .unwrap();
     assert_eq!(generated.split(',').count(), 2);
 }
+
+/// The README's main command: the whole job on the built-in tiny model.
+#[test]
+fn demo_runs_the_main_job_end_to_end() {
+    let out = zkc(&["demo"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "verified: 4 steps, 16 proofs",
+        "tampering rejected",
+        "== summary",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in {stdout}");
+    }
+}
+
+/// A user's walk through compile, setup, prove and verify with the files in between; a
+/// damaged bundle fails with exit 1 and its reason, in text and JSON.
+#[test]
+fn compile_setup_prove_verify_by_hand() {
+    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-prove", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let ok = |args: &[&str]| {
+        let out = zkc(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&[
+        "gen-model",
+        "gpt2",
+        "--layers",
+        "1",
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--ctx",
+        "8",
+        "-o",
+        &file("m.gguf"),
+    ]);
+    ok(&["compile", &file("m.gguf"), "-o", &file("m.circ")]);
+    let setup = ok(&["setup", &file("m.circ"), "-o", &file("m.keys")]);
+    assert!(setup.contains("model commitment"), "{setup}");
+    let prove = ok(&[
+        "prove",
+        &file("m.circ"),
+        "--keys",
+        &file("m.keys"),
+        "--prompt",
+        "ab",
+        "--max-new",
+        "2",
+        "-o",
+        &file("run.zkp"),
+    ]);
+    assert!(
+        prove.contains("proved 3 steps (2 generated tokens"),
+        "{prove}"
+    );
+    let vk = file("m.keys/vk");
+    let verify = ok(&["verify", &vk, &file("run.zkp")]);
+    assert!(verify.contains("verified: 3 steps, 9 proofs"), "{verify}");
+    assert!(verify.contains("prompt:    97,98 \"ab\""), "{verify}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["verify", &vk, &file("run.zkp"), "--json"])).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["generated"].as_array().unwrap().len(), 2);
+
+    let mut bytes = std::fs::read(file("run.zkp")).unwrap();
+    bytes.truncate(bytes.len() - 5);
+    std::fs::write(file("cut.zkp"), &bytes).unwrap();
+    let out = zkc(&["verify", &vk, &file("cut.zkp")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("rejected: the bundle is unreadable: it ends inside step record 2"),
+        "{stdout}"
+    );
+    let out = zkc(&["verify", &vk, &file("cut.zkp"), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    let out = zkc(&[
+        "prove",
+        &file("m.circ"),
+        "--keys",
+        &dir.join("nowhere").display().to_string(),
+        "--tokens",
+        "1",
+        "-o",
+        &file("x.zkp"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
+}

@@ -30,7 +30,10 @@ pub fn split_header<'b>(
     kind: &'static str,
     version: u64,
 ) -> Result<(Value, &'b [u8]), DecodeError> {
-    let (magic, rest) = line(bytes).ok_or(DecodeError::Foreign(kind))?;
+    let (magic, rest) = line(bytes).ok_or_else(|| match bytes.starts_with(kind.as_bytes()) {
+        true => DecodeError::Truncated("the header".into()),
+        false => DecodeError::Foreign(kind),
+    })?;
     let magic = std::str::from_utf8(magic).map_err(|_| DecodeError::Foreign(kind))?;
     let found = magic
         .strip_prefix(kind)

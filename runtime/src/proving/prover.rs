@@ -90,7 +90,7 @@ impl<'m> Prover<'m> {
         &self,
         step: usize,
         witness: &[crate::interp::LayerRun],
-        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+        rng: &mut dyn rand_core::CryptoRngCore,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<StepProof, ProvingError> {
         let mut layers = Vec::with_capacity(witness.len());
@@ -111,11 +111,15 @@ impl<'m> Prover<'m> {
                 index,
                 values: &run.values,
             };
-            let proof = Groth16::<Curve>::create_random_proof_with_reduction(circuit, pk, rng)
-                .map_err(|e| ProvingError::Synthesis {
-                    layer: layer.name.clone(),
-                    problem: e.to_string(),
-                })?;
+            let proof = Groth16::<Curve>::create_random_proof_with_reduction(
+                circuit,
+                pk,
+                &mut rng.as_rngcore(),
+            )
+            .map_err(|e| ProvingError::Synthesis {
+                layer: layer.name.clone(),
+                problem: e.to_string(),
+            })?;
             let publics = public_inputs(layer, &run.values);
             let valid = Groth16::<Curve>::verify_proof(&self.prepared[index], &proof, &publics)
                 .unwrap_or(false);
@@ -146,7 +150,7 @@ impl<'m> Prover<'m> {
         prompt: &[u32],
         max_new: usize,
         output: &Path,
-        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+        rng: &mut dyn rand_core::CryptoRngCore,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Bundle, ProvingError> {
         if prompt.is_empty() || max_new == 0 {

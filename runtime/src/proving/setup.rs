@@ -27,7 +27,7 @@ pub fn setup(
     ir_sha256: &str,
     vocabulary: Option<Vec<String>>,
     dir: &Path,
-    rng: &mut (impl rand::RngCore + rand::CryptoRng),
+    rng: &mut dyn rand_core::CryptoRngCore,
     on_layer: &mut dyn FnMut(usize, &str, Option<&LayerSetup>),
 ) -> Result<VerifyingData, ProvingError> {
     std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
@@ -52,11 +52,14 @@ pub fn setup(
             index,
             values: &run.values,
         };
-        let pk = Groth16::<Curve>::generate_random_parameters_with_reduction(circuit, rng)
-            .map_err(|e| ProvingError::Synthesis {
-                layer: layer.name.clone(),
-                problem: e.to_string(),
-            })?;
+        let pk = Groth16::<Curve>::generate_random_parameters_with_reduction(
+            circuit,
+            &mut rng.as_rngcore(),
+        )
+        .map_err(|e| ProvingError::Synthesis {
+            layer: layer.name.clone(),
+            problem: e.to_string(),
+        })?;
         let path = pk_path(dir, index);
         write_pk(&path, &layer.name, ir_sha256, &pk)?;
         let constraints = cost::layer(module, layer).1;

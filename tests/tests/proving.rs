@@ -1,0 +1,311 @@
+//! The Groth16 runtime end to end on a small model: compile -> artifact file -> setup (key
+//! files) -> prove a generation (bundle file) -> verify; then the tamper suite: every way of
+//! changing a bundle, or checking it with another model's keys, is rejected with its reason.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use zkc_compiler::artifact;
+use zkc_compiler::gguf::GgufFile;
+use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig, WeightType};
+use zkc_compiler::quantize::{quantize, QuantConfig};
+use zkc_compiler::tokenizer::Tokenizer;
+use zkc_runtime::interp::Interpreter;
+use zkc_runtime::proving::bundle::Bundle;
+use zkc_runtime::proving::encoding::DecodeError;
+use zkc_runtime::proving::keys::{vk_path, VerifyingData};
+use zkc_runtime::proving::prover::Prover;
+use zkc_runtime::proving::setup::setup;
+use zkc_runtime::proving::verifier::{verify, Rejection};
+
+const PROMPT: [u32; 2] = [72, 105];
+const MAX_NEW: usize = 3;
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zkc-proving-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 2-block model (d=32, context 8) written as an artifact and set up; `seed` picks weights.
+fn compiled(seed: u64, dir: &Path) -> (artifact::Artifact, VerifyingData) {
+    let cfg = ModelConfig {
+        n_layer: 2,
+        n_embd: 32,
+        n_head: 2,
+        n_ctx: 8,
+        n_vocab: 256,
+        n_ff: 128,
+        seed,
+        weight_type: WeightType::F32,
+    };
+    let gguf = GgufFile::from_bytes(generate_gpt2(&cfg).to_bytes()).unwrap();
+    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let circ = dir.join("model.circ");
+    artifact::write(&circ, &module, Some(&tokenizer), "test", "default").unwrap();
+    let artifact = artifact::read(&circ).unwrap();
+    let keys = dir.join("keys");
+    let vocabulary = Some(tokenizer.tokens().to_vec());
+    let mut rng = StdRng::seed_from_u64(seed);
+    setup(
+        &artifact.module,
+        &artifact.header.ir_sha256,
+        vocabulary,
+        &keys,
+        &mut rng,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
+    (artifact, vd)
+}
+
+struct Run {
+    vd: VerifyingData,
+    other: VerifyingData,
+    bytes: Vec<u8>,
+    generated: Vec<u32>,
+}
+
+/// One honest run, shared by the tests: proving is the slow part.
+fn run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let here = dir("honest");
+        let (artifact, vd) = compiled(11, &here);
+        let (_, other) = compiled(12, &dir("other"));
+        let prover = Prover::new(
+            &artifact.module,
+            &artifact.header.ir_sha256,
+            &here.join("keys"),
+            &vd,
+        )
+        .unwrap();
+        let interp = Interpreter::new(artifact.module.clone()).unwrap();
+        let out = here.join("run.zkp");
+        let mut outputs = Vec::new();
+        prover
+            .generate(
+                &interp,
+                &PROMPT,
+                MAX_NEW,
+                &out,
+                &mut StdRng::seed_from_u64(1),
+                &mut |e| {
+                    if let zkc_runtime::proving::prover::Event::Step { output, .. } = e {
+                        outputs.push(output)
+                    }
+                },
+            )
+            .unwrap();
+        // The same generation without proofs, by the interpreter alone.
+        let mut runner = zkc_runtime::interp::ModelRunner::new(&interp).unwrap();
+        let (generated, _) = runner.generate(&PROMPT, MAX_NEW).unwrap();
+        assert_eq!(outputs[PROMPT.len() - 1..], generated[..]);
+        Run {
+            vd,
+            other,
+            bytes: std::fs::read(&out).unwrap(),
+            generated,
+        }
+    })
+}
+
+fn bundle() -> Bundle {
+    Bundle::from_bytes(&run().bytes).unwrap()
+}
+
+fn rejected(bundle: &Bundle) -> Rejection {
+    verify(&run().vd, &bundle.to_bytes(), false).expect_err("a tampered bundle is rejected")
+}
+
+#[test]
+fn an_honest_run_verifies_and_says_what_it_generated() {
+    let run = run();
+    let verified = verify(&run.vd, &run.bytes, false).unwrap();
+    assert_eq!(verified.prompt, PROMPT);
+    assert_eq!(verified.generated, run.generated);
+    assert_eq!(verified.steps, PROMPT.len() + MAX_NEW - 1);
+    assert_eq!(verified.proofs, verified.steps * 4);
+    assert!(verified.complete);
+}
+
+#[test]
+fn a_flipped_byte_in_any_proof_is_rejected_at_its_step_and_layer() {
+    let run = run();
+    let honest = bundle();
+    // Where each proof's bytes sit: re-encode with one proof zeroed and find the change.
+    for (t, step) in honest.steps.iter().enumerate() {
+        for (k, layer) in step.layers.iter().enumerate() {
+            let mut other = honest.clone();
+            other.steps[t].layers[k].proof.a = Default::default();
+            let changed = other.to_bytes();
+            let at = (0..run.bytes.len())
+                .find(|&i| run.bytes[i] != changed[i])
+                .expect("the proof is in the file");
+            for offset in [0, 40, 100] {
+                let mut bytes = run.bytes.clone();
+                bytes[at + offset] ^= 0x04;
+                let why = verify(&run.vd, &bytes, false).expect_err("rejected");
+                let name = &run.vd.layers[k].name;
+                let specific = match &why {
+                    Rejection::Proof { step, layer } => *step == t && layer == name,
+                    Rejection::Malformed(DecodeError::Invalid(what)) => {
+                        what.contains(&format!("step record {t}'s layer {k} proof"))
+                    }
+                    _ => false,
+                };
+                assert!(specific, "step {t} layer {k} +{offset}: {why}");
+            }
+            let _ = layer;
+        }
+    }
+}
+
+#[test]
+fn a_changed_public_input_or_commitment_is_rejected() {
+    let honest = bundle();
+    let vd = &run().vd;
+    for t in [0, 2] {
+        for (k, key) in vd.layers.iter().enumerate() {
+            for i in 0..key.publics.len() {
+                let mut b = honest.clone();
+                b.steps[t].layers[k].publics[i] += zkc_compiler::backend::F::from(1u8);
+                let why = rejected(&b);
+                let at_layer = match &why {
+                    Rejection::Link { step, layer, .. } | Rejection::Proof { step, layer } => {
+                        *step == t && *layer == key.name
+                    }
+                    _ => false,
+                };
+                assert!(at_layer, "step {t}, `{}` public {i}: {why}", key.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_replaced_token_is_rejected() {
+    let honest = bundle();
+    let head = honest.steps[0].layers.len() - 1;
+    let mut b = honest.clone();
+    // The generated token: the head's public output.
+    let last = b.steps[2].layers[head].publics.len() - 1;
+    b.steps[2].layers[head].publics[last] += zkc_compiler::backend::F::from(1u8);
+    assert!(matches!(rejected(&b), Rejection::Proof { step: 2, .. }));
+    // A prompt token: the embedding proved another one.
+    let mut b = honest.clone();
+    b.prompt[1] += 1;
+    assert!(
+        matches!(rejected(&b), Rejection::Link { step: 1, ref layer, ref what } if layer == "embed" && what.contains("`token`")),
+        "{}",
+        rejected(&b)
+    );
+}
+
+#[test]
+fn swapped_dropped_and_duplicated_steps_are_rejected() {
+    let honest = bundle();
+    let mut swapped = honest.clone();
+    swapped.steps.swap(1, 2);
+    assert_eq!(
+        rejected(&swapped),
+        Rejection::StepOrder {
+            record: 1,
+            found: 2
+        }
+    );
+    let mut dropped = honest.clone();
+    dropped.steps.remove(1);
+    assert_eq!(
+        rejected(&dropped),
+        Rejection::StepOrder {
+            record: 1,
+            found: 2
+        }
+    );
+    let mut duplicated = honest.clone();
+    duplicated.steps.insert(2, honest.steps[1].clone());
+    assert!(matches!(
+        rejected(&duplicated),
+        Rejection::TooLong { .. } | Rejection::StepOrder { .. }
+    ));
+    let mut last = honest.clone();
+    last.steps.pop();
+    assert_eq!(
+        rejected(&last),
+        Rejection::Incomplete {
+            found: 3,
+            expected: 4
+        }
+    );
+    assert!(
+        verify(&run().vd, &last.to_bytes(), true).is_ok(),
+        "a prefix verifies with --partial"
+    );
+    // Renumbered so the order looks right: the KV state and positions no longer link.
+    let mut renumbered = dropped.clone();
+    renumbered.steps.pop();
+    for (t, s) in renumbered.steps.iter_mut().enumerate() {
+        s.step = t as u32;
+    }
+    assert!(
+        matches!(rejected(&renumbered), Rejection::Link { step: 1, .. }),
+        "{}",
+        rejected(&renumbered)
+    );
+}
+
+#[test]
+fn a_dropped_layer_is_rejected() {
+    let mut b = bundle();
+    b.steps[1].layers.remove(1);
+    assert_eq!(
+        rejected(&b),
+        Rejection::LayerCount {
+            step: 1,
+            found: 3,
+            expected: 4
+        }
+    );
+}
+
+#[test]
+fn keys_of_another_model_of_the_same_shape_are_refused() {
+    let run = run();
+    assert!(matches!(
+        verify(&run.other, &run.bytes, false),
+        Err(Rejection::OtherModel { .. })
+    ));
+    // Even with the bundle renamed to the other model, its proofs are not the other model's.
+    let mut b = bundle();
+    b.model = run.other.commitment.clone();
+    assert!(matches!(
+        verify(&run.other, &b.to_bytes(), false),
+        Err(Rejection::Proof { step: 0, .. })
+    ));
+}
+
+#[test]
+fn truncated_files_and_appended_garbage_are_refused() {
+    let bytes = &run().bytes;
+    for cut in [10, bytes.len() / 2, bytes.len() - 1] {
+        let why = verify(&run().vd, &bytes[..cut], false).unwrap_err();
+        assert!(
+            matches!(
+                why,
+                Rejection::Malformed(DecodeError::Truncated(_) | DecodeError::Header(_))
+            ),
+            "cut at {cut}: {why}"
+        );
+    }
+    let mut appended = bytes.clone();
+    appended.extend_from_slice(b"garbage!");
+    let why = verify(&run().vd, &appended, false).unwrap_err();
+    assert!(
+        matches!(why, Rejection::Malformed(DecodeError::Truncated(_))),
+        "{why}"
+    );
+}
