@@ -1,6 +1,7 @@
 //! The `zkc` command line: one file per subcommand.
 
 mod accuracy;
+mod bench;
 mod check;
 mod compile;
 mod demo;
@@ -35,6 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Accuracy(accuracy::Args),
+    Bench(bench::Args),
     Check(check::Args),
     Compile(compile::Args),
     Demo(demo::Args),
@@ -51,6 +53,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Accuracy(args) => args.run(),
+            Command::Bench(args) => args.run(),
             Command::Check(args) => args.run(),
             Command::Compile(args) => args.run(),
             Command::Demo(args) => args.run(),

@@ -1,0 +1,250 @@
+use super::setup::bytes;
+use super::{compile, gen_model, parse};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+/// Measure the main job: setup, proving per token and per layer, verification, sizes and peak
+/// memory, each stage in its own process (as a user runs them).
+///
+/// Makes a model of the preset's shape, compiles it, then runs `zkc setup`, `zkc prove` (one
+/// prompt token, `--tokens` generated) and `zkc verify` as child processes and reads their
+/// figures and peak RSS. Prints a Markdown table; with `-o`, also writes it into that file
+/// between `<!-- bench:NAME -->` markers (replacing an earlier run of the same name). A model
+/// whose largest layer cannot be set up in this machine's memory is refused with the estimate.
+/// Examples:
+///
+///     zkc bench
+///     zkc bench --preset tiny --tokens 4 -o docs/benchmarks.md
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[arg(long, value_parser = ["tiny", "gpt2-small"], default_value = "tiny")]
+    preset: String,
+    /// Tokens to generate (after a one-token prompt).
+    #[arg(long, default_value_t = 2)]
+    tokens: usize,
+    /// Keep the model, keys and bundle in this directory (default: a temporary one, removed).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// A Markdown file to write the table into.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+/// Bytes of proving key per constraint, measured on the tiny model's blocks (136.5 MiB for
+/// 354k constraints); with setup's peak at about twice the key, what decides feasibility.
+const PK_BYTES_PER_CONSTRAINT: f64 = 404.0;
+
+impl Args {
+    pub fn run(self) -> ExitCode {
+        match self.execute() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
+        let temporary = self.dir.is_none();
+        let dir = self.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("zkc-bench-{}", std::process::id()))
+        });
+        std::fs::create_dir_all(&dir)?;
+        let result = self.measure(&dir);
+        if temporary {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let table = result?;
+        println!("{table}");
+        if let Some(path) = &self.output {
+            write_section(path, &self.preset, &table)?;
+            println!("wrote the table into {}", path.display());
+        }
+        Ok(())
+    }
+
+    fn measure(&self, dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
+        let file = |name: &str| dir.join(name).display().to_string();
+        let (gguf, circ, keys, run) = (
+            file("model.gguf"),
+            file("model.circ"),
+            file("model.keys"),
+            file("run.zkp"),
+        );
+        parse::<gen_model::Args>(&["gen-model", "gpt2", "--preset", &self.preset, "-o", &gguf])?
+            .execute()?;
+        parse::<compile::Args>(&["compile", &gguf, "-o", &circ])?.execute()?;
+        let module = zkc_compiler::artifact::read(Path::new(&circ))?.module;
+        let counts: Vec<usize> = module
+            .layers
+            .iter()
+            .map(|l| zkc_compiler::backend::cost::layer(&module, l).1)
+            .collect();
+        let largest = counts.iter().copied().max().unwrap_or(0);
+        let key = largest as f64 * PK_BYTES_PER_CONSTRAINT;
+        let memory = physical_memory();
+        if 2.0 * key > memory as f64 {
+            return Err(format!(
+                "the largest layer has {largest} constraints: its proving key would be about {} and setup needs about twice that, more than this machine's {} (see docs/benchmarks.md)",
+                bytes(key as u64),
+                bytes(memory)
+            )
+            .into());
+        }
+        let (setup, setup_rss) = child(&["setup", &circ, "-o", &keys, "--json"])?;
+        let max_new = self.tokens.to_string();
+        let (prove, prove_rss) = child(&[
+            "prove",
+            &circ,
+            "--keys",
+            &keys,
+            "--tokens",
+            "1",
+            "--max-new",
+            &max_new,
+            "-o",
+            &run,
+            "--json",
+        ])?;
+        let vk = Path::new(&keys).join("vk").display().to_string();
+        let (verify, _) = child(&["verify", &vk, &run, "--json"])?;
+        Ok(table(
+            &self.preset,
+            &counts,
+            &setup,
+            setup_rss,
+            &prove,
+            prove_rss,
+            &verify,
+        ))
+    }
+}
+
+fn table(
+    preset: &str,
+    counts: &[usize],
+    setup: &Value,
+    setup_rss: u64,
+    prove: &Value,
+    prove_rss: u64,
+    verify: &Value,
+) -> String {
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let steps = prove["steps"].as_u64().unwrap_or(0).max(1) as f64;
+    let step_seconds: Vec<f64> = prove["step_seconds"]
+        .as_array()
+        .map_or(vec![], |a| a.iter().map(num).collect());
+    let per_step = step_seconds.iter().sum::<f64>() / steps;
+    let mut out = format!(
+        "| `{preset}` | figure |\n| --- | --- |\n\
+         | constraints per token | {} |\n\
+         | setup | {:.1} s, peak RSS {} |\n\
+         | proving keys | {} in all; verifying data {} |\n\
+         | prove | {per_step:.2} s per token ({:.0} constraints/s), peak RSS {} |\n\
+         | verify | {:.1} ms per token |\n\
+         | proof | {} B of Groth16 proofs per token; bundle {} for {} steps |\n",
+        counts.iter().sum::<usize>(),
+        num(&setup["seconds"]),
+        bytes(setup_rss),
+        bytes(setup["layers"].as_array().map_or(0, |a| {
+            a.iter().map(|l| l["pk_bytes"].as_u64().unwrap_or(0)).sum()
+        })),
+        bytes(setup["vk_bytes"].as_u64().unwrap_or(0)),
+        counts.iter().sum::<usize>() as f64 / per_step.max(1e-9),
+        bytes(prove_rss),
+        num(&verify["seconds"]) * 1e3 / steps,
+        prove["proof_bytes_per_step"],
+        bytes(prove["bundle_bytes"].as_u64().unwrap_or(0)),
+        steps,
+    );
+    out += "\n| layer | constraints | setup s | proving key | prove s per token |\n| --- | --- | --- | --- | --- |\n";
+    let layer_seconds = prove["layer_seconds"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (k, layer) in setup["layers"].as_array().into_iter().flatten().enumerate() {
+        let mean = layer_seconds.iter().map(|s| num(&s[k])).sum::<f64>()
+            / layer_seconds.len().max(1) as f64;
+        out += &format!(
+            "| {} | {} | {:.1} | {} | {mean:.2} |\n",
+            layer["name"].as_str().unwrap_or("?"),
+            counts.get(k).copied().unwrap_or(0),
+            num(&layer["seconds"]),
+            bytes(layer["pk_bytes"].as_u64().unwrap_or(0)),
+        );
+    }
+    out
+}
+
+/// Runs `zkc ARGS` as a child; its JSON output and its peak resident memory.
+fn child(args: &[&str]) -> Result<(Value, u64), Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let pid = child.id();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.expect("piped"), &mut stdout)?;
+    let (status, rss) = wait_with_rusage(pid)?;
+    if status != 0 {
+        return Err(format!("`zkc {}` failed", args.join(" ")).into());
+    }
+    Ok((serde_json::from_str(stdout.trim())?, rss))
+}
+
+#[cfg(unix)]
+fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the two out-parameters, both valid for the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((code, usage.ru_maxrss as u64 * 1024))
+}
+
+fn physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kib| kib * 1024)
+}
+
+/// Writes `table` into `path` between this run's markers, replacing an earlier one.
+fn write_section(path: &Path, name: &str, table: &str) -> std::io::Result<()> {
+    let (open, close) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let section = format!("{open}\n{table}{close}");
+    let updated = match (text.find(&open), text.find(&close)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{section}{}", &text[..a], &text[b + close.len()..])
+        }
+        _ => format!("{text}\n{section}\n"),
+    };
+    zkc_compiler::files::write_atomically(path, updated.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn wait_with_rusage(_pid: u32) -> std::io::Result<(i32, u64)> {
+    Err(std::io::Error::other(
+        "zkc bench measures memory on Unix only",
+    ))
+}
