@@ -127,7 +127,7 @@ fn public_commitments_link_layers_and_steps() {
     let module = module();
     let interp = Interpreter::new(module.clone()).unwrap();
     let mut runner = ModelRunner::new(&interp).unwrap();
-    let mut previous_after: Option<Vec<F>> = None;
+    let mut previous_after: Option<F> = None;
     let mut token = 3;
     for _ in 0..3 {
         let step = runner.step(token, true).unwrap();
@@ -137,9 +137,8 @@ fn public_commitments_link_layers_and_steps() {
             .enumerate()
             .map(|(i, run)| public_inputs(&module.layers[i], &run.values))
             .collect();
-        // embed: [pos, token | embd]; block: [embd, pos | states before | states after | out]; head: [in | token]
-        let block = &module.layers[1];
-        let (inputs, states) = (block.inputs.len(), block.states.len());
+        // embed: [pos, token | embd]; block: [embd, pos | cache before, after | out]; head: [in | token]
+        let inputs = module.layers[1].inputs.len();
         assert_eq!(
             publics[0].last(),
             publics[1].first(),
@@ -150,8 +149,7 @@ fn public_commitments_link_layers_and_steps() {
             publics[2].first(),
             "block 0's output is the head's input"
         );
-        let before = publics[1][inputs..inputs + states].to_vec();
-        let after = publics[1][inputs + states..inputs + 2 * states].to_vec();
+        let (before, after) = (publics[1][inputs], publics[1][inputs + 1]);
         if let Some(prev) = previous_after {
             assert_eq!(prev, before, "the caches carry over between steps");
         }

@@ -3,10 +3,12 @@
 //! - no value's magnitude can reach 2^250, computed statically from dtypes and constants, so no
 //!   integer identity a gadget proves can wrap modulo the field (docs/ir.md §4.3);
 //! - `layernorm` inputs of at most 32 bits, softmax inputs at least as wide as `ln2`, and
-//!   positions of at most 32 bits (the widths the gadgets are built for).
+//!   positions of at most 32 bits (the widths the gadgets are built for);
+//! - a layer's states share one dtype and one number of slots, and every `kv_append` writes at
+//!   the same position value (they are committed together by one hash chain, `backend::cache`).
 
 use thiserror::Error;
-use zkc_lang::{ConstData, Module, Op, Operand, ValueDef};
+use zkc_lang::{ConstData, Layer, Module, Op, Operand, ValueDef};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("layer `{layer}`, `%{value}`: {problem}")]
@@ -27,6 +29,7 @@ pub fn check(module: &Module) -> Result<(), CircuitError> {
         }
     };
     for layer in &module.layers {
+        caches(layer)?;
         let mut bound = vec![0f64; layer.values.len()];
         for (i, v) in layer.values.iter().enumerate() {
             if matches!(v.def, ValueDef::Input(_) | ValueDef::State(_)) {
@@ -104,6 +107,38 @@ pub fn check(module: &Module) -> Result<(), CircuitError> {
     Ok(())
 }
 
+/// The states of `layer` can share one hash chain.
+fn caches(layer: &Layer) -> Result<(), CircuitError> {
+    let Some(&first) = layer.states.first() else {
+        return Ok(());
+    };
+    let (dtype, slots) = (layer.value(first).ty.dtype, layer.value(first).ty.shape[0]);
+    let mut pos = None;
+    for inst in layer.insts.iter().filter(|i| i.op == Op::KvAppend) {
+        let Operand::Value(state) = inst.args[0] else {
+            continue;
+        };
+        let ty = &layer.value(state).ty;
+        let fail = |problem: String| CircuitError {
+            layer: layer.name.clone(),
+            value: layer.value(state).name.clone(),
+            problem,
+        };
+        if ty.dtype != dtype || ty.shape[0] != slots {
+            return Err(fail(format!(
+                "a cache of {} x {}; the layer's caches must all be {slots} slots of {dtype} (they share one commitment)",
+                ty.shape[0], ty.dtype
+            )));
+        }
+        if *pos.get_or_insert(inst.args[2]) != inst.args[2] {
+            return Err(fail(
+                "appended at another position than the layer's other caches".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +168,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ln2 = 300"));
+    }
+
+    #[test]
+    fn caches_that_cannot_share_a_chain_are_refused() {
+        let layer = |v_cache: &str, v_pos: &str| {
+            format!("zkir 1\n\nlayer l(%k: i8[1, 2], %p: i32[], %q: i32[]) {{\n  state %kc: i8[4, 2]\n  state %vc: {v_cache}\n  %keys = kv_append %kc, %k, %p : i8[4, 2]\n  %values = kv_append %vc, %k, {v_pos} : {v_cache}\n  return %keys, %values\n}}\n")
+        };
+        assert_eq!(check(&module(&layer("i8[4, 2]", "%p"))), Ok(()));
+        let wider = check(&module(&layer("i8[8, 2]", "%p"))).unwrap_err();
+        assert!(
+            wider.to_string().contains("must all be 4 slots of i8"),
+            "{wider}"
+        );
+        let elsewhere = check(&module(&layer("i8[4, 2]", "%q"))).unwrap_err();
+        assert!(
+            elsewhere.to_string().contains("another position"),
+            "{elsewhere}"
+        );
     }
 }

@@ -86,6 +86,16 @@ pub fn commit_gadget(
     values: &[Wire],
     dtype: DType,
 ) -> Result<Commitment, SynthesisError> {
+    hash_gadget(cs, Domain::Tensor, &pack_gadget(cs, values, dtype)?)
+}
+
+/// [`pack`] in the circuit: each value range-checked to `dtype` and bound to its wire
+/// (`n * (rc(w) + 1)` constraints), which makes the packing injective; the packing is free.
+pub fn pack_gadget(
+    cs: &ConstraintSystemRef<F>,
+    values: &[Wire],
+    dtype: DType,
+) -> Result<Vec<Commitment>, SynthesisError> {
     let w = dtype.bits();
     let mut packed = Vec::new();
     for chunk in values.chunks(per_element(dtype)) {
@@ -104,7 +114,7 @@ pub fn commit_gadget(
         }
         packed.push(Commitment { lc, value: native });
     }
-    hash_gadget(cs, Domain::Tensor, &packed)
+    Ok(packed)
 }
 
 /// What a hash is for, written into the sponge's capacity element before absorbing (free: it is
@@ -114,6 +124,8 @@ pub enum Domain {
     /// Tensor commitments, which are also the Merkle leaves (a committed row).
     Tensor = 1,
     MerkleNode = 2,
+    /// The links of a layer's KV-cache hash chain (`backend::cache`).
+    CacheChain = 3,
 }
 
 /// The sponge over field elements given as combinations (in the circuit): absorb all, squeeze

@@ -48,15 +48,16 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
                 rows + 2
             }
         }
-        Op::KvAppend => ty(0).shape[0] + 2 + ty(0).shape.iter().product::<usize>(),
+        Op::KvAppend => ty(0).shape.iter().product::<usize>(),
     }
 }
 
 /// Making the layer's boundary public (docs/ir.md §4.4): per tensor its range checks bound to
 /// its wires, the sponge over its `f` packed elements and the public input
-/// (`n * (rc(w) + 1) + sponge(f) + 1`), per scalar 1.
+/// (`n * (rc(w) + 1) + sponge(f) + 1`), per scalar 1; the caches' hash chain
+/// (`backend::cache`).
 pub fn boundary(layer: &Layer) -> usize {
-    super::layer::boundary(layer)
+    let tensors: usize = super::layer::boundary(layer)
         .map(|v| {
             let ty = &layer.value(v).ty;
             if ty.is_scalar() {
@@ -66,7 +67,9 @@ pub fn boundary(layer: &Layer) -> usize {
             let packed = n.div_ceil(super::commit::per_element(ty.dtype));
             n * (ty.dtype.bits() as usize + 1) + super::commit::sponge_cost(packed) + 1
         })
-        .sum()
+        .sum();
+    let caches = super::cache::Caches::of(layer).map_or(0, |c| c.cost() + 2);
+    tensors + caches
 }
 
 /// Per layer: constraints by op name (and `commitments` for the boundary), and the total.

@@ -4,11 +4,13 @@
 //! cannot disagree with the interpreter.
 //!
 //! Public inputs, in this order (docs/ir.md §5): for each layer input, its value if it is a
-//! scalar (`token`, `pos`) or else its Poseidon commitment; the commitment of each state before
-//! the step; then the commitment of each state after the step (its `kv_append` result); then for
-//! each output, its value if scalar, else its commitment. [`public_inputs`] computes the same
-//! vector natively, which is what a verifier checks the links with.
+//! scalar (`token`, `pos`) or else its Poseidon commitment; if the layer has KV caches, their
+//! hash-chain commitment before the step and after it (`backend::cache`, one each for all the
+//! layer's states); then for each output, its value if scalar, else its commitment.
+//! [`public_inputs`] computes the same vector natively, which is what a verifier checks the
+//! links with.
 
+use super::cache::{self, Caches};
 use super::commit::{commit, commit_gadget, publish};
 use super::merkle::{self, MerkleTree};
 use super::range::equal;
@@ -21,38 +23,38 @@ use zkc_lang::semantics::{self as sem, Tensor};
 use zkc_lang::{ConstData, ConstId, Layer, Module, Multiplier, Op, Operand, ValueId};
 
 /// The values a layer makes public, in circuit order: scalars as themselves, tensors by
-/// commitment. `values` is the layer's record (every SSA value by `ValueId`).
+/// commitment, the caches by their chain. `values` is the layer's record (every SSA value by
+/// `ValueId`).
 pub fn public_inputs(layer: &Layer, values: &[Tensor]) -> Vec<F> {
-    boundary(layer)
-        .map(|v| {
-            let t = &values[v.index()];
-            if layer.value(v).ty.is_scalar() {
-                field(t.data()[0] as i128)
-            } else {
-                commit(t.data(), layer.value(v).ty.dtype)
-            }
-        })
-        .collect()
-}
-
-/// The boundary values in public-input order: inputs, states before, states after, outputs.
-pub fn boundary(layer: &Layer) -> impl Iterator<Item = ValueId> + '_ {
-    let after = layer.states.iter().map(move |&s| {
-        let append = layer
-            .insts
-            .iter()
-            .find(|i| i.op == Op::KvAppend && i.args[0] == Operand::Value(s))
-            .expect("valid layers append every state");
-        append.results[0]
-    });
+    let value = |v: ValueId| {
+        let t = &values[v.index()];
+        if layer.value(v).ty.is_scalar() {
+            field(t.data()[0] as i128)
+        } else {
+            commit(t.data(), layer.value(v).ty.dtype)
+        }
+    };
+    let caches = Caches::of(layer).map(|c| c.commitments(values));
     layer
         .inputs
         .iter()
-        .chain(&layer.states)
-        .copied()
-        .chain(after)
-        .chain(layer.outputs.iter().copied())
+        .map(|&v| value(v))
+        .chain(
+            caches
+                .into_iter()
+                .flat_map(|(before, after)| [before, after]),
+        )
+        .chain(layer.outputs.iter().map(|&v| value(v)))
+        .collect()
 }
+
+/// The tensor and scalar values a layer exposes: its inputs and outputs.
+pub fn boundary(layer: &Layer) -> impl Iterator<Item = ValueId> + '_ {
+    layer.inputs.iter().chain(&layer.outputs).copied()
+}
+
+/// The name the verifier links a layer's cache commitments by, before and after.
+pub const CACHE: &str = "kv_cache";
 
 /// What one public input of a layer stands for: the verifier links layers and steps by these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,36 +98,35 @@ pub struct Public {
 
 /// The layer's public inputs in circuit order, described (what [`public_inputs`] computes).
 pub fn layout(layer: &Layer) -> Vec<Public> {
-    let (n_in, n_states) = (layer.inputs.len(), layer.states.len());
-    boundary(layer)
-        .enumerate()
-        .map(|(k, v)| {
-            let (role, named) = match k {
-                k if k < n_in => (Role::Input, v),
-                k if k < n_in + n_states => (Role::StateBefore, v),
-                k if k < n_in + 2 * n_states => {
-                    (Role::StateAfter, layer.states[k - n_in - n_states])
-                }
-                _ => (Role::Output, v),
-            };
-            Public {
-                role,
-                name: layer.value(named).name.clone(),
-                scalar: layer.value(v).ty.is_scalar(),
-            }
-        })
+    let public = |role, v: ValueId| Public {
+        role,
+        name: layer.value(v).name.clone(),
+        scalar: layer.value(v).ty.is_scalar(),
+    };
+    let cache = |role| Public {
+        role,
+        name: CACHE.to_string(),
+        scalar: false,
+    };
+    let caches = if layer.states.is_empty() {
+        vec![]
+    } else {
+        vec![cache(Role::StateBefore), cache(Role::StateAfter)]
+    };
+    layer
+        .inputs
+        .iter()
+        .map(|&v| public(Role::Input, v))
+        .chain(caches)
+        .chain(layer.outputs.iter().map(|&v| public(Role::Output, v)))
         .collect()
 }
 
-/// The commitment of each state before the first step (its zeros), in state order.
+/// The commitment of the layer's caches before the first step (empty), if it has any.
 pub fn initial_states(layer: &Layer) -> Vec<F> {
-    layer
-        .states
-        .iter()
-        .map(|&s| {
-            let ty = &layer.value(s).ty;
-            commit(&vec![0; ty.shape.iter().product()], ty.dtype)
-        })
+    Caches::of(layer)
+        .map(|_| cache::empty())
+        .into_iter()
         .collect()
 }
 
@@ -210,9 +211,14 @@ pub fn synthesize(
             .iter()
             .map(|&x| Wire::new(cs, x as i128, Alloc::Witness))
             .collect::<Result<_, _>>()?;
-        expose(cs, layer, v, &ws, values)?;
+        if !layer.states.contains(&v) {
+            expose(cs, layer, v, &ws, values)?;
+        }
         wires[v.index()] = Some(ws);
     }
+    let caches = Caches::of(layer);
+    // The one-hot at the caches' position, shared by every `kv_append` and the chain.
+    let mut phi: Option<Vec<Wire>> = None;
     for inst in &layer.insts {
         let arg = |k: usize| -> Vec<Wire> {
             match inst.args[k] {
@@ -359,16 +365,25 @@ pub fn synthesize(
                     None => select::gather(cs, konst(t), width, &arg(1)[0])?,
                 }]
             }
-            Op::KvAppend => vec![select::kv_append(cs, &arg(0), &arg(1), &arg(2)[0])?],
+            Op::KvAppend => {
+                if phi.is_none() {
+                    let slots = ty(0).shape[0];
+                    phi = Some(select::one_hot(cs, &arg(2)[0], slots)?);
+                }
+                let phi = phi.as_ref().expect("just made");
+                vec![select::kv_append(cs, &arg(0), &arg(1), phi)?]
+            }
         };
         for (&r, ws) in inst.results.iter().zip(outs) {
             wires[r.index()] = Some(ws);
         }
     }
-    let after: Vec<ValueId> = boundary(layer)
-        .skip(layer.inputs.len() + layer.states.len())
-        .collect();
-    for v in after {
+    if let (Some(caches), Some(phi)) = (&caches, &phi) {
+        let (before, after) = caches.gadget(cs, &wires, phi)?;
+        publish(cs, &before, before.value)?;
+        publish(cs, &after, after.value)?;
+    }
+    for &v in &layer.outputs {
         expose(
             cs,
             layer,

@@ -9,6 +9,7 @@
 
 pub mod argmax;
 pub mod arith;
+pub mod cache;
 pub mod check;
 pub mod clamp;
 pub mod commit;

@@ -10,7 +10,8 @@ use super::range::equal;
 use super::{field, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
-fn one_hot(
+/// `φ` one-hot at `index` over `slots`: `slots + 2` constraints.
+pub fn one_hot(
     cs: &ConstraintSystemRef<F>,
     index: &Wire,
     slots: usize,
@@ -71,16 +72,16 @@ pub fn gather(
         .collect())
 }
 
-/// The cache `state[slots, width]` with slot `pos` set to `x[width]`: per element
-/// `after = before + φ_j (x - before)`; `slots + 2 + slots * width` constraints.
+/// The cache `state[slots, width]` with slot `pos` set to `x[width]`, given `phi`, the one-hot
+/// at `pos` (shared by the layer's caches, see `backend::cache`): per element
+/// `after = before + φ_j (x - before)`; `slots * width` constraints.
 pub fn kv_append(
     cs: &ConstraintSystemRef<F>,
     state: &[Wire],
     x: &[Wire],
-    pos: &Wire,
+    phi: &[Wire],
 ) -> Result<Vec<Wire>, SynthesisError> {
     let width = x.len();
-    let phi = one_hot(cs, pos, state.len() / width)?;
     state
         .iter()
         .enumerate()
@@ -150,7 +151,8 @@ mod tests {
             let state = wires(&cs, &before, Alloc::Witness);
             let x = wires(&cs, &[-8, 9], Alloc::Witness);
             let p = Wire::new(&cs, pos, Alloc::Input).unwrap();
-            let after = kv_append(&cs, &state, &x, &p).unwrap();
+            let phi = one_hot(&cs, &p, 3).unwrap();
+            let after = kv_append(&cs, &state, &x, &phi).unwrap();
             assert_eq!(cs.num_constraints(), 3 + 2 + 6);
             let want = semantics::kv_append(
                 &Tensor::new(vec![3, 2], before.to_vec()).unwrap(),
@@ -173,13 +175,8 @@ mod tests {
         }
         let cs = cs();
         let state = wires(&cs, &before, Alloc::Witness);
-        kv_append(
-            &cs,
-            &state,
-            &wires(&cs, &[0, 0], Alloc::Witness),
-            &Wire::new(&cs, 3, Alloc::Input).unwrap(),
-        )
-        .unwrap();
+        let phi = one_hot(&cs, &Wire::new(&cs, 3, Alloc::Input).unwrap(), 3).unwrap();
+        kv_append(&cs, &state, &wires(&cs, &[0, 0], Alloc::Witness), &phi).unwrap();
         assert!(!cs.is_satisfied().unwrap(), "a full context has no slot 3");
     }
 }
