@@ -113,13 +113,13 @@ impl Caches {
             value: empty(),
         };
         let mut at_or_after_pos = LinearCombination::zero();
-        for j in 0..self.slots {
+        for (j, phi_j) in phi.iter().enumerate().take(self.slots) {
             // c_j (covering slots 0..j-1) is `before` when pos = j: add φ_j * c_j (c_0 is 0).
             if j > 0 {
-                let value = field(phi[j].value) * chain.value;
+                let value = field(phi_j.value) * chain.value;
                 let term = cs.new_witness_variable(|| Ok(value))?;
                 cs.enforce_r1cs_constraint(
-                    || phi[j].lc.clone(),
+                    || phi_j.lc.clone(),
                     || chain.lc.clone(),
                     || term.into(),
                 )?;
@@ -127,7 +127,7 @@ impl Caches {
                 before.value += value;
             }
             // [j >= pos] = sum_{k <= j} φ_k: a slot at or after pos holds zeros.
-            at_or_after_pos = at_or_after_pos + &phi[j].lc;
+            at_or_after_pos = at_or_after_pos + &phi_j.lc;
             let slot = self.slot(of, j);
             for v in &slot {
                 cs.enforce_r1cs_constraint(
@@ -183,7 +183,7 @@ mod tests {
     const LAYER: &str = "zkir 1\n\nlayer l(%k: i8[1, 2], %v: i8[1, 3], %p: i32[]) {\n  state %kc: i8[4, 2]\n  state %vc: i8[4, 3]\n  %keys = kv_append %kc, %k, %p : i8[4, 2]\n  %values = kv_append %vc, %v, %p : i8[4, 3]\n  return %keys, %values\n}\n";
 
     fn module() -> Module {
-        zkc_lang::check(LAYER).ok().expect("valid").module
+        zkc_lang::check(LAYER).ok().unwrap().module
     }
 
     /// The record of a step at `pos` after `pos` earlier steps: caches holding slots 0..pos.
