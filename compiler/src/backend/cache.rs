@@ -15,8 +15,10 @@
 //! commitment before and after would.
 
 use super::commit::{
-    hash, hash_gadget, pack, pack_gadget, per_element, sponge_cost, Commitment, Domain,
+    hash, hash_gadget, pack, pack_checked, pack_gadget, per_element, sponge_cost, Commitment,
+    Domain,
 };
+use super::range::range_checked;
 use super::{field, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError};
 use zkc_lang::semantics::Tensor;
@@ -94,9 +96,10 @@ impl Caches {
         (before, link(before, &pack(&new, self.dtype)))
     }
 
-    /// The chain in the circuit over the states' wires, with `phi` one-hot at `pos`; returns
-    /// the commitments before and after (not yet public): [`Caches::cost`] constraints, less
-    /// the one-hot's.
+    /// The chain in the circuit over the states' wires (range-checked to the dtype, see
+    /// [`Caches::allocate`]), with `phi` one-hot at `pos`; returns the commitments before and
+    /// after (not yet public): [`Caches::cost`] constraints, less the one-hot's and the
+    /// states' range checks.
     pub fn gadget(
         &self,
         cs: &ConstraintSystemRef<F>,
@@ -139,7 +142,7 @@ impl Caches {
             // The last slot is never before `pos` (it is all zeros): no link needed.
             if j + 1 < self.slots {
                 let mut elements = vec![chain];
-                elements.extend(pack_gadget(cs, &slot, self.dtype)?);
+                elements.extend(pack_checked(&slot, self.dtype));
                 chain = hash_gadget(cs, Domain::CacheChain, &elements)?;
             }
         }
@@ -150,13 +153,28 @@ impl Caches {
         Ok((before, after))
     }
 
-    /// Constraints of [`Caches::gadget`] and the one-hot it reads: per slot `d` zero checks,
-    /// and but for the last slot `d*(rc(w)+1)` range checks, a slot hash and a selection
-    /// product (none for slot 0); the new slot's range checks and hash; `C + 2` for the one-hot.
+    /// The states' values as range-checked wires (`rc(w)` each): the packing of their slots
+    /// is then injective for free.
+    pub fn allocate(
+        &self,
+        cs: &ConstraintSystemRef<F>,
+        state: &Tensor,
+    ) -> Result<Vec<Wire>, SynthesisError> {
+        state
+            .data()
+            .iter()
+            .map(|&v| range_checked(cs, v as i128, self.dtype.min() as i128, self.dtype.bits()))
+            .collect()
+    }
+
+    /// Constraints of [`Caches::allocate`] for every state, [`Caches::gadget`] and the
+    /// one-hot it reads: per slot `d*rc(w)` range checks and `d` zero checks, and but for the
+    /// last slot a slot hash and a selection product (none for slot 0); the new slot's range
+    /// checks and hash; `C + 2` for the one-hot.
     pub fn cost(&self) -> usize {
         let (c, d, w) = (self.slots, self.width(), self.dtype.bits() as usize);
         let slot_hash = sponge_cost(1 + d.div_ceil(per_element(self.dtype)));
-        (c + 2) + c * d + (c - 1) * (d * (w + 1) + slot_hash) + (c - 1) + d * (w + 1) + slot_hash
+        (c + 2) + c * d * (w + 1) + (c - 1) * (slot_hash + 1) + d * (w + 1) + slot_hash
     }
 }
 

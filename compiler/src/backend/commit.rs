@@ -96,25 +96,33 @@ pub fn pack_gadget(
     values: &[Wire],
     dtype: DType,
 ) -> Result<Vec<Commitment>, SynthesisError> {
-    let w = dtype.bits();
-    let mut packed = Vec::new();
-    for chunk in values.chunks(per_element(dtype)) {
-        let mut lc = LinearCombination::zero();
-        let mut native = F::from(0u8);
-        for (i, v) in chunk.iter().enumerate() {
-            let checked = range_checked(cs, v.value, dtype.min() as i128, w)?;
+    let checked = values
+        .iter()
+        .map(|v| {
+            let checked = range_checked(cs, v.value, dtype.min() as i128, dtype.bits())?;
             equal(cs, &checked.lc, &v.lc)?;
-            let scale = pow2(w * i as u32);
-            lc = lc
-                + (
-                    scale,
-                    &(checked.lc + (field(-(dtype.min() as i128)), Variable::One)),
-                );
-            native += field(checked.value - dtype.min() as i128) * scale;
-        }
-        packed.push(Commitment { lc, value: native });
-    }
-    Ok(packed)
+            Ok(checked)
+        })
+        .collect::<Result<Vec<_>, SynthesisError>>()?;
+    Ok(pack_checked(&checked, dtype))
+}
+
+/// [`pack`] of wires already range-checked to `dtype` (free).
+pub fn pack_checked(values: &[Wire], dtype: DType) -> Vec<Commitment> {
+    let offset = -(dtype.min() as i128);
+    values
+        .chunks(per_element(dtype))
+        .map(|chunk| {
+            let mut lc = LinearCombination::zero();
+            let mut value = F::from(0u8);
+            for (i, v) in chunk.iter().enumerate() {
+                let scale = pow2(dtype.bits() * i as u32);
+                lc = lc + (scale, &(v.lc.clone() + (field(offset), Variable::One)));
+                value += field(v.value + offset) * scale;
+            }
+            Commitment { lc, value }
+        })
+        .collect()
 }
 
 /// What a hash is for, written into the sponge's capacity element before absorbing (free: it is

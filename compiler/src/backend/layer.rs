@@ -205,18 +205,21 @@ pub fn synthesize(
         }
     };
     let mut wires: Vec<Option<Vec<Wire>>> = vec![None; layer.values.len()];
-    for &v in layer.inputs.iter().chain(&layer.states) {
+    for &v in &layer.inputs {
         let ws: Vec<Wire> = values[v.index()]
             .data()
             .iter()
             .map(|&x| Wire::new(cs, x as i128, Alloc::Witness))
             .collect::<Result<_, _>>()?;
-        if !layer.states.contains(&v) {
-            expose(cs, layer, v, &ws, values)?;
-        }
+        expose(cs, layer, v, &ws, values)?;
         wires[v.index()] = Some(ws);
     }
     let caches = Caches::of(layer);
+    if let Some(caches) = &caches {
+        for &s in &layer.states {
+            wires[s.index()] = Some(caches.allocate(cs, &values[s.index()])?);
+        }
+    }
     // The one-hot at the caches' position, shared by every `kv_append` and the chain.
     let mut phi: Option<Vec<Wire>> = None;
     for inst in &layer.insts {

@@ -106,11 +106,16 @@ impl Args {
                     outputs.push(output);
                     if !quiet {
                         let rate = step_seconds.len() as f64 / step_seconds.iter().sum::<f64>();
-                        progress.println(format!(
+                        let line = format!(
                             "step {}/{of}: token {input} -> {output} in {seconds:.1} s (layers: {} s); {rate:.3} steps/s",
                             step + 1,
                             per_layer.join(" "),
-                        ));
+                        );
+                        if progress.is_hidden() {
+                            println!("{line}");
+                        } else {
+                            progress.println(line);
+                        }
                     }
                     layer_seconds.push(std::mem::take(&mut current));
                 }

@@ -7,10 +7,18 @@ use super::bundle::{planned_steps, Bundle, LayerProof, StepProof};
 use super::keys::{pk_path, read_pk, VerifyingData};
 use super::{Curve, ProvingError};
 use crate::interp::{Interpreter, ModelRunner};
-use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey};
+use ark_ff::UniformRand;
+use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey};
+use ark_relations::gr1cs::predicate::polynomial_constraint::R1CS_PREDICATE_LABEL;
+use ark_relations::gr1cs::{
+    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode,
+};
+use ark_relations::utils::matrix::Matrix;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 use zkc_compiler::backend::layer::{public_inputs, LayerCircuit, Tables};
+use zkc_compiler::backend::F;
 use zkc_compiler::files::write_atomically;
 use zkc_lang::Module;
 
@@ -45,6 +53,14 @@ pub struct Prover<'m> {
     prepared: Vec<PreparedVerifyingKey<Curve>>,
     model: String,
     context: usize,
+    matrices: Vec<OnceLock<Matrices>>,
+}
+
+/// A layer's constraint matrices and sizes, kept from its first proof.
+struct Matrices {
+    matrices: Vec<Matrix<F>>,
+    inputs: usize,
+    constraints: usize,
 }
 
 impl<'m> Prover<'m> {
@@ -82,6 +98,7 @@ impl<'m> Prover<'m> {
             prepared: vd.prepared(),
             model: vd.commitment.clone(),
             context: vd.context,
+            matrices: module.layers.iter().map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -111,15 +128,12 @@ impl<'m> Prover<'m> {
                 index,
                 values: &run.values,
             };
-            let proof = Groth16::<Curve>::create_random_proof_with_reduction(
-                circuit,
-                pk,
-                &mut rng.as_rngcore(),
-            )
-            .map_err(|e| ProvingError::Synthesis {
-                layer: layer.name.clone(),
-                problem: e.to_string(),
-            })?;
+            let proof =
+                self.prove(index, circuit, pk, rng)
+                    .map_err(|e| ProvingError::Synthesis {
+                        layer: layer.name.clone(),
+                        problem: e.to_string(),
+                    })?;
             let publics = public_inputs(layer, &run.values);
             let valid = Groth16::<Curve>::verify_proof(&self.prepared[index], &proof, &publics)
                 .unwrap_or(false);
@@ -140,6 +154,57 @@ impl<'m> Prover<'m> {
             step: step as u32,
             layers,
         })
+    }
+
+    /// One Groth16 proof of layer `index`. The constraint matrices are built once, at the
+    /// layer's first proof, and kept: later proofs only compute the witness (the circuit's
+    /// shape does not depend on its values), which skips building and inlining every linear
+    /// combination again.
+    fn prove(
+        &self,
+        index: usize,
+        circuit: LayerCircuit,
+        pk: &ProvingKey<Curve>,
+        rng: &mut dyn rand_core::CryptoRngCore,
+    ) -> Result<Proof<Curve>, SynthesisError> {
+        let cs = ConstraintSystem::<F>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        let kept = self.matrices[index].get();
+        cs.set_mode(SynthesisMode::Prove {
+            construct_matrices: kept.is_none(),
+            generate_lc_assignments: false,
+        });
+        circuit.generate_constraints(cs.clone())?;
+        let kept = match kept {
+            Some(kept) => kept,
+            None => {
+                cs.finalize();
+                let matrices = cs
+                    .to_matrices()?
+                    .remove(R1CS_PREDICATE_LABEL)
+                    .ok_or(SynthesisError::PredicateNotFound)?;
+                let shape = Matrices {
+                    matrices,
+                    inputs: cs.num_instance_variables(),
+                    constraints: cs.num_constraints(),
+                };
+                self.matrices[index].get_or_init(|| shape)
+            }
+        };
+        let assignment = [cs.instance_assignment()?, cs.witness_assignment()?].concat();
+        let (r, s) = (
+            F::rand(&mut rng.as_rngcore()),
+            F::rand(&mut rng.as_rngcore()),
+        );
+        Groth16::<Curve>::create_proof_with_reduction_and_matrices(
+            pk,
+            r,
+            s,
+            &kept.matrices,
+            kept.inputs,
+            kept.constraints,
+            &assignment,
+        )
     }
 
     /// Greedy generation from `prompt`, every step proven and appended to the bundle at
