@@ -173,7 +173,7 @@ impl Caches {
     /// checks and hash; `C + 2` for the one-hot.
     pub fn cost(&self) -> usize {
         let (c, d, w) = (self.slots, self.width(), self.dtype.bits() as usize);
-        let slot_hash = sponge_cost(1 + d.div_ceil(per_element(self.dtype)));
+        let slot_hash = sponge_cost(Domain::CacheChain, 1 + d.div_ceil(per_element(self.dtype)));
         (c + 2) + c * d * (w + 1) + (c - 1) * (slot_hash + 1) + d * (w + 1) + slot_hash
     }
 }

@@ -2,11 +2,13 @@
 //! (docs/ir.md §5). Values are range-checked, offset to be non-negative, packed
 //! `floor(252 / w)` to a field element, absorbed by a Poseidon sponge, and one element squeezed.
 //!
-//! Parameters, pinned here because ark-bn254 ships none: the Poseidon paper's instance for a
-//! 254-bit field with width 3 (rate 2, capacity 1), S-box `x^5`, 8 full and 57 partial rounds;
-//! round constants and MDS matrix from the paper's Grain LFSR
+//! Parameters, pinned here because ark-bn254 ships none: the Poseidon paper's instances for a
+//! 254-bit field, S-box `x^5`, 8 full rounds, capacity 1: width 3 (rate 2, 57 partial rounds)
+//! for tensor commitments and Merkle trees, and width 9 (rate 8, 63 partial rounds, the
+//! paper's and circomlib's figure for t = 9) for the KV-cache chain, whose links absorb many
+//! elements at once; round constants and MDS matrices from the paper's Grain LFSR
 //! (`find_poseidon_ark_and_mds`, no skipped matrices). The capacity element starts at a
-//! [`Domain`] tag. A test pins one output so a change of parameters cannot go unnoticed.
+//! [`Domain`] tag. Tests pin outputs so a change of parameters cannot go unnoticed.
 
 use super::range::{equal, range_checked};
 use super::{field, Wire, F};
@@ -23,28 +25,71 @@ use std::sync::OnceLock;
 use zkc_lang::DType;
 
 const FULL_ROUNDS: usize = 8;
-const PARTIAL_ROUNDS: usize = 57;
 const ALPHA: u64 = 5;
-const RATE: usize = 2;
 
-/// Constraints of one permutation in the arkworks gadget (`H` in docs/ir.md), measured.
+/// Constraints of one width-3 permutation in the arkworks gadget (`H` in docs/ir.md), measured.
 pub const PERMUTATION_CONSTRAINTS: usize = 237;
 
-pub fn poseidon() -> &'static PoseidonConfig<F> {
-    static CONFIG: OnceLock<PoseidonConfig<F>> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        let (ark, mds) =
-            find_poseidon_ark_and_mds::<F>(254, RATE, FULL_ROUNDS as u64, PARTIAL_ROUNDS as u64, 0);
-        PoseidonConfig::new(FULL_ROUNDS, PARTIAL_ROUNDS, ALPHA, mds, ark, RATE, 1)
-    })
+/// The two pinned Poseidon instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instance {
+    /// Width 3, rate 2.
+    Narrow,
+    /// Width 9, rate 8.
+    Wide,
 }
 
-/// Constraints of absorbing `f` field elements and squeezing one with the arkworks sponge gadget:
-/// `ceil(f/2)` permutations, plus the cost of its absorb additions when a permutation follows
-/// an earlier one (measured, and checked by a test for every `f` up to 9).
-pub fn sponge_cost(f: usize) -> usize {
-    let permutations = f.div_ceil(2).max(1);
-    permutations * PERMUTATION_CONSTRAINTS + if f >= 2 { 6 * permutations - 3 } else { 0 }
+impl Instance {
+    pub fn rate(self) -> usize {
+        match self {
+            Instance::Narrow => 2,
+            Instance::Wide => 8,
+        }
+    }
+
+    fn partial_rounds(self) -> usize {
+        match self {
+            Instance::Narrow => 57,
+            Instance::Wide => 63,
+        }
+    }
+
+    pub fn config(self) -> &'static PoseidonConfig<F> {
+        static NARROW: OnceLock<PoseidonConfig<F>> = OnceLock::new();
+        static WIDE: OnceLock<PoseidonConfig<F>> = OnceLock::new();
+        let cell = match self {
+            Instance::Narrow => &NARROW,
+            Instance::Wide => &WIDE,
+        };
+        cell.get_or_init(|| {
+            let (rate, partial) = (self.rate(), self.partial_rounds());
+            let (ark, mds) =
+                find_poseidon_ark_and_mds::<F>(254, rate, FULL_ROUNDS as u64, partial as u64, 0);
+            PoseidonConfig::new(FULL_ROUNDS, partial, ALPHA, mds, ark, rate, 1)
+        })
+    }
+}
+
+/// The width-3 instance.
+pub fn poseidon() -> &'static PoseidonConfig<F> {
+    Instance::Narrow.config()
+}
+
+/// Constraints of absorbing `f` field elements and squeezing one with the arkworks sponge
+/// gadget: `ceil(f/rate)` permutations, plus the cost of its absorb additions when a
+/// permutation follows an earlier one (measured, and checked by a test for every `f` up to 20).
+pub fn sponge_cost(domain: Domain, f: usize) -> usize {
+    let instance = domain.instance();
+    let rate = instance.rate();
+    let permutations = f.div_ceil(rate).max(1);
+    match instance {
+        Instance::Narrow => {
+            permutations * PERMUTATION_CONSTRAINTS + if f >= 2 { 6 * permutations - 3 } else { 0 }
+        }
+        // The first permutation's S-boxes are free on the lanes still constant (nothing
+        // absorbed there yet): 378 + 3 per absorbed lane; every later one costs 405 (measured).
+        Instance::Wide => 378 + 3 * f.min(rate) + 405 * (permutations - 1),
+    }
 }
 
 /// Values per field element for a dtype of `bits` bits.
@@ -132,8 +177,17 @@ pub enum Domain {
     /// Tensor commitments, which are also the Merkle leaves (a committed row).
     Tensor = 1,
     MerkleNode = 2,
-    /// The links of a layer's KV-cache hash chain (`backend::cache`).
+    /// The links of a layer's KV-cache hash chain (`backend::cache`), with the wide instance.
     CacheChain = 3,
+}
+
+impl Domain {
+    pub fn instance(self) -> Instance {
+        match self {
+            Domain::CacheChain => Instance::Wide,
+            Domain::Tensor | Domain::MerkleNode => Instance::Narrow,
+        }
+    }
 }
 
 /// The sponge over field elements given as combinations (in the circuit): absorb all, squeeze
@@ -153,7 +207,7 @@ pub fn hash_gadget(
             )))
         })
         .collect::<Result<Vec<_>, SynthesisError>>()?;
-    let mut sponge = PoseidonSpongeVar::new(cs.clone(), poseidon());
+    let mut sponge = PoseidonSpongeVar::new(cs.clone(), domain.instance().config());
     sponge.state[0] = FpVar::Constant(F::from(domain as u64));
     sponge.absorb(&vars)?;
     let out = sponge.squeeze_field_elements(1)?.remove(0);
@@ -167,7 +221,7 @@ pub fn hash_gadget(
 
 /// The sponge over field elements, natively.
 pub fn hash(domain: Domain, elements: &[F]) -> F {
-    let mut sponge = PoseidonSponge::new(poseidon());
+    let mut sponge = PoseidonSponge::new(domain.instance().config());
     sponge.state[0] = F::from(domain as u64);
     sponge.absorb(&elements.to_vec());
     sponge.squeeze_field_elements::<F>(1)[0]
@@ -240,6 +294,34 @@ mod tests {
         insta::assert_snapshot!(commit(&[1, 2, 3], DType::I16).to_string());
     }
 
+    /// The wide instance: pinned, apart from the narrow one, and costing what it is said to
+    /// for 1 to 20 absorbed elements.
+    #[test]
+    fn the_wide_sponge_is_pinned_and_costs_what_it_is_said_to() {
+        let pair = [F::from(3u8), F::from(4u8)];
+        assert_ne!(hash(Domain::CacheChain, &pair), hash(Domain::Tensor, &pair));
+        insta::assert_snapshot!(hash(Domain::CacheChain, &pair).to_string());
+        for f in 1..=20 {
+            let cs = cs();
+            let values: Vec<F> = (0..f).map(|i| F::from(i as u64 * 7 + 1)).collect();
+            let elements: Vec<Commitment> = values
+                .iter()
+                .map(|&v| Commitment {
+                    lc: cs.new_witness_variable(|| Ok(v)).unwrap().into(),
+                    value: v,
+                })
+                .collect();
+            let out = hash_gadget(&cs, Domain::CacheChain, &elements).unwrap();
+            assert_eq!(out.value, hash(Domain::CacheChain, &values), "{f} elements");
+            assert_eq!(
+                cs.num_constraints(),
+                sponge_cost(Domain::CacheChain, f),
+                "{f}"
+            );
+            assert!(cs.is_satisfied().unwrap());
+        }
+    }
+
     /// The sponge's cost for 1 to 9 packed elements, as `sponge_cost` states it.
     #[test]
     fn the_sponge_costs_what_it_is_said_to() {
@@ -253,7 +335,7 @@ mod tests {
             .unwrap();
             assert_eq!(
                 cs.num_constraints() - 31 * f * (8 + 1),
-                sponge_cost(f),
+                sponge_cost(Domain::Tensor, f),
                 "{f} packed elements"
             );
         }

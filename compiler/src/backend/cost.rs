@@ -65,7 +65,9 @@ pub fn boundary(layer: &Layer) -> usize {
             }
             let n: usize = ty.shape.iter().product();
             let packed = n.div_ceil(super::commit::per_element(ty.dtype));
-            n * (ty.dtype.bits() as usize + 1) + super::commit::sponge_cost(packed) + 1
+            n * (ty.dtype.bits() as usize + 1)
+                + super::commit::sponge_cost(super::commit::Domain::Tensor, packed)
+                + 1
         })
         .sum();
     let caches = super::cache::Caches::of(layer).map_or(0, |c| c.cost() + 2);

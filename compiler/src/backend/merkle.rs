@@ -128,10 +128,10 @@ pub fn cost(rows: usize, width: usize, dtype: DType) -> usize {
         }
     };
     width * (dtype.bits() as usize + 1)
-        + sponge_cost(packed)
+        + sponge_cost(Domain::Tensor, packed)
         + (lt + 1)
         + (depth(rows) + 1)
-        + depth(rows) * (1 + sponge_cost(2))
+        + depth(rows) * (1 + sponge_cost(Domain::MerkleNode, 2))
         + 1
 }
 
