@@ -38,26 +38,11 @@ const PK_BYTES_PER_CONSTRAINT: f64 = 404.0;
 
 impl Args {
     pub fn run(self) -> ExitCode {
-        match self.execute() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        super::exit_code(self.execute())
     }
 
     fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
-        let temporary = self.dir.is_none();
-        let dir = self.dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("zkc-bench-{}", std::process::id()))
-        });
-        std::fs::create_dir_all(&dir)?;
-        let result = self.measure(&dir);
-        if temporary {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        let table = result?;
+        let table = super::in_directory(self.dir.as_deref(), "bench", |dir| self.measure(dir))?;
         println!("{table}");
         if let Some(path) = &self.output {
             write_section(path, &self.preset, &table)?;

@@ -36,26 +36,11 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> ExitCode {
-        match self.execute() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        super::exit_code(self.execute())
     }
 
     fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
-        let temporary = self.dir.is_none();
-        let dir = self.dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("zkc-demo-{}", std::process::id()))
-        });
-        std::fs::create_dir_all(&dir)?;
-        let result = self.steps(&dir);
-        if temporary {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        result
+        super::in_directory(self.dir.as_deref(), "demo", |dir| self.steps(dir))
     }
 
     fn steps(&self, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {

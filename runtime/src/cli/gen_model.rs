@@ -46,13 +46,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> ExitCode {
-        match self.execute() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        super::exit_code(self.execute())
     }
 
     pub fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {

@@ -74,3 +74,30 @@ fn parse<T: clap::Args + clap::FromArgMatches>(words: &[&str]) -> Result<T, clap
     let command = T::augment_args(clap::Command::new("zkc").no_binary_name(true));
     T::from_arg_matches(&command.try_get_matches_from(&words[1..])?)
 }
+
+/// The exit code of a subcommand's result, printing its error.
+fn exit_code<T>(result: Result<T, Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `job` in `dir`, or in a temporary directory named after `what` that is removed after.
+fn in_directory<T>(
+    dir: Option<&std::path::Path>,
+    what: &str,
+    job: impl FnOnce(&std::path::Path) -> Result<T, Box<dyn std::error::Error>>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    let temporary = std::env::temp_dir().join(format!("zkc-{what}-{}", std::process::id()));
+    let path = dir.unwrap_or(&temporary);
+    std::fs::create_dir_all(path)?;
+    let result = job(path);
+    if dir.is_none() {
+        let _ = std::fs::remove_dir_all(path);
+    }
+    result
+}

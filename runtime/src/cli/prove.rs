@@ -53,13 +53,7 @@ pub struct Report {
 
 impl Args {
     pub fn run(self) -> ExitCode {
-        match self.execute() {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        super::exit_code(self.execute())
     }
 
     pub fn execute(&self) -> Result<Report, Box<dyn std::error::Error>> {

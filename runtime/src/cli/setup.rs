@@ -30,13 +30,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> ExitCode {
-        match self.execute() {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        super::exit_code(self.execute())
     }
 
     pub fn execute(&self) -> Result<VerifyingData, Box<dyn std::error::Error>> {
