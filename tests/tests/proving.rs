@@ -63,6 +63,8 @@ fn compiled(seed: u64, dir: &Path) -> (artifact::Artifact, VerifyingData) {
 }
 
 struct Run {
+    artifact: artifact::Artifact,
+    keys: PathBuf,
     vd: VerifyingData,
     other: VerifyingData,
     bytes: Vec<u8>,
@@ -105,6 +107,8 @@ fn run() -> &'static Run {
         let (generated, _) = runner.generate(&PROMPT, MAX_NEW).unwrap();
         assert_eq!(outputs[PROMPT.len() - 1..], generated[..]);
         Run {
+            artifact,
+            keys: here.join("keys"),
             vd,
             other,
             bytes: std::fs::read(&out).unwrap(),
@@ -308,4 +312,40 @@ fn truncated_files_and_appended_garbage_are_refused() {
         matches!(why, Rejection::Malformed(DecodeError::Truncated(_))),
         "{why}"
     );
+}
+
+#[test]
+fn damaged_or_inconsistent_verifying_data_is_refused() {
+    let vd = &run().vd;
+    let bytes = vd.to_bytes();
+    assert!(VerifyingData::from_bytes(&bytes).is_ok());
+    let mut lost = vd.clone();
+    lost.layers[1].initial_states.clear();
+    assert!(matches!(
+        VerifyingData::from_bytes(&lost.to_bytes()),
+        Err(DecodeError::Header(h)) if h.contains("initial states")
+    ));
+    for at in [bytes.len() - 1, bytes.len() - 40, bytes.len() / 2] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x55;
+        if let Ok(read) = VerifyingData::from_bytes(&damaged) {
+            assert_ne!(read.commitment, vd.commitment, "a changed file is another model");
+        }
+    }
+    assert!(VerifyingData::from_bytes(&bytes[..bytes.len() - 3]).is_err());
+}
+
+#[test]
+fn the_prover_refuses_keys_of_another_artifact() {
+    let run = run();
+    let module = &run.artifact.module;
+    let err = Prover::new(module, "0000", &run.keys, &run.vd)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("rerun `zkc setup`"), "{err}");
+    let pk = zkc_runtime::proving::keys::pk_path(&run.keys, 0);
+    let err = zkc_runtime::proving::keys::read_pk(&pk, "0000")
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("another model"), "{err}");
 }

@@ -142,7 +142,7 @@ impl VerifyingData {
             .iter()
             .enumerate()
         {
-            let publics = l["publics"]
+            let publics: Vec<Public> = l["publics"]
                 .as_array()
                 .ok_or_else(|| bad("publics"))?
                 .iter()
@@ -157,7 +157,7 @@ impl VerifyingData {
                     })
                 })
                 .collect::<Result<_, DecodeError>>()?;
-            let initial_states = l["initial_states"]
+            let initial_states: Vec<F> = l["initial_states"]
                 .as_array()
                 .ok_or_else(|| bad("initial_states"))?
                 .iter()
@@ -167,6 +167,16 @@ impl VerifyingData {
                         .ok_or_else(|| bad("initial_states"))
                 })
                 .collect::<Result<_, _>>()?;
+            let roles = |role| publics.iter().filter(|p: &&Public| p.role == role).count();
+            let states = (roles(Role::StateBefore), roles(Role::StateAfter));
+            if states != (initial_states.len(), initial_states.len()) {
+                return Err(DecodeError::Header(format!(
+                    "layer {k} has {} states before, {} after and {} initial states",
+                    states.0,
+                    states.1,
+                    initial_states.len()
+                )));
+            }
             let what = format!("layer {k}'s verifying key");
             let mut vk_bytes = Reader::new(reader.sized(&what)?);
             let vk = vk_bytes.value(&what)?;
