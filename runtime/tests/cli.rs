@@ -210,6 +210,14 @@ fn gen_model_inspect_and_run_float() {
     let layers = stats["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3, "embed, one block, head");
     assert!(stats["constraints_per_token"].as_u64().unwrap() > 0);
+    let exact = zkc(&["compile", model, "--emit", "stats", "--exact", "--json"]);
+    let exact: serde_json::Value = serde_json::from_slice(&exact.stdout).unwrap();
+    for layer in exact["layers"].as_array().unwrap() {
+        let measured = &layer["measured"];
+        assert_eq!(measured["constraints"], layer["constraints"], "{layer}");
+        assert!(measured["witnesses"].as_u64().unwrap() > 0);
+        assert!(measured["nonzeros"].as_u64() > measured["constraints"].as_u64());
+    }
 
     let refused = zkc(&["run", model, "--tokens", "1", "--float", "--compare"]);
     assert_eq!(

@@ -249,3 +249,39 @@ fn a_large_vocabulary_is_gathered_by_merkle_path() {
         "{constraints} constraints: a path, not a selection over 8000 rows"
     );
 }
+
+/// Built and measured, every layer of the tiny model has the constraints its formulas count,
+/// op by op; its witness variables and matrix nonzeros (`zkc compile --emit stats --exact`) are
+/// a snapshot.
+#[test]
+fn tiny_model_measured_stats_match_the_formulas() {
+    use zkc_compiler::backend::measure;
+    let gguf = GgufFile::from_bytes(generate_gpt2(&ModelConfig::tiny()).to_bytes()).unwrap();
+    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let interp = Interpreter::new(module.clone()).unwrap();
+    let witness = ModelRunner::new(&interp)
+        .unwrap()
+        .step(0, true)
+        .unwrap()
+        .witness
+        .unwrap();
+    let tables = Tables::new(&module);
+    let mut text = String::new();
+    for (index, run) in witness.iter().enumerate() {
+        let layer = &module.layers[index];
+        let measured = measure::layer(&module, &tables, index, &run.values).unwrap();
+        let (formulas, _) = cost::layer(&module, layer);
+        text += &format!("{}:\n", layer.name);
+        for (op, counted) in formulas {
+            let m = measured.get(op).copied().unwrap_or_default();
+            assert_eq!(m.constraints, counted, "layer `{}`, {op}", layer.name);
+            if m.constraints + m.witnesses > 0 {
+                text += &format!(
+                    "  {op}: {} constraints, {} witnesses, {} nonzeros\n",
+                    m.constraints, m.witnesses, m.nonzeros
+                );
+            }
+        }
+    }
+    insta::assert_snapshot!(text);
+}

@@ -329,7 +329,10 @@ fn damaged_or_inconsistent_verifying_data_is_refused() {
         let mut damaged = bytes.clone();
         damaged[at] ^= 0x55;
         if let Ok(read) = VerifyingData::from_bytes(&damaged) {
-            assert_ne!(read.commitment, vd.commitment, "a changed file is another model");
+            assert_ne!(
+                read.commitment, vd.commitment,
+                "a changed file is another model"
+            );
         }
     }
     assert!(VerifyingData::from_bytes(&bytes[..bytes.len() - 3]).is_err());
@@ -344,8 +347,6 @@ fn the_prover_refuses_keys_of_another_artifact() {
         .expect("refused");
     assert!(err.to_string().contains("rerun `zkc setup`"), "{err}");
     let pk = zkc_runtime::proving::keys::pk_path(&run.keys, 0);
-    let err = zkc_runtime::proving::keys::read_pk(&pk, "0000")
-        .err()
-        .expect("refused");
+    let err = zkc_runtime::proving::keys::read_pk(&pk, "0000").expect_err("refused");
     assert!(err.to_string().contains("another model"), "{err}");
 }

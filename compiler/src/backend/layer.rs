@@ -197,6 +197,28 @@ pub fn synthesize(
     index: usize,
     values: &[Tensor],
 ) -> Result<Vec<Wire>, SynthesisError> {
+    synthesize_observed(cs, module, tables, index, values, &mut |_| {})
+}
+
+/// What the constraints that follow a call of the observer of [`synthesize_observed`] are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// The public boundary: commitments of inputs and outputs, the caches' chain.
+    Boundary,
+    /// One instruction, by op name.
+    Inst(&'static str),
+}
+
+/// [`synthesize`], calling `observe` where each [`Section`] begins (for measuring).
+pub fn synthesize_observed(
+    cs: &ConstraintSystemRef<F>,
+    module: &Module,
+    tables: &Tables,
+    index: usize,
+    values: &[Tensor],
+    observe: &mut dyn FnMut(Section),
+) -> Result<Vec<Wire>, SynthesisError> {
+    observe(Section::Boundary);
     let layer = &module.layers[index];
     let konst = |c: zkc_lang::ConstId| -> &[i64] {
         match &module.constant(c).data {
@@ -220,9 +242,15 @@ pub fn synthesize(
             wires[s.index()] = Some(caches.allocate(cs, &values[s.index()])?);
         }
     }
-    // The one-hot at the caches' position, shared by every `kv_append` and the chain.
-    let mut phi: Option<Vec<Wire>> = None;
+    // The one-hot at the caches' position, shared by every `kv_append` and the chain; part of
+    // the boundary when the position is an input (else made at the first `kv_append`).
+    let mut phi: Option<Vec<Wire>> =
+        match (&caches, &caches.as_ref().map(|c| &wires[c.pos.index()])) {
+            (Some(c), Some(Some(pos))) => Some(select::one_hot(cs, &pos[0], c.slots)?),
+            _ => None,
+        };
     for inst in &layer.insts {
+        observe(Section::Inst(inst.op.name()));
         let arg = |k: usize| -> Vec<Wire> {
             match inst.args[k] {
                 Operand::Value(v) => wires[v.index()].clone().expect("defined before use"),
@@ -381,6 +409,7 @@ pub fn synthesize(
             wires[r.index()] = Some(ws);
         }
     }
+    observe(Section::Boundary);
     if let (Some(caches), Some(phi)) = (&caches, &phi) {
         let (before, after) = caches.gadget(cs, &wires, phi)?;
         publish(cs, &before, before.value)?;

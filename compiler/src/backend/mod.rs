@@ -17,6 +17,7 @@ pub mod cost;
 pub mod gelu;
 pub mod layer;
 pub mod layernorm;
+pub mod measure;
 pub mod merkle;
 pub mod range;
 pub mod requant;

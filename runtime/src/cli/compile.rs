@@ -1,9 +1,13 @@
 use super::quant_args::QuantArgs;
+use crate::interp::{Interpreter, ModelRunner};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use zkc_compiler::artifact;
 use zkc_compiler::backend::cost;
+use zkc_compiler::backend::layer::Tables;
+use zkc_compiler::backend::measure::Counts;
 use zkc_compiler::files::write_atomically;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::FloatModel;
@@ -17,11 +21,14 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// embedding, one per transformer block, one for the head. The default output is the versioned
 /// artifact `MODEL.circ` (a header with the model's and the IR's SHA-256, then the IR); `--emit
 /// ir` writes the bare IR text (it passes `zkc check` and runs bit-identically with `zkc run`);
-/// `--emit stats` prints each layer's constraint count by op. Examples:
+/// `--emit stats` prints each layer's constraint count by op (from the gadgets' formulas, at any
+/// size); with `--exact` it builds each layer's constraint system (from one step of the
+/// interpreter) and also counts witness variables and matrix nonzeros, for layers of at most
+/// 4M constraints. Examples:
 ///
 ///     zkc compile tiny.gguf -o tiny.circ
 ///     zkc compile tiny.gguf --emit ir -o tiny.zkir
-///     zkc compile tiny.gguf --emit stats [--json]
+///     zkc compile tiny.gguf --emit stats [--exact] [--json]
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -36,6 +43,9 @@ pub struct Args {
     /// Stats as JSON.
     #[arg(long)]
     json: bool,
+    /// Stats from built constraint systems: also witness variables and matrix nonzeros.
+    #[arg(long)]
+    exact: bool,
     #[command(flatten)]
     quant: QuantArgs,
 }
@@ -53,7 +63,12 @@ impl Args {
         let module = quantize(&model, &config)?;
         zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
-            print_stats(&module, self.json);
+            let measured = if self.exact {
+                measure(&module)?
+            } else {
+                Vec::new()
+            };
+            print_stats(&module, &measured, self.json);
             return Ok(());
         };
         if self.emit == "circ" {
@@ -93,8 +108,37 @@ impl Args {
     }
 }
 
-fn print_stats(module: &zkc_lang::Module, json: bool) {
-    let layers: Vec<(&str, std::collections::BTreeMap<&str, usize>, usize)> = module
+/// The largest layer `--exact` builds (by its counted constraints).
+const EXACT_LIMIT: usize = 4_000_000;
+
+/// Each layer's measured counts by op, `None` where the layer is too large to build here.
+type Measured = Vec<Option<BTreeMap<&'static str, Counts>>>;
+
+fn measure(module: &zkc_lang::Module) -> Result<Measured, Box<dyn std::error::Error>> {
+    let interp = Interpreter::new(module.clone())?;
+    let witness = ModelRunner::new(&interp)?
+        .step(0, true)?
+        .witness
+        .expect("recorded");
+    let tables = Tables::new(module);
+    let mut measured = Vec::new();
+    for (index, run) in witness.iter().enumerate() {
+        let fits = cost::layer(module, &module.layers[index]).1 <= EXACT_LIMIT;
+        measured.push(match fits {
+            true => Some(zkc_compiler::backend::measure::layer(
+                module,
+                &tables,
+                index,
+                &run.values,
+            )?),
+            false => None,
+        });
+    }
+    Ok(measured)
+}
+
+fn print_stats(module: &zkc_lang::Module, measured: &Measured, json: bool) {
+    let layers: Vec<(&str, BTreeMap<&str, usize>, usize)> = module
         .layers
         .iter()
         .map(|l| {
@@ -103,9 +147,23 @@ fn print_stats(module: &zkc_lang::Module, json: bool) {
         })
         .collect();
     let total: usize = layers.iter().map(|l| l.2).sum();
+    let sum = |m: &BTreeMap<&str, Counts>| {
+        m.values().fold(Counts::default(), |mut a, &c| {
+            a += c;
+            a
+        })
+    };
     if json {
+        let counts = |c: &Counts| serde_json::json!({"constraints": c.constraints, "witnesses": c.witnesses, "nonzeros": c.nonzeros});
         let value = serde_json::json!({
-            "layers": layers.iter().map(|(name, by_op, total)| serde_json::json!({ "name": name, "constraints": total, "by_op": by_op })).collect::<Vec<_>>(),
+            "layers": layers.iter().enumerate().map(|(k, (name, by_op, total))| {
+                let mut layer = serde_json::json!({ "name": name, "constraints": total, "by_op": by_op });
+                if let Some(Some(m)) = measured.get(k) {
+                    layer["measured"] = counts(&sum(m));
+                    layer["measured_by_op"] = m.iter().map(|(op, c)| (op.to_string(), counts(c))).collect::<serde_json::Map<_, _>>().into();
+                }
+                layer
+            }).collect::<Vec<_>>(),
             "constraints_per_token": total,
         });
         println!(
@@ -114,7 +172,7 @@ fn print_stats(module: &zkc_lang::Module, json: bool) {
         );
         return;
     }
-    for (name, by_op, layer_total) in &layers {
+    for (k, (name, by_op, layer_total)) in layers.iter().enumerate() {
         let ops: Vec<String> = by_op
             .iter()
             .filter(|(_, &c)| c > 0)
@@ -124,6 +182,25 @@ fn print_stats(module: &zkc_lang::Module, json: bool) {
             "{name:>10}: {layer_total:>12} constraints ({})",
             ops.join(", ")
         );
+        match measured.get(k) {
+            Some(Some(m)) => {
+                let all = sum(m);
+                let ops: Vec<String> = m
+                    .iter()
+                    .filter(|(_, c)| c.witnesses + c.nonzeros > 0)
+                    .map(|(op, c)| format!("{op} {}/{}", c.witnesses, c.nonzeros))
+                    .collect();
+                println!(
+                    "{:>10}  {:>12} witnesses, {} nonzeros (witnesses/nonzeros: {})",
+                    "",
+                    all.witnesses,
+                    all.nonzeros,
+                    ops.join(", ")
+                );
+            }
+            Some(None) => println!("{:>10}  not built: more than {EXACT_LIMIT} constraints", ""),
+            None => {}
+        }
     }
     println!("{:>10}: {total:>12} constraints per token", "total");
 }
