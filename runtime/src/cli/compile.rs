@@ -24,7 +24,7 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// `--emit stats` prints each layer's constraint count by op (from the gadgets' formulas, at any
 /// size); with `--exact` it builds each layer's constraint system (from one step of the
 /// interpreter) and also counts witness variables and matrix nonzeros, for layers of at most
-/// 4M constraints. Examples:
+/// 1M constraints (a layer is held whole in memory to count). Examples:
 ///
 ///     zkc compile tiny.gguf -o tiny.circ
 ///     zkc compile tiny.gguf --emit ir -o tiny.zkir
@@ -109,7 +109,7 @@ impl Args {
 }
 
 /// The largest layer `--exact` builds (by its counted constraints).
-const EXACT_LIMIT: usize = 4_000_000;
+const EXACT_LIMIT: usize = 1_000_000;
 
 /// Each layer's measured counts by op, `None` where the layer is too large to build here.
 type Measured = Vec<Option<BTreeMap<&'static str, Counts>>>;
