@@ -142,7 +142,7 @@ fn a_flipped_byte_in_any_proof_is_rejected_at_its_step_and_layer() {
     let honest = bundle();
     // Where each proof's bytes sit: re-encode with one proof zeroed and find the change.
     for (t, step) in honest.steps.iter().enumerate() {
-        for (k, layer) in step.layers.iter().enumerate() {
+        for k in 0..step.layers.len() {
             let mut other = honest.clone();
             other.steps[t].layers[k].proof.a = Default::default();
             let changed = other.to_bytes();
@@ -163,7 +163,6 @@ fn a_flipped_byte_in_any_proof_is_rejected_at_its_step_and_layer() {
                 };
                 assert!(specific, "step {t} layer {k} +{offset}: {why}");
             }
-            let _ = layer;
         }
     }
 }
@@ -328,11 +327,9 @@ fn damaged_or_inconsistent_verifying_data_is_refused() {
     for at in [bytes.len() - 1, bytes.len() - 40, bytes.len() / 2] {
         let mut damaged = bytes.clone();
         damaged[at] ^= 0x55;
+        // Refused, or another model that the honest bundle does not verify against.
         if let Ok(read) = VerifyingData::from_bytes(&damaged) {
-            assert_ne!(
-                read.commitment, vd.commitment,
-                "a changed file is another model"
-            );
+            assert!(verify(&read, &run().bytes, false).is_err(), "byte {at}");
         }
     }
     assert!(VerifyingData::from_bytes(&bytes[..bytes.len() - 3]).is_err());
@@ -349,4 +346,22 @@ fn the_prover_refuses_keys_of_another_artifact() {
     let pk = zkc_runtime::proving::keys::pk_path(&run.keys, 0);
     let err = zkc_runtime::proving::keys::read_pk(&pk, "0000").expect_err("refused");
     assert!(err.to_string().contains("another model"), "{err}");
+}
+
+#[test]
+fn a_header_asking_for_no_steps_or_a_prompt_beyond_the_context_is_refused() {
+    let mut b = bundle();
+    b.steps.clear();
+    b.max_new = usize::MAX - 1;
+    assert!(matches!(
+        rejected(&b),
+        Rejection::Incomplete { found: 0, .. }
+    ));
+    assert!(
+        verify(&run().vd, &b.to_bytes(), true).is_err(),
+        "a prefix of no steps proves nothing"
+    );
+    let mut long = bundle();
+    long.prompt = vec![1; run().vd.context + 1];
+    assert!(matches!(rejected(&long), Rejection::PromptTooLong { .. }));
 }

@@ -87,13 +87,12 @@ impl Role {
     }
 }
 
-/// One public input: its role, the IR name it links by (a state's own name, before and after),
-/// and whether it is a scalar in the clear (else a commitment).
+/// One public input: its role and the name it links by (an input's or output's IR name;
+/// [`CACHE`] for the cache commitments, before and after).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Public {
     pub role: Role,
     pub name: String,
-    pub scalar: bool,
 }
 
 /// The layer's public inputs in circuit order, described (what [`public_inputs`] computes).
@@ -101,17 +100,14 @@ pub fn layout(layer: &Layer) -> Vec<Public> {
     let public = |role, v: ValueId| Public {
         role,
         name: layer.value(v).name.clone(),
-        scalar: layer.value(v).ty.is_scalar(),
     };
     let cache = |role| Public {
         role,
         name: CACHE.to_string(),
-        scalar: false,
     };
-    let caches = if layer.states.is_empty() {
-        vec![]
-    } else {
-        vec![cache(Role::StateBefore), cache(Role::StateAfter)]
+    let caches = match Caches::of(layer) {
+        Some(_) => vec![cache(Role::StateBefore), cache(Role::StateAfter)],
+        None => vec![],
     };
     layer
         .inputs
@@ -410,7 +406,8 @@ pub fn synthesize_observed(
         }
     }
     observe(Section::Boundary);
-    if let (Some(caches), Some(phi)) = (&caches, &phi) {
+    if let Some(caches) = &caches {
+        let phi = phi.as_ref().expect("a layer with caches appends to them");
         let (before, after) = caches.gadget(cs, &wires, phi)?;
         publish(cs, &before, before.value)?;
         publish(cs, &after, after.value)?;

@@ -124,5 +124,5 @@ impl Bundle {
 /// token is a step, and each generated token but the last is fed back as one; no more steps
 /// than the context has positions.
 pub fn planned_steps(prompt: usize, max_new: usize, context: usize) -> usize {
-    (prompt + max_new.max(1) - 1).min(context)
+    prompt.saturating_add(max_new.max(1) - 1).min(context)
 }

@@ -33,7 +33,7 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {source} (rerun `zkc setup`)")]
     Decode { path: String, source: DecodeError },
     #[error("{path} was made for another model (IR {found}, the artifact's is {expected}): rerun `zkc setup`")]
     OtherModel {
@@ -49,7 +49,7 @@ pub struct LayerKey {
     pub name: String,
     pub constraints: usize,
     pub publics: Vec<Public>,
-    /// Commitments of the layer's states before step 0, in state order.
+    /// The commitment of the layer's caches before step 0 (the empty chain), if it has caches.
     pub initial_states: Vec<F>,
     pub vk: VerifyingKey<Curve>,
 }
@@ -91,7 +91,7 @@ impl VerifyingData {
                     "name": l.name,
                     "constraints": l.constraints,
                     "publics": l.publics.iter().map(|p| json!({
-                        "role": p.role.name(), "name": p.name, "scalar": p.scalar,
+                        "role": p.role.name(), "name": p.name,
                     })).collect::<Vec<_>>(),
                     "initial_states": l.initial_states.iter().map(field_hex).collect::<Vec<_>>(),
                 })
@@ -153,7 +153,6 @@ impl VerifyingData {
                             .and_then(Role::from_name)
                             .ok_or_else(|| bad("role"))?,
                         name: text(p, "name")?,
-                        scalar: p["scalar"].as_bool().ok_or_else(|| bad("scalar"))?,
                     })
                 })
                 .collect::<Result<_, DecodeError>>()?;
@@ -179,7 +178,14 @@ impl VerifyingData {
             }
             let what = format!("layer {k}'s verifying key");
             let mut vk_bytes = Reader::new(reader.sized(&what)?);
-            let vk = vk_bytes.value(&what)?;
+            let vk: VerifyingKey<Curve> = vk_bytes.value(&what)?;
+            // Groth16's verifier does not check the count of public inputs itself.
+            if !vk_bytes.is_empty() || vk.gamma_abc_g1.len() != publics.len() + 1 {
+                return Err(DecodeError::Invalid(format!(
+                    "{what} (it does not take the layer's {} public inputs)",
+                    publics.len()
+                )));
+            }
             layers.push(LayerKey {
                 name: text(l, "name")?,
                 constraints: count(l, "constraints")?,
@@ -275,7 +281,9 @@ pub fn read_pk(path: &Path, ir_sha256: &str) -> Result<ProvingKey<Curve>, KeyErr
         source,
     };
     let (header, mut rest) = split_header(&bytes, PK_KIND, VERSION).map_err(decode)?;
-    let found = header["ir_sha256"].as_str().unwrap_or_default();
+    let found = header["ir_sha256"]
+        .as_str()
+        .ok_or_else(|| decode(DecodeError::Header("no `ir_sha256`".into())))?;
     if found != ir_sha256 {
         return Err(KeyError::OtherModel {
             path: name,

@@ -21,8 +21,10 @@ pub enum ProvingError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Interp(#[from] InterpError),
-    #[error("layer `{layer}`: the circuit could not be built: {problem}")]
+    #[error("layer `{layer}`: the circuit could not be built: {problem} (a bug in zkc: please report it with the model)")]
     Synthesis { layer: String, problem: String },
+    #[error(transparent)]
+    Circuit(#[from] zkc_compiler::backend::check::CircuitError),
     #[error("step {step}, layer `{layer}`: the proof does not verify against the layer's verifying key (keys from another setup? rerun `zkc setup`)")]
     ProofRejected { step: usize, layer: String },
     #[error("these keys were set up for IR {keys}, the artifact's IR is {artifact}: rerun `zkc setup` for this artifact")]

@@ -71,6 +71,7 @@ impl<'m> Prover<'m> {
         dir: &Path,
         vd: &VerifyingData,
     ) -> Result<Prover<'m>, ProvingError> {
+        zkc_compiler::backend::check::check(module)?;
         if vd.ir_sha256 != ir_sha256 || vd.layers.len() != module.layers.len() {
             return Err(ProvingError::KeysForAnotherModel {
                 keys: vd.ir_sha256.clone(),

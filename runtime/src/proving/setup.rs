@@ -30,6 +30,7 @@ pub fn setup(
     rng: &mut dyn rand_core::CryptoRngCore,
     on_layer: &mut dyn FnMut(usize, &str, Option<&LayerSetup>),
 ) -> Result<VerifyingData, ProvingError> {
+    zkc_compiler::backend::check::check(module)?;
     std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
         path: dir.display().to_string(),
         source,

@@ -11,8 +11,9 @@
 //!   position, as the embedding layer proved);
 //! - each state before a step is the commitment after the previous step (before step 0: the
 //!   empty state's, from the keys);
-//! - the run is complete: as many steps as its prompt and `max_new` call for (or `partial` is
-//!   asked for, accepting an interrupted run's prefix).
+//! - the prompt fits the context, and the run is complete: as many steps as its prompt and
+//!   `max_new` call for (or `partial` is asked for, accepting an interrupted run's non-empty
+//!   prefix).
 
 use super::bundle::{planned_steps, Bundle};
 use super::encoding::DecodeError;
@@ -33,6 +34,8 @@ pub enum Rejection {
     OtherModel { bundle: String, keys: String },
     #[error("the bundle's prompt is empty or `max_new` is 0")]
     EmptyRun,
+    #[error("the bundle's prompt has {prompt} tokens; the model's context holds {context}")]
+    PromptTooLong { prompt: usize, context: usize },
     #[error(
         "record {record} is numbered step {found}: steps are missing, repeated or out of order"
     )]
@@ -85,6 +88,12 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
     }
     if bundle.prompt.is_empty() || bundle.max_new == 0 {
         return Err(Rejection::EmptyRun);
+    }
+    if bundle.prompt.len() > vd.context {
+        return Err(Rejection::PromptTooLong {
+            prompt: bundle.prompt.len(),
+            context: vd.context,
+        });
     }
     let expected = planned_steps(bundle.prompt.len(), bundle.max_new, vd.context);
     let found = bundle.steps.len();
@@ -191,7 +200,8 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
             })?;
         outputs.push(output);
     }
-    if found < expected && !partial {
+    // A prefix must hold at least one proven step to say anything.
+    if found < expected && (!partial || found == 0) {
         return Err(Rejection::Incomplete { found, expected });
     }
     let proofs = found * vd.layers.len();
