@@ -14,7 +14,7 @@ use zkc_runtime::interp::{Interpreter, ModelRunner};
 
 /// A smaller tiny model (1 block, d=32, context 8) keeps the debug-build test quick.
 fn module() -> Module {
-    let cfg = ModelConfig {
+    let module = quantized(&ModelConfig {
         n_layer: 1,
         n_embd: 32,
         n_head: 2,
@@ -23,12 +23,16 @@ fn module() -> Module {
         n_ff: 128,
         seed: 3,
         weight_type: zkc_compiler::model::WeightType::F32,
-    };
-    let gguf = GgufFile::from_bytes(generate_gpt2(&cfg).to_bytes()).unwrap();
-    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    });
     zkc_compiler::backend::check::check(&module)
         .expect("the backend takes the quantizer's modules");
     module
+}
+
+/// zkc's model of this shape, quantized with the defaults.
+fn quantized(cfg: &ModelConfig) -> Module {
+    let gguf = GgufFile::from_bytes(generate_gpt2(cfg).to_bytes()).unwrap();
+    quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap()
 }
 
 fn satisfied(module: &Module, layer: usize, values: &[Tensor]) -> (bool, usize, Vec<i128>) {
@@ -205,8 +209,7 @@ fn each_layer_proves_and_verifies_with_groth16() {
 /// them: a change of any gadget's cost shows up here.
 #[test]
 fn tiny_model_stats_snapshot() {
-    let gguf = GgufFile::from_bytes(generate_gpt2(&ModelConfig::tiny()).to_bytes()).unwrap();
-    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let module = quantized(&ModelConfig::tiny());
     let mut text = String::new();
     for layer in &module.layers {
         let (by_op, total) = cost::layer(&module, layer);
@@ -222,7 +225,7 @@ fn tiny_model_stats_snapshot() {
 /// root instead of by selection over every row.
 #[test]
 fn a_large_vocabulary_is_gathered_by_merkle_path() {
-    let cfg = ModelConfig {
+    let module = quantized(&ModelConfig {
         n_layer: 1,
         n_embd: 32,
         n_head: 2,
@@ -231,9 +234,7 @@ fn a_large_vocabulary_is_gathered_by_merkle_path() {
         n_ff: 128,
         seed: 5,
         weight_type: zkc_compiler::model::WeightType::F32,
-    };
-    let gguf = GgufFile::from_bytes(generate_gpt2(&cfg).to_bytes()).unwrap();
-    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    });
     let interp = Interpreter::new(module.clone()).unwrap();
     let witness = ModelRunner::new(&interp)
         .unwrap()
@@ -256,8 +257,7 @@ fn a_large_vocabulary_is_gathered_by_merkle_path() {
 #[test]
 fn tiny_model_measured_stats_match_the_formulas() {
     use zkc_compiler::backend::measure;
-    let gguf = GgufFile::from_bytes(generate_gpt2(&ModelConfig::tiny()).to_bytes()).unwrap();
-    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let module = quantized(&ModelConfig::tiny());
     let interp = Interpreter::new(module.clone()).unwrap();
     let witness = ModelRunner::new(&interp)
         .unwrap()

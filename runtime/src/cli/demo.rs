@@ -24,14 +24,8 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     max_new: usize,
     /// The model's shape (default: the tiny preset, 2 blocks, d=64, context 64).
-    #[arg(long)]
-    layers: Option<usize>,
-    #[arg(long)]
-    d_model: Option<usize>,
-    #[arg(long)]
-    heads: Option<usize>,
-    #[arg(long)]
-    ctx: Option<usize>,
+    #[command(flatten)]
+    shape: gen_model::Shape,
 }
 
 impl Args {
@@ -51,22 +45,11 @@ impl Args {
             path("tiny.keys"),
             path("run.zkp"),
         );
-        let mut shape = vec!["gen-model", "gpt2", "-o", &gguf];
-        let sizes: Vec<(&str, String)> = [
-            ("--layers", self.layers),
-            ("--d-model", self.d_model),
-            ("--heads", self.heads),
-            ("--ctx", self.ctx),
-        ]
-        .into_iter()
-        .filter_map(|(flag, v)| v.map(|v| (flag, v.to_string())))
-        .collect();
-        for (flag, v) in &sizes {
-            shape.extend([*flag, v.as_str()]);
-        }
         let start = Instant::now();
         println!("== 1. make a tiny GPT-2 GGUF");
-        parse::<gen_model::Args>(&shape)?.execute()?;
+        let mut model = parse::<gen_model::Args>(&["gen-model", "gpt2", "-o", &gguf])?;
+        model.shape = self.shape.clone();
+        model.execute()?;
         println!("== 2. compile it");
         parse::<super::compile::Args>(&["compile", &gguf, "-o", &circ])?.execute()?;
         println!("== 3. trusted setup (one Groth16 key pair per layer)");

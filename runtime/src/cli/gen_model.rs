@@ -19,15 +19,8 @@ pub struct Args {
     /// Start from a preset shape; the other options override it.
     #[arg(long, value_parser = ["tiny", "gpt2-small"], default_value = "tiny")]
     preset: String,
-    #[arg(long)]
-    layers: Option<usize>,
-    #[arg(long)]
-    d_model: Option<usize>,
-    #[arg(long)]
-    heads: Option<usize>,
-    /// Maximum context (positions).
-    #[arg(long)]
-    ctx: Option<usize>,
+    #[command(flatten)]
+    pub shape: Shape,
     /// Vocabulary size, at least 256 (bytes); above 256 the last token is `<|endoftext|>`.
     #[arg(long)]
     vocab: Option<usize>,
@@ -55,13 +48,7 @@ impl Args {
         } else {
             ModelConfig::tiny()
         };
-        cfg.n_layer = self.layers.unwrap_or(cfg.n_layer);
-        if let Some(d) = self.d_model {
-            cfg.n_embd = d;
-            cfg.n_ff = 4 * d;
-        }
-        cfg.n_head = self.heads.unwrap_or(cfg.n_head);
-        cfg.n_ctx = self.ctx.unwrap_or(cfg.n_ctx);
+        self.shape.apply(&mut cfg);
         cfg.n_vocab = self.vocab.unwrap_or(cfg.n_vocab);
         cfg.n_ff = self.d_ff.unwrap_or(cfg.n_ff);
         cfg.seed = self.seed;
@@ -77,5 +64,33 @@ impl Args {
         let size = std::fs::metadata(&self.output).map_or(0, |m| m.len());
         println!("wrote {} ({size} bytes): {cfg:?}", self.output.display());
         Ok(())
+    }
+}
+
+/// The shape options shared by `gen-model` and `demo`; each overrides the preset's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Shape {
+    /// Transformer blocks.
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Model width (the MLP is 4 times as wide).
+    #[arg(long)]
+    d_model: Option<usize>,
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Maximum context (positions).
+    #[arg(long)]
+    ctx: Option<usize>,
+}
+
+impl Shape {
+    fn apply(&self, cfg: &mut ModelConfig) {
+        cfg.n_layer = self.layers.unwrap_or(cfg.n_layer);
+        if let Some(d) = self.d_model {
+            cfg.n_embd = d;
+            cfg.n_ff = 4 * d;
+        }
+        cfg.n_head = self.heads.unwrap_or(cfg.n_head);
+        cfg.n_ctx = self.ctx.unwrap_or(cfg.n_ctx);
     }
 }
