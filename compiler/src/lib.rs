@@ -7,5 +7,6 @@ pub mod backend;
 pub mod files;
 pub mod gguf;
 pub mod model;
+pub mod passes;
 pub mod quantize;
 pub mod tokenizer;

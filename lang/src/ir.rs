@@ -148,7 +148,7 @@ pub struct Inst {
 
 /// The multiplier of a requantize: one for the tensor, or one per channel of the last axis (the
 /// per-output-channel weight scales of the matmul before it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Multiplier {
     Uniform(i64),
     PerChannel(ConstId),
@@ -157,7 +157,7 @@ pub enum Multiplier {
 /// Every op of the IR with its attributes. Operands are positional in [`Inst::args`]; the
 /// semantics of each op is one function in [`crate::semantics`], and `docs/ir.md` gives its
 /// constraint cost.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     /// `linear x, W [, b]`: `x[.., K] * W[K, N] + b[N]` with constant `W` and `b`.
     Linear,

@@ -61,7 +61,7 @@ impl fmt::Display for DType {
 
 /// An exact fixed-point scale `mantissa * 2^exp`: a tensor element `q` stands for `q * scale`.
 /// Always normalised (odd mantissa), so structural equality is numeric equality.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scale {
     mantissa: u64,
     exp: i32,
@@ -147,7 +147,7 @@ impl fmt::Display for Scale {
 pub const MAX_ELEMENTS: u64 = 1 << 36;
 
 /// A tensor type, written `i16[1, 64] * 2^-8`; the scale is omitted when it is 1.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorType {
     pub dtype: DType,
     pub shape: Vec<usize>,

@@ -5,18 +5,41 @@
 
 use super::{argmax, clamp, gelu, layernorm, requant, softmax};
 use std::collections::BTreeMap;
-use zkc_lang::{Inst, Layer, Module, Op, Operand};
+use zkc_lang::{Inst, Layer, Module, Op, Operand, TensorType};
+
+/// An operand as the cost formulas see it: its type, and whether it is a circuit constant.
+#[derive(Clone, Copy, Debug)]
+pub struct Arg<'a> {
+    pub ty: &'a TensorType,
+    pub constant: bool,
+}
 
 /// The constraints of one instruction.
 pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
-    let ty = |k: usize| match inst.args[k] {
-        Operand::Value(v) => &layer.value(v).ty,
-        Operand::Const(c) => &module.constant(c).ty,
-    };
-    let out = &layer.value(inst.results[0]).ty;
+    let args: Vec<Arg> = inst
+        .args
+        .iter()
+        .map(|&a| match a {
+            Operand::Value(v) => Arg {
+                ty: &layer.value(v).ty,
+                constant: false,
+            },
+            Operand::Const(c) => Arg {
+                ty: &module.constant(c).ty,
+                constant: true,
+            },
+        })
+        .collect();
+    op(&inst.op, &args, &layer.value(inst.results[0]).ty)
+}
+
+/// The constraints of `op` on `args` with (first) result type `out`: the one cost model, used
+/// by the stats, the backend's tests and the optimizer's extraction.
+pub fn op(op: &Op, args: &[Arg], out: &TensorType) -> usize {
+    let ty = |k: usize| args[k].ty;
     let n = out.shape.iter().product::<usize>();
     let last = |k: usize| *ty(k).shape.last().unwrap_or(&1);
-    match &inst.op {
+    match op {
         Op::Linear
         | Op::Add
         | Op::Sub
@@ -25,15 +48,15 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
         | Op::Split { .. }
         | Op::Concat { .. } => 0,
         Op::MatMul => n * last(0),
-        Op::Mul => match inst.args[1] {
-            Operand::Const(_) => 0,
-            Operand::Value(_) => n,
+        Op::Mul => match args[1].constant {
+            true => 0,
+            false => n,
         },
         Op::Requant { shift, .. } => requant::cost(n, *shift, out.dtype),
         Op::Clamp { lo, hi } => clamp::cost(n, *lo, *hi, ty(0).dtype),
         Op::Softmax { ln2, b, c, shift } => {
             let params = softmax::SoftmaxParams::of([*ln2, *b, *c], *shift, ty(0), out);
-            softmax::cost(n / last(0), &params, inst.args.len() == 2)
+            softmax::cost(n / last(0), &params, args.len() == 2)
         }
         Op::LayerNorm { eps, shift } => {
             layernorm::cost(n / last(0), last(0), *eps, *shift, ty(0).dtype, out.dtype)

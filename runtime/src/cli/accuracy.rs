@@ -7,6 +7,7 @@ use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig};
 use zkc_compiler::quantize::{calibration_tokens, quantize, QuantConfig};
 
+use super::opt_args::OptArgs;
 use crate::accuracy::{evaluate, Summary};
 use crate::interp::{Interpreter, ModelRunner};
 
@@ -36,7 +37,9 @@ pub struct Args {
 /// A position is "clear" when the float top-1 leads by at least this fraction of the logit range.
 const CLEAR_FRACTION: f64 = 0.02;
 
-fn configurations() -> Vec<(&'static str, QuantConfig)> {
+/// The configurations measured: quantizer options, and the optimizer's (exact passes, or with
+/// the approximate one too).
+fn configurations() -> Vec<(&'static str, QuantConfig, OptArgs)> {
     let with = |specs: &[&str], weight_bits: u32| {
         let mut cfg = QuantConfig {
             weight_bits,
@@ -47,19 +50,27 @@ fn configurations() -> Vec<(&'static str, QuantConfig)> {
         }
         cfg
     };
+    let exact = OptArgs::default;
     vec![
-        ("default", QuantConfig::default()),
-        ("all activations 16-bit", with(&["act=16"], 8)),
+        ("default", QuantConfig::default(), exact()),
+        (
+            "default, approximate pass",
+            QuantConfig::default(),
+            OptArgs::approximate(),
+        ),
+        ("all activations 16-bit", with(&["act=16"], 8), exact()),
         (
             "all activations 8-bit",
             with(&["residual=8", "gelu_in=8"], 8),
+            exact(),
         ),
-        ("4-bit weights", with(&[], 4)),
-        ("12-bit weights", with(&[], 12)),
-        ("16-bit GELU output", with(&["mlp=16"], 8)),
+        ("4-bit weights", with(&[], 4), exact()),
+        ("12-bit weights", with(&[], 12), exact()),
+        ("16-bit GELU output", with(&["mlp=16"], 8), exact()),
         (
             "12-bit weights, all activations 16-bit",
             with(&["act=16"], 12),
+            exact(),
         ),
     ]
 }
@@ -92,9 +103,9 @@ impl Args {
             )?;
             report.push_str("| configuration | top-1 | top-1, clear positions | mean KL (nats) | max logit error | mean logit error | logit range | interpreter tokens/s |\n");
             report.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
-            for (name, cfg) in configurations() {
+            for (name, cfg, opt) in configurations() {
                 eprintln!("{label}: {name} ({})", cfg.summary());
-                let interp = Interpreter::new(quantize(&model, &cfg)?)?;
+                let interp = Interpreter::new(opt.optimize(quantize(&model, &cfg)?, None)?)?;
                 // An activation past its calibrated range is an error by design: report it.
                 let positions = match evaluate(&model, &interp, &tokens) {
                     Ok(p) => p,
@@ -159,5 +170,7 @@ a fresh sequence whenever the context is full) and the logits compared at every 
 the float top-1 leads its runner-up by at least 2% of the logit range; random-weight models have
 many near ties, where a disagreement says little. *KL*: KL(float || integer) of the softmax
 distributions. Logit errors are absolute, in logit units (the *logit range* column gives the
-scale). *tokens/s*: the interpreter alone, one token per step, after the first step.
+scale). *tokens/s*: the interpreter alone, one token per step, after the first step. Every
+configuration runs the optimizer's exact passes (bit-identical results, `docs/optimizer.md`); the
+*approximate pass* row also rounds each requantize multiplier to 10 significant bits.
 ";

@@ -1,3 +1,4 @@
+use super::opt_args::OptArgs;
 use super::quant_args::QuantArgs;
 use crate::interp::{Interpreter, ModelRunner};
 use std::collections::BTreeMap;
@@ -18,7 +19,9 @@ use zkc_compiler::tokenizer::Tokenizer;
 ///
 /// Calibrates the float model on seeded random tokens, picks fixed-point scales, quantizes the
 /// weights (per output channel) and lowers every op to integer ops: one IR layer for the
-/// embedding, one per transformer block, one for the head. The default output is the versioned
+/// embedding, one per transformer block, one for the head. Then the optimizer (equality
+/// saturation, fewest constraints; `--no-opt` skips it, `--passes` picks passes, `--approx` adds
+/// the approximate one, `--emit ir --after PASS` stops after PASS). The default output is the versioned
 /// artifact `MODEL.circ` (a header with the model's and the IR's SHA-256, then the IR); `--emit
 /// ir` writes the bare IR text (it passes `zkc check` and runs bit-identically with `zkc run`);
 /// `--emit stats` prints each layer's constraint count by op (from the gadgets' formulas, at any
@@ -29,6 +32,7 @@ use zkc_compiler::tokenizer::Tokenizer;
 ///     zkc compile tiny.gguf -o tiny.circ
 ///     zkc compile tiny.gguf --emit ir -o tiny.zkir
 ///     zkc compile tiny.gguf --emit stats [--exact] [--json]
+///     zkc compile tiny.gguf --emit ir --after shapes --verbose -o shapes.zkir
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -46,8 +50,13 @@ pub struct Args {
     /// Stats from built constraint systems: also witness variables and matrix nonzeros.
     #[arg(long)]
     exact: bool,
+    /// With `--emit ir`: the IR as it is after this pass of the pipeline.
+    #[arg(long, value_name = "PASS")]
+    after: Option<String>,
     #[command(flatten)]
     quant: QuantArgs,
+    #[command(flatten)]
+    opt: OptArgs,
 }
 
 impl Args {
@@ -60,7 +69,10 @@ impl Args {
         let config = self.quant.config()?;
         let gguf = GgufFile::open(&self.model)?;
         let model = FloatModel::load(&gguf)?;
-        let module = quantize(&model, &config)?;
+        if self.after.is_some() && self.emit != "ir" {
+            return Err("--after needs --emit ir (the IR after that pass)".into());
+        }
+        let module = self.opt.optimize(quantize(&model, &config)?, self.after.as_deref())?;
         zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
             let measured = if self.exact {

@@ -8,6 +8,7 @@ mod demo;
 mod fmt;
 mod gen_model;
 mod inspect;
+mod opt_args;
 mod progress;
 mod prompt;
 mod prove;

@@ -1,4 +1,5 @@
 use super::prompt::PromptArgs;
+use super::opt_args::OptArgs;
 use super::quant_args::QuantArgs;
 use super::source::load_checked;
 use crate::accuracy::{Position, Summary};
@@ -43,6 +44,8 @@ pub struct Args {
     logits: bool,
     #[command(flatten)]
     quant: QuantArgs,
+    #[command(flatten)]
+    opt: OptArgs,
 }
 
 fn list(ids: &[u32]) -> String {
@@ -112,7 +115,8 @@ impl Args {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let interp = Interpreter::new(quantize(&model, &self.quant.config()?)?)?;
+        let module = self.opt.optimize(quantize(&model, &self.quant.config()?)?, None)?;
+        let interp = Interpreter::new(module)?;
         eprintln!("quantized in {:.2} s", start.elapsed().as_secs_f64());
         if self.compare {
             self.compare(&interp, &model, &prompt)?;

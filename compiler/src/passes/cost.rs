@@ -1,0 +1,52 @@
+//! Extraction's cost: the constraints of each e-node, from the backend's formulas
+//! (`backend::cost::op`, the one cost model), then the number of instructions, so that among
+//! programs of equal constraints the shorter one wins.
+
+use super::facts::Graph;
+use super::node::Node;
+use crate::backend::cost::{self, Arg};
+use egg::{CostFunction, Id, Language};
+
+pub struct ConstraintCost<'a> {
+    egraph: &'a Graph,
+}
+
+impl<'a> ConstraintCost<'a> {
+    pub fn new(egraph: &'a Graph) -> ConstraintCost<'a> {
+        ConstraintCost { egraph }
+    }
+
+    /// The constraints of one e-node alone.
+    pub fn node(&self, node: &Node) -> usize {
+        let Node::Inst(head, children) = node else {
+            return 0;
+        };
+        let args: Vec<Arg> = children
+            .iter()
+            .map(|&c| {
+                let fact = &self.egraph[c].data;
+                Arg {
+                    ty: fact.ty(),
+                    constant: fact.constant().is_some(),
+                }
+            })
+            .collect();
+        cost::op(&head.op, &args, &head.results[0])
+    }
+}
+
+impl CostFunction<Node> for ConstraintCost<'_> {
+    /// (constraints, instructions), compared in that order.
+    type Cost = (usize, usize);
+
+    fn cost<C>(&mut self, enode: &Node, mut costs: C) -> (usize, usize)
+    where
+        C: FnMut(Id) -> (usize, usize),
+    {
+        let own = (self.node(enode), usize::from(enode.head().is_some()));
+        enode.children().iter().fold(own, |(c, n), &child| {
+            let (cc, cn) = costs(child);
+            (c.saturating_add(cc), n.saturating_add(cn))
+        })
+    }
+}

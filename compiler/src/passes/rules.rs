@@ -1,0 +1,447 @@
+//! The rewrite rules: one table, each rule with why it is sound.
+//!
+//! A rule looks at one e-node (and the classes under it) and returns a class equal to it, or
+//! nothing. *Exact* rules keep the integer semantics bit for bit, including which executions are
+//! errors (a value that does not fit its dtype): the e-graph only ever holds programs that agree
+//! on every input. *Approximate* rules change rounding; they live in their own pass, which only
+//! runs when asked for (`zkc compile --approx`), and `zkc accuracy` measures what they cost.
+//!
+//! There is no general commutativity or associativity here: the quantizer's programs do not need
+//! it and it is what makes e-graphs explode.
+
+use super::facts::{Fact, Graph};
+use super::node::{Head, Node};
+use egg::{Id, Searcher};
+use zkc_lang::{Const, ConstData, Multiplier, Op, TensorType};
+
+/// Whether a rule keeps the integer semantics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exactness {
+    Exact,
+    Approximate,
+}
+
+pub struct Rule {
+    pub name: &'static str,
+    /// The op of the e-nodes it looks at.
+    pub op: &'static str,
+    pub exactness: Exactness,
+    /// A class equal to the node's, adding nodes as needed.
+    pub rewrite: fn(&mut Graph, &Node) -> Option<Id>,
+}
+
+use Exactness::{Approximate, Exact};
+
+/// Every rule, by name. The passes (`super::pipeline`) pick theirs from here.
+pub const RULES: &[Rule] = &[
+    // `requant x, mult=1, shift=0` is `x * 1`; with x's own type the dtype check cannot fail.
+    Rule {
+        name: "requant-identity",
+        op: "requant",
+        exactness: Exact,
+        rewrite: requant_identity,
+    },
+    // round_shift(x * m * 2^k, s) = round_shift(x * m, s - k) for k <= s: numerator and the
+    // half-up bias 2^(s-1) both divide by 2^k, and floor((a * 2^k) / 2^s) = floor(a / 2^(s-k)).
+    // Saves k remainder bits per element.
+    Rule {
+        name: "requant-pow2",
+        op: "requant",
+        exactness: Exact,
+        rewrite: requant_pow2,
+    },
+    // Reshaping to the shape a value already has relabels nothing.
+    Rule {
+        name: "reshape-identity",
+        op: "reshape",
+        exactness: Exact,
+        rewrite: reshape_identity,
+    },
+    // Both reshapes keep the row-major order, so only the last shape matters.
+    Rule {
+        name: "reshape-reshape",
+        op: "reshape",
+        exactness: Exact,
+        rewrite: reshape_reshape,
+    },
+    // perm = [0, 1, ..] moves no axis.
+    Rule {
+        name: "transpose-identity",
+        op: "transpose",
+        exactness: Exact,
+        rewrite: transpose_identity,
+    },
+    // Result axis a of the outer transpose is axis q[a] of the inner one, which is input axis
+    // p[q[a]]: one transpose by the composed permutation.
+    Rule {
+        name: "transpose-transpose",
+        op: "transpose",
+        exactness: Exact,
+        rewrite: transpose_transpose,
+    },
+    // Splitting a concatenation along the same axis into parts of the same types gives back
+    // the pieces.
+    Rule {
+        name: "split-concat",
+        op: "part",
+        exactness: Exact,
+        rewrite: split_concat,
+    },
+    // Concatenating all parts of a split, in order and along its axis, gives back the value.
+    Rule {
+        name: "concat-split",
+        op: "concat",
+        exactness: Exact,
+        rewrite: concat_split,
+    },
+    // A clamp whose operand is already within [lo, hi] returns its operand: the identity if the
+    // type is unchanged, otherwise a narrowing `requant mult=1 shift=0`, whose dtype check then
+    // always passes (lo and hi fit the result dtype) and which needs no comparisons.
+    Rule {
+        name: "clamp-implied",
+        op: "clamp",
+        exactness: Exact,
+        rewrite: clamp_implied,
+    },
+    // clamp(clamp(x, l1, h1), l2, h2) = clamp(x, max(l1, l2), min(h1, h2)) when the intervals
+    // overlap (min/max compose); the inner result always fits its dtype, so no error is lost.
+    Rule {
+        name: "clamp-clamp",
+        op: "clamp",
+        exactness: Exact,
+        rewrite: clamp_clamp,
+    },
+    // x + 0 = x - 0 = x, with x's own type.
+    Rule {
+        name: "add-zero",
+        op: "add",
+        exactness: Exact,
+        rewrite: add_zero,
+    },
+    Rule {
+        name: "sub-zero",
+        op: "sub",
+        exactness: Exact,
+        rewrite: add_zero,
+    },
+    // x * 1 = x, with x's own type (so the constant's scale is 1).
+    Rule {
+        name: "mul-one",
+        op: "mul",
+        exactness: Exact,
+        rewrite: mul_one,
+    },
+    // Rounds a requantize multiplier to APPROX_MULT_BITS significant bits and drops as many
+    // bits of shift: m / 2^s becomes round(m / 2^k) / 2^(s-k), a relative change of at most
+    // 2^-APPROX_MULT_BITS in the multiplier, for k fewer remainder bits per element.
+    Rule {
+        name: "requant-narrow",
+        op: "requant",
+        exactness: Approximate,
+        rewrite: requant_narrow,
+    },
+];
+
+/// The significant bits `requant-narrow` keeps of a multiplier.
+pub const APPROX_MULT_BITS: u32 = 10;
+
+/// The rule named `name`.
+pub fn rule(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}
+
+/// The e-node's head and operands if it is an instruction of op `op`.
+fn inst<'a>(node: &'a Node, op: &str) -> Option<(&'a Head, &'a [Id])> {
+    match node {
+        Node::Inst(head, args) if head.op.name() == op => Some((head, args)),
+        _ => None,
+    }
+}
+
+/// The first node of class `id` that `f` accepts.
+fn find<T>(g: &Graph, id: Id, f: impl Fn(&Node) -> Option<T>) -> Option<T> {
+    g[id].nodes.iter().find_map(f)
+}
+
+fn fact(g: &Graph, id: Id) -> &Fact {
+    &g[id].data
+}
+
+/// `args[0]` if it has the result's type (the precondition of every identity rule).
+fn same_type(g: &Graph, head: &Head, args: &[Id]) -> Option<Id> {
+    (fact(g, args[0]).ty() == &head.results[0]).then_some(args[0])
+}
+
+fn add(g: &mut Graph, op: Op, results: Vec<TensorType>, args: Vec<Id>) -> Id {
+    g.add(Node::inst(op, results, args))
+}
+
+fn requant_identity(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "requant")?;
+    match head.op {
+        Op::Requant {
+            mult: Multiplier::Uniform(1),
+            shift: 0,
+        } => same_type(g, head, args),
+        _ => None,
+    }
+}
+
+/// The multipliers of a requant, as a list.
+fn multipliers(g: &Graph, mult: Multiplier) -> Option<Vec<i64>> {
+    match mult {
+        Multiplier::Uniform(m) => Some(vec![m]),
+        Multiplier::PerChannel(c) => g.analysis.constant(c).data.clone(),
+    }
+}
+
+/// The multiplier `old` with every element replaced by `new`: uniform stays uniform, a
+/// per-channel table becomes a new constant beside the old one.
+fn with_multipliers(g: &mut Graph, old: Multiplier, new: Vec<i64>, tag: &str) -> Multiplier {
+    match old {
+        Multiplier::Uniform(_) => Multiplier::Uniform(new[0]),
+        Multiplier::PerChannel(c) => {
+            let table = g.analysis.constant(c);
+            let name = format!("{}.{tag}", table.name);
+            let ty = table.ty.clone();
+            Multiplier::PerChannel(g.analysis.add_constant(Const {
+                name,
+                ty,
+                data: ConstData::Inline(new),
+            }))
+        }
+    }
+}
+
+fn requant_pow2(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "requant")?;
+    let Op::Requant { mult, shift } = head.op else {
+        return None;
+    };
+    let ms = multipliers(g, mult)?;
+    let k = ms.iter().map(|m| m.trailing_zeros()).min()?.min(shift);
+    if k == 0 {
+        return None;
+    }
+    let mult = with_multipliers(g, mult, ms.iter().map(|m| m >> k).collect(), "pow2");
+    let op = Op::Requant {
+        mult,
+        shift: shift - k,
+    };
+    Some(add(g, op, head.results.clone(), args.to_vec()))
+}
+
+fn requant_narrow(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "requant")?;
+    let Op::Requant { mult, shift } = head.op else {
+        return None;
+    };
+    let ms = multipliers(g, mult)?;
+    let bits = 64 - ms.iter().max()?.leading_zeros();
+    let k = bits.saturating_sub(APPROX_MULT_BITS).min(shift);
+    if k == 0 {
+        return None;
+    }
+    let rounded = ms
+        .iter()
+        .map(|&m| ((m + (1 << (k - 1))) >> k).max(1))
+        .collect();
+    let mult = with_multipliers(g, mult, rounded, "narrow");
+    let op = Op::Requant {
+        mult,
+        shift: shift - k,
+    };
+    Some(add(g, op, head.results.clone(), args.to_vec()))
+}
+
+fn reshape_identity(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "reshape")?;
+    same_type(g, head, args)
+}
+
+fn reshape_reshape(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "reshape")?;
+    let inner = find(g, args[0], |n| inst(n, "reshape").map(|(_, a)| a[0]))?;
+    Some(add(g, head.op.clone(), head.results.clone(), vec![inner]))
+}
+
+fn transpose_identity(_: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "transpose")?;
+    let Op::Transpose { perm } = &head.op else {
+        return None;
+    };
+    perm.iter().enumerate().all(|(a, &p)| a == p).then_some(args[0])
+}
+
+fn transpose_transpose(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "transpose")?;
+    let Op::Transpose { perm: q } = &head.op else {
+        return None;
+    };
+    let (p, y) = find(g, args[0], |n| match inst(n, "transpose")? {
+        (Head { op: Op::Transpose { perm }, .. }, a) => Some((perm.clone(), a[0])),
+        _ => None,
+    })?;
+    let perm = q.iter().map(|&a| p[a]).collect();
+    Some(add(g, Op::Transpose { perm }, head.results.clone(), vec![y]))
+}
+
+fn split_concat(g: &mut Graph, node: &Node) -> Option<Id> {
+    let Node::Part(k, [split]) = node else {
+        return None;
+    };
+    let (axis, parts, source) = find(g, *split, |n| match inst(n, "split")? {
+        (Head { op: Op::Split { axis }, results }, a) => Some((*axis, results.clone(), a[0])),
+        _ => None,
+    })?;
+    find(g, source, |n| match inst(n, "concat")? {
+        (Head { op: Op::Concat { axis: a }, .. }, pieces)
+            if *a == axis
+                && pieces.len() == parts.len()
+                && pieces.iter().zip(&parts).all(|(&p, t)| fact(g, p).ty() == t) =>
+        {
+            Some(pieces[*k])
+        }
+        _ => None,
+    })
+}
+
+fn concat_split(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "concat")?;
+    let Op::Concat { axis } = head.op else {
+        return None;
+    };
+    let split_of = |k: usize, id: Id| {
+        find(g, id, |n| match n {
+            Node::Part(j, [s]) if *j == k => Some(g.find(*s)),
+            _ => None,
+        })
+    };
+    let split = split_of(0, args[0])?;
+    if (1..args.len()).any(|k| split_of(k, args[k]) != Some(split)) {
+        return None;
+    }
+    find(g, split, |n| match inst(n, "split")? {
+        (Head { op: Op::Split { axis: a }, results }, x)
+            if *a == axis
+                && results.len() == args.len()
+                && fact(g, x[0]).ty() == &head.results[0] =>
+        {
+            Some(x[0])
+        }
+        _ => None,
+    })
+}
+
+fn clamp_implied(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "clamp")?;
+    let Op::Clamp { lo, hi } = head.op else {
+        return None;
+    };
+    if !fact(g, args[0]).range().within(lo as i128, hi as i128) {
+        return None;
+    }
+    same_type(g, head, args).or_else(|| {
+        let (from, to) = (fact(g, args[0]).ty(), &head.results[0]);
+        (from.scale == to.scale && from.shape == to.shape).then(|| {
+            let cast = Op::Requant {
+                mult: Multiplier::Uniform(1),
+                shift: 0,
+            };
+            add(g, cast, head.results.clone(), args.to_vec())
+        })
+    })
+}
+
+fn clamp_clamp(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "clamp")?;
+    let Op::Clamp { lo: l2, hi: h2 } = head.op else {
+        return None;
+    };
+    let (l1, h1, y) = find(g, args[0], |n| match inst(n, "clamp")? {
+        (Head { op: Op::Clamp { lo, hi }, .. }, a) => Some((*lo, *hi, a[0])),
+        _ => None,
+    })?;
+    let (lo, hi) = (l1.max(l2), h1.min(h2));
+    (lo <= hi).then(|| add(g, Op::Clamp { lo, hi }, head.results.clone(), vec![y]))
+}
+
+/// Whether operand `id` is a constant with every element equal to `v`.
+fn uniform(g: &Graph, id: Id, v: i64) -> bool {
+    fact(g, id)
+        .constant()
+        .is_some_and(|c| g.analysis.constant(c).uniform == Some(v))
+}
+
+fn add_zero(g: &mut Graph, node: &Node) -> Option<Id> {
+    let Node::Inst(head, args) = node else {
+        return None;
+    };
+    (matches!(head.op, Op::Add | Op::Sub) && uniform(g, args[1], 0))
+        .then(|| same_type(g, head, args))
+        .flatten()
+}
+
+fn mul_one(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "mul")?;
+    uniform(g, args[1], 1)
+        .then(|| same_type(g, head, args))
+        .flatten()
+}
+
+/// Finds the classes with a node of the rule's op.
+pub struct OpSearcher(pub &'static str);
+
+impl Searcher<Node, super::facts::Facts> for OpSearcher {
+    fn search_eclass_with_limit(
+        &self,
+        egraph: &Graph,
+        eclass: Id,
+        limit: usize,
+    ) -> Option<egg::SearchMatches<'_, Node>> {
+        let hit = egraph[eclass].nodes.iter().any(|n| match n {
+            Node::Part(..) => self.0 == "part",
+            Node::Inst(head, _) => head.op.name() == self.0,
+            _ => false,
+        });
+        (hit && limit > 0).then(|| egg::SearchMatches {
+            eclass,
+            substs: vec![egg::Subst::default()],
+            ast: None,
+        })
+    }
+
+    fn vars(&self) -> Vec<egg::Var> {
+        Vec::new()
+    }
+}
+
+/// Applies a rule to every matching node of a class and merges what it returns into the class.
+pub struct RuleApplier(pub &'static Rule);
+
+impl egg::Applier<Node, super::facts::Facts> for RuleApplier {
+    fn apply_one(
+        &self,
+        egraph: &mut Graph,
+        eclass: Id,
+        _subst: &egg::Subst,
+        _ast: Option<&egg::PatternAst<Node>>,
+        _rule: egg::Symbol,
+    ) -> Vec<Id> {
+        let nodes = egraph[eclass].nodes.clone();
+        let mut changed = Vec::new();
+        for node in &nodes {
+            if let Some(id) = (self.0.rewrite)(egraph, node) {
+                if egraph.union(eclass, id) {
+                    changed.push(eclass);
+                }
+            }
+        }
+        changed
+    }
+}
+
+/// The rule as an egg rewrite.
+pub fn rewrite(rule: &'static Rule) -> egg::Rewrite<Node, super::facts::Facts> {
+    egg::Rewrite::new(rule.name, OpSearcher(rule.op), RuleApplier(rule)).expect("rule names are unique")
+}
