@@ -7,6 +7,7 @@ use zkc_compiler::backend::layer::{synthesize, Tables};
 use zkc_compiler::backend::{cost, F};
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig};
+use zkc_compiler::passes;
 use zkc_compiler::quantize::{quantize, QuantConfig};
 use zkc_lang::semantics::Tensor;
 use zkc_lang::{Module, Op, ValueDef};
@@ -29,10 +30,15 @@ fn module() -> Module {
     module
 }
 
-/// zkc's model of this shape, quantized with the defaults.
+/// zkc's model of this shape as `zkc compile` makes it: quantized with the defaults, then
+/// optimized by the default passes.
 fn quantized(cfg: &ModelConfig) -> Module {
     let gguf = GgufFile::from_bytes(generate_gpt2(cfg).to_bytes()).unwrap();
-    quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap()
+    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let pipeline = passes::default_pipeline(false);
+    passes::run(module, &pipeline, &passes::Limits::default())
+        .unwrap()
+        .0
 }
 
 fn satisfied(module: &Module, layer: usize, values: &[Tensor]) -> (bool, usize, Vec<i128>) {

@@ -20,7 +20,7 @@ use super::commit::{
 };
 use super::range::range_checked;
 use super::{field, Wire, F};
-use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::semantics::Tensor;
 use zkc_lang::{DType, Layer, Op, Operand, ValueId};
 
@@ -116,6 +116,7 @@ impl Caches {
             value: empty(),
         };
         let mut at_or_after_pos = LinearCombination::zero();
+        let packed_width = self.width();
         for (j, phi_j) in phi.iter().enumerate().take(self.slots) {
             // c_j (covering slots 0..j-1) is `before` when pos = j: add φ_j * c_j (c_0 is 0).
             if j > 0 {
@@ -131,18 +132,20 @@ impl Caches {
             }
             // [j >= pos] = sum_{k <= j} φ_k: a slot at or after pos holds zeros.
             at_or_after_pos = at_or_after_pos + &phi_j.lc;
-            let slot = self.slot(of, j);
-            for v in &slot {
+            // Checked per packed element: the values are range-checked, so a packed element
+            // equals the packing of zeros exactly when each of its values is zero.
+            let packed = pack_checked(&self.slot(of, j), self.dtype);
+            for (element, zero) in packed.iter().zip(pack(&vec![0; packed_width], self.dtype)) {
                 cs.enforce_r1cs_constraint(
                     || at_or_after_pos.clone(),
-                    || v.lc.clone(),
+                    || element.lc.clone() - (zero, Variable::One),
                     LinearCombination::zero,
                 )?;
             }
             // The last slot is never before `pos` (it is all zeros): no link needed.
             if j + 1 < self.slots {
                 let mut elements = vec![chain];
-                elements.extend(pack_checked(&slot, self.dtype));
+                elements.extend(packed);
                 chain = hash_gadget(cs, Domain::CacheChain, &elements)?;
             }
         }
@@ -168,13 +171,15 @@ impl Caches {
     }
 
     /// Constraints of [`Caches::allocate`] for every state, [`Caches::gadget`] and the
-    /// one-hot it reads: per slot `d*rc(w)` range checks and `d` zero checks, and but for the
-    /// last slot a slot hash and a selection product (none for slot 0); the new slot's range
-    /// checks and hash; `C + 2` for the one-hot.
+    /// one-hot it reads: per slot `d*rc(w)` range checks and `e = ceil(d / per_element)`
+    /// zero checks (one per packed element), and but for the last slot a slot hash and a
+    /// selection product (none for slot 0); the new slot's range checks and hash; `C + 2` for
+    /// the one-hot.
     pub fn cost(&self) -> usize {
         let (c, d, w) = (self.slots, self.width(), self.dtype.bits() as usize);
-        let slot_hash = sponge_cost(Domain::CacheChain, 1 + d.div_ceil(per_element(self.dtype)));
-        (c + 2) + c * d * (w + 1) + (c - 1) * (slot_hash + 1) + d * (w + 1) + slot_hash
+        let e = d.div_ceil(per_element(self.dtype));
+        let slot_hash = sponge_cost(Domain::CacheChain, 1 + e);
+        (c + 2) + c * (d * w + e) + (c - 1) * (slot_hash + 1) + d * (w + 1) + slot_hash
     }
 }
 
