@@ -23,8 +23,10 @@
 //!    2^63); an argmax result type holds every index.
 //! 9. Index operands (gather's index, softmax's and kv_append's position) are scalar values with
 //!    scale 1.
-//! 10. State: every state is used exactly once, as the first operand of a `kv_append`, whose
-//!     result has the state's type; a state is not an output.
+//! 10. State: every state is the first operand of exactly one `kv_append` (its update, whose
+//!     result has the state's type); other instructions may read it (the cache before the step);
+//!     a state is not an output. A `kv_append` whose first operand is not a state writes one
+//!     slot of any value or constant.
 //! 11. Every layer returns at least one value, none twice.
 //!
 //! All errors of a module are reported, at most one per instruction (the first), so that one
@@ -779,18 +781,6 @@ impl LayerValidator<'_> {
             }
             Op::KvAppend => {
                 let (state, x) = (arg(0), arg(1));
-                let Operand::Value(s) = inst.args[0] else {
-                    unreachable!("signature checked")
-                };
-                if !matches!(self.layer.value(s).def, ValueDef::State(_)) {
-                    return Err(ValidationError {
-                        location: arg_at(0),
-                        kind: ValidationErrorKind::State(format!(
-                            "`%{}` is not a state of this layer",
-                            self.layer.value(s).name
-                        )),
-                    });
-                }
                 self.index(inst.args[2], arg_at(2))?;
                 if state.rank() < 2
                     || x.shape.first() != Some(&1)
@@ -849,7 +839,7 @@ impl LayerValidator<'_> {
             Op::Softmax { .. } => (&[V], &[V], false),
             Op::LayerNorm { .. } => (&[V, C, C], &[], false),
             Op::Gather => (&[C, V], &[], false),
-            Op::KvAppend => (&[V, V, V], &[], false),
+            Op::KvAppend => (&[OperandKind::Either, OperandKind::Either, V], &[], false),
             Op::Concat { .. } => (&[V], &[], true),
             Op::Requant { .. }
             | Op::Clamp { .. }
@@ -960,17 +950,21 @@ impl LayerValidator<'_> {
                 })
                 .collect();
             let name = &layer.value(s).name;
-            let problem = match uses.as_slice() {
-                [] => Some(format!(
-                    "state `%{name}` is never appended: each state needs one `kv_append`"
-                )),
-                [(n, 0)] if layer.insts[*n].op == Op::KvAppend => None,
-                [(n, i)] => {
+            let appends: Vec<(usize, usize)> = uses
+                .iter()
+                .copied()
+                .filter(|&(n, i)| i == 0 && layer.insts[n].op == Op::KvAppend)
+                .collect();
+            let misuse = uses
+                .iter()
+                .find(|&&(n, i)| layer.insts[n].op == Op::KvAppend && i != 0);
+            let problem = match (appends.as_slice(), misuse) {
+                (_, Some(&(n, i))) => {
                     self.push(
                         Location::Arg {
                             layer: self.l,
-                            inst: *n,
-                            arg: *i,
+                            inst: n,
+                            arg: i,
                         },
                         ValidationErrorKind::State(format!(
                             "state `%{name}` can only be the first operand of `kv_append`"
@@ -978,10 +972,20 @@ impl LayerValidator<'_> {
                     );
                     continue;
                 }
-                [_, (n, i), ..] => {
+                ([], None) => Some(format!(
+                    "state `%{name}` is never appended: each state needs one `kv_append`"
+                )),
+                ([_], None) => None,
+                ([_, (n, i), ..], None) => {
                     self.push(
-                        Location::Arg { layer: self.l, inst: *n, arg: *i },
-                        ValidationErrorKind::State(format!("state `%{name}` is used more than once: read the cache through its `kv_append` result")),
+                        Location::Arg {
+                            layer: self.l,
+                            inst: *n,
+                            arg: *i,
+                        },
+                        ValidationErrorKind::State(format!(
+                            "state `%{name}` is appended more than once: a step writes one slot"
+                        )),
                     );
                     continue;
                 }

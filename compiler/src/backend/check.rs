@@ -4,8 +4,8 @@
 //!   integer identity a gadget proves can wrap modulo the field (docs/ir.md §4.3);
 //! - `layernorm` inputs of at most 32 bits, softmax inputs at least as wide as `ln2`, and
 //!   positions of at most 32 bits (the widths the gadgets are built for);
-//! - a layer's states share one dtype and one number of slots, and every `kv_append` writes at
-//!   the same position value (they are committed together by one hash chain, `backend::cache`).
+//! - a layer's states share one dtype and one number of slots, and every `kv_append` of a state
+//!   writes at the same position value (they are committed together by one hash chain, `backend::cache`).
 
 use thiserror::Error;
 use zkc_lang::{ConstData, Layer, Module, Op, Operand, ValueDef};
@@ -118,6 +118,9 @@ fn caches(layer: &Layer) -> Result<(), CircuitError> {
         let Operand::Value(state) = inst.args[0] else {
             continue;
         };
+        if !matches!(layer.value(state).def, ValueDef::State(_)) {
+            continue;
+        }
         let ty = &layer.value(state).ty;
         let fail = |problem: String| CircuitError {
             layer: layer.name.clone(),

@@ -14,8 +14,14 @@ pub struct Arg<'a> {
     pub constant: bool,
 }
 
-/// The constraints of one instruction.
+/// The constraints of one instruction (a state's update that nothing reads costs none,
+/// [`super::layer::unused_state_updates`]).
 pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
+    if inst.op == Op::KvAppend
+        && super::layer::unused_state_updates(layer).contains(&inst.results[0])
+    {
+        return 0;
+    }
     let args: Vec<Arg> = inst
         .args
         .iter()

@@ -18,9 +18,9 @@ use super::{
     argmax, arith, clamp, field, gelu, layernorm, requant, select, softmax, Alloc, Wire, F,
 };
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use zkc_lang::semantics::{self as sem, Tensor};
-use zkc_lang::{ConstData, ConstId, Layer, Module, Multiplier, Op, Operand, ValueId};
+use zkc_lang::{ConstData, ConstId, Layer, Module, Multiplier, Op, Operand, ValueDef, ValueId};
 
 /// The values a layer makes public, in circuit order: scalars as themselves, tensors by
 /// commitment, the caches by their chain. `values` is the layer's record (every SSA value by
@@ -186,6 +186,32 @@ impl ConstraintSynthesizer<F> for LayerCircuit<'_> {
 
 /// Builds layer `index` of `module` (constants inline) from `values`, every SSA value of one run
 /// of the layer (by `ValueId`); returns the output wires.
+/// The results of the `kv_append`s of states that no instruction reads and no output returns:
+/// the cache chain commits such an update from its operands, so it needs no constraints of its
+/// own (what lets the optimizer read the old cache directly, `passes::rules`).
+pub fn unused_state_updates(layer: &Layer) -> HashSet<ValueId> {
+    let read: HashSet<ValueId> = layer
+        .insts
+        .iter()
+        .flat_map(|i| &i.args)
+        .filter_map(|a| match a {
+            Operand::Value(v) => Some(*v),
+            Operand::Const(_) => None,
+        })
+        .chain(layer.outputs.iter().copied())
+        .collect();
+    layer
+        .insts
+        .iter()
+        .filter(|i| {
+            i.op == Op::KvAppend
+                && matches!(i.args[0], Operand::Value(s) if matches!(layer.value(s).def, ValueDef::State(_)))
+        })
+        .map(|i| i.results[0])
+        .filter(|r| !read.contains(r))
+        .collect()
+}
+
 pub fn synthesize(
     cs: &ConstraintSystemRef<F>,
     module: &Module,
@@ -238,13 +264,16 @@ pub fn synthesize_observed(
             wires[s.index()] = Some(caches.allocate(cs, &values[s.index()])?);
         }
     }
-    // The one-hot at the caches' position, shared by every `kv_append` and the chain; part of
-    // the boundary when the position is an input (else made at the first `kv_append`).
-    let mut phi: Option<Vec<Wire>> =
-        match (&caches, &caches.as_ref().map(|c| &wires[c.pos.index()])) {
-            (Some(c), Some(Some(pos))) => Some(select::one_hot(cs, &pos[0], c.slots)?),
-            _ => None,
-        };
+    // One-hots by (position value, slots), shared by every `kv_append` at that position and by
+    // the chain; the caches' is part of the boundary when the position is an input (else made
+    // at the first `kv_append`).
+    let mut phis: HashMap<(ValueId, usize), Vec<Wire>> = HashMap::new();
+    if let Some(c) = &caches {
+        if let Some(pos) = &wires[c.pos.index()] {
+            phis.insert((c.pos, c.slots), select::one_hot(cs, &pos[0], c.slots)?);
+        }
+    }
+    let unused = unused_state_updates(layer);
     for inst in &layer.insts {
         observe(Section::Inst(inst.op.name()));
         let arg = |k: usize| -> Vec<Wire> {
@@ -393,12 +422,18 @@ pub fn synthesize_observed(
                 }]
             }
             Op::KvAppend => {
-                if phi.is_none() {
-                    let slots = ty(0).shape[0];
-                    phi = Some(select::one_hot(cs, &arg(2)[0], slots)?);
+                let Operand::Value(pos) = inst.args[2] else {
+                    unreachable!("validated: the position is a value")
+                };
+                let key = (pos, ty(0).shape[0]);
+                if let std::collections::hash_map::Entry::Vacant(slot) = phis.entry(key) {
+                    slot.insert(select::one_hot(cs, &arg(2)[0], key.1)?);
                 }
-                let phi = phi.as_ref().expect("just made");
-                vec![select::kv_append(cs, &arg(0), &arg(1), phi)?]
+                // A state's update that nothing reads is committed by the chain alone.
+                if unused.contains(&inst.results[0]) {
+                    continue;
+                }
+                vec![select::kv_append(cs, &arg(0), &arg(1), &phis[&key])?]
             }
         };
         for (&r, ws) in inst.results.iter().zip(outs) {
@@ -407,7 +442,7 @@ pub fn synthesize_observed(
     }
     observe(Section::Boundary);
     if let Some(caches) = &caches {
-        let phi = phi.as_ref().expect("a layer with caches appends to them");
+        let phi = &phis[&(caches.pos, caches.slots)];
         let (before, after) = caches.gadget(cs, &wires, phi)?;
         publish(cs, &before, before.value)?;
         publish(cs, &after, after.value)?;

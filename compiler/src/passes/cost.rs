@@ -1,11 +1,11 @@
 //! Extraction's cost: the constraints of each e-node, from the backend's formulas
-//! (`backend::cost::op`, the one cost model), then the number of instructions, so that among
-//! programs of equal constraints the shorter one wins.
+//! (`backend::cost::op`, the one cost model); `super::extract` sums them over the classes a
+//! program needs, then counts instructions, so that among programs of equal constraints the
+//! shorter one wins.
 
 use super::facts::Graph;
 use super::node::Node;
 use crate::backend::cost::{self, Arg};
-use egg::{CostFunction, Id, Language};
 
 pub struct ConstraintCost<'a> {
     egraph: &'a Graph,
@@ -32,21 +32,5 @@ impl<'a> ConstraintCost<'a> {
             })
             .collect();
         cost::op(&head.op, &args, &head.results[0])
-    }
-}
-
-impl CostFunction<Node> for ConstraintCost<'_> {
-    /// (constraints, instructions), compared in that order.
-    type Cost = (usize, usize);
-
-    fn cost<C>(&mut self, enode: &Node, mut costs: C) -> (usize, usize)
-    where
-        C: FnMut(Id) -> (usize, usize),
-    {
-        let own = (self.node(enode), usize::from(enode.head().is_some()));
-        enode.children().iter().fold(own, |(c, n), &child| {
-            let (cc, cn) = costs(child);
-            (c.saturating_add(cc), n.saturating_add(cn))
-        })
     }
 }

@@ -126,12 +126,17 @@ impl ConstFacts {
                 lo: i128::MAX,
                 hi: i128::MIN,
             },
-            |r, &v| r.hull(Interval {
-                lo: v as i128,
-                hi: v as i128,
-            }),
+            |r, &v| {
+                r.hull(Interval {
+                    lo: v as i128,
+                    hi: v as i128,
+                })
+            },
         );
-        let uniform = data.first().copied().filter(|&v| data.iter().all(|&x| x == v));
+        let uniform = data
+            .first()
+            .copied()
+            .filter(|&v| data.iter().all(|&x| x == v));
         let columns = (c.ty.shape.len() == 2).then(|| {
             let n = c.ty.shape[1];
             let mut sums = vec![(0i128, 0i128); n];
@@ -195,8 +200,17 @@ impl Facts {
         &self.consts[id.index()]
     }
 
-    /// Adds a constant (a rule's new multipliers) and returns its id.
+    /// Adds a constant (a rule's new multipliers, zeros, ones) and returns its id: the id of an
+    /// equal one the rules already made, if any, so that rules applied again add nothing.
     pub fn add_constant(&mut self, c: Const) -> ConstId {
+        let first = self.consts.len() - self.new_consts.len();
+        if let Some(k) = self
+            .new_consts
+            .iter()
+            .position(|n| n.ty == c.ty && n.data == c.data)
+        {
+            return ConstId((first + k) as u32);
+        }
         let id = ConstId(self.consts.len() as u32);
         self.consts.push(ConstFacts::of(&c));
         self.new_consts.push(c);
@@ -316,7 +330,14 @@ impl egg::Analysis<Node> for Facts {
         let before = a.clone();
         let met = a.range().meet(b.range());
         match (&mut *a, &b) {
-            (Fact::Value { range, constant, .. }, Fact::Value { constant: other, .. }) => {
+            (
+                Fact::Value {
+                    range, constant, ..
+                },
+                Fact::Value {
+                    constant: other, ..
+                },
+            ) => {
                 *range = met;
                 *constant = constant.or(*other);
             }

@@ -3,13 +3,14 @@
 //! Going out keeps what the layer's users see: the signature (inputs and states in order), the
 //! names and types of the outputs, a `kv_append` for every state, the original names of values
 //! and, as far as it can, the original instruction order; everything else is whatever the
-//! extraction found cheapest. Unused instructions disappear (only what the outputs and the cache
-//! updates need is extracted).
+//! extraction found cheapest. Unused instructions disappear (only what the outputs need is
+//! extracted, and each state's update, which costs nothing when nothing reads it).
 
 use super::cost::ConstraintCost;
+use super::extract::DagExtractor;
 use super::facts::{ConstFacts, Facts, Graph};
 use super::node::Node;
-use egg::{Extractor, Id, Language};
+use egg::{Id, Language};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use zkc_lang::{Inst, Layer, Op, Operand, ValueData, ValueDef, ValueId};
 
@@ -90,15 +91,26 @@ impl LayerGraph {
         self.egraph.analysis.into_constants()
     }
 
-    /// The classes extraction starts from: the outputs, then every cache update.
+    /// The classes extraction starts from: the outputs.
     fn roots(&self) -> Vec<Id> {
-        let mut roots: Vec<Id> = self.original.outputs.iter().map(|&v| self.class(v)).collect();
-        for inst in &self.original.insts {
-            if inst.op == Op::KvAppend {
-                roots.push(self.class(inst.results[0]));
-            }
-        }
-        roots
+        self.original
+            .outputs
+            .iter()
+            .map(|&v| self.class(v))
+            .collect()
+    }
+
+    /// Each state's update (validation wants one per state, even when nothing reads it).
+    fn state_updates(&self) -> Vec<Id> {
+        self.original
+            .insts
+            .iter()
+            .filter(|i| {
+                i.op == Op::KvAppend
+                    && matches!(i.args[0], Operand::Value(s) if self.original.states.contains(&s))
+            })
+            .map(|i| self.class(i.results[0]))
+            .collect()
     }
 
     fn class(&self, v: ValueId) -> Id {
@@ -108,7 +120,7 @@ impl LayerGraph {
     /// The cheapest equivalent layer, and its constraints by the cost model (without the
     /// boundary, which extraction cannot change).
     pub fn extract(&self) -> (Layer, usize) {
-        let extractor = Extractor::new(&self.egraph, ConstraintCost::new(&self.egraph));
+        let extractor = DagExtractor::new(&self.egraph);
         let mut out = Emitter {
             graph: self,
             extractor: &extractor,
@@ -123,20 +135,25 @@ impl LayerGraph {
             values: HashMap::new(),
             names: self.names(),
             used: HashSet::new(),
+            needed: HashSet::new(),
+            context: Vec::new(),
             constraints: 0,
         };
         out.signature();
         let roots = self.roots();
-        let needed = out.needed(&roots);
+        out.needed = out.reachable(&roots);
         for inst in &self.original.insts {
             for &r in &inst.results {
-                if needed.contains(&self.class(r)) {
+                if out.needed.contains(&self.class(r)) {
                     out.emit(self.class(r));
                 }
             }
         }
         for &root in &roots {
             out.emit(root);
+        }
+        for update in self.state_updates() {
+            out.emit(update);
         }
         out.outputs();
         let constraints = out.constraints;
@@ -166,12 +183,16 @@ impl LayerGraph {
 /// Writes the extracted layer, one class at a time, operands first.
 struct Emitter<'a, 'e> {
     graph: &'a LayerGraph,
-    extractor: &'e Extractor<'a, ConstraintCost<'a>, Node, Facts>,
+    extractor: &'e DagExtractor<'a>,
     layer: Layer,
     /// The value (or for a `split`, the first part's value) each emitted class became.
     values: HashMap<Id, ValueId>,
     names: HashMap<Id, String>,
     used: HashSet<String>,
+    /// The classes the outputs need; the rest (unread state updates) cost nothing.
+    needed: HashSet<Id>,
+    /// The names of the values being emitted, innermost last (for naming new ones).
+    context: Vec<String>,
     constraints: usize,
 }
 
@@ -205,24 +226,25 @@ impl Emitter<'_, '_> {
         ValueId(self.layer.values.len() as u32 - 1)
     }
 
-    /// A name not yet used in the layer: the class's own, or a fresh one.
-    fn name_of(&mut self, class: Id) -> String {
-        let base = self
-            .names
-            .get(&class)
-            .cloned()
-            .unwrap_or_else(|| format!("opt.{class}"));
+    /// A name not yet used in the layer: the class's own, or for a class rules made, the name
+    /// of the value it is computed for with the op's (`%scores.matmul`).
+    fn name_of(&mut self, class: Id, op: &str) -> String {
+        let base = self.names.get(&class).cloned().unwrap_or_else(|| {
+            let within = self.context.last().unwrap_or(&self.layer.name);
+            format!("{within}.{op}")
+        });
         let mut name = base.clone();
         let mut k = 1;
         while self.used.contains(&name) {
             name = format!("{base}.{k}");
             k += 1;
         }
+        self.used.insert(name.clone());
         name
     }
 
     /// The classes the best nodes of `roots` need.
-    fn needed(&self, roots: &[Id]) -> HashSet<Id> {
+    fn reachable(&self, roots: &[Id]) -> HashSet<Id> {
         let mut seen = HashSet::new();
         let mut stack: Vec<Id> = roots.to_vec();
         while let Some(c) = stack.pop() {
@@ -256,19 +278,34 @@ impl Emitter<'_, '_> {
         let Node::Inst(head, children) = &node else {
             unreachable!("inputs and states are emitted with the signature")
         };
+        let own = match head.op {
+            Op::Split { .. } => None,
+            _ => Some(self.name_of(class, head.op.name())),
+        };
+        let named = self.names.contains_key(&class);
+        let within = own
+            .clone()
+            .filter(|_| named)
+            .or_else(|| self.context.last().cloned());
+        self.context.extend(within);
         let args: Vec<Operand> = children.iter().map(|&c| self.emit(c)).collect();
-        self.constraints += ConstraintCost::new(self.egraph()).node(&node);
+        self.context.pop();
+        if self.needed.contains(&class) {
+            self.constraints += ConstraintCost::new(self.egraph()).node(&node);
+        }
         let inst = self.layer.insts.len();
         let mut results = Vec::new();
         for (k, ty) in head.results.iter().enumerate() {
-            let named = match head.op {
-                Op::Split { .. } => self
-                    .egraph()
-                    .lookup(Node::Part(k, [class]))
-                    .unwrap_or(class),
-                _ => class,
+            let name = match &own {
+                Some(name) => name.clone(),
+                None => {
+                    let part = self
+                        .egraph()
+                        .lookup(Node::Part(k, [class]))
+                        .unwrap_or(class);
+                    self.name_of(part, "part")
+                }
             };
-            let name = self.name_of(named);
             results.push(self.push(name, ty.clone(), ValueDef::Inst { inst, result: k }));
         }
         self.values.insert(class, results[0]);

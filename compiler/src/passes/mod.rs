@@ -2,10 +2,12 @@
 //!
 //! A layer becomes an e-graph ([`graph`]), whose classes carry types, value intervals and
 //! constant-ness ([`facts`]); the rules ([`rules`]) add equal programs; extraction keeps the one
-//! with the fewest constraints by the backend's own formulas ([`cost`]). Passes are named rule
+//! with the fewest constraints by the backend's own formulas ([`cost`]), counting each shared value
+//! once ([`extract`]). Passes are named rule
 //! sets run in order, the IR validated after each ([`pipeline`]).
 
 pub mod cost;
+pub mod extract;
 pub mod facts;
 pub mod graph;
 pub mod node;

@@ -39,6 +39,12 @@ pub const PASSES: &[Pass] = &[
         ],
     },
     Pass {
+        name: "attention",
+        about: "attention reads the old cache and writes one slot of the product",
+        exactness: Exactness::Exact,
+        rules: &["attend-keys", "attend-values"],
+    },
+    Pass {
         name: "arith",
         about: "requantize by powers of two, implied clamps, identities of 0 and 1",
         exactness: Exactness::Exact,
@@ -154,6 +160,7 @@ fn run_pass(mut module: Module, pass: &'static Pass, limits: &Limits) -> (Module
         .iter()
         .map(|&name| rules::rewrite(rules::rule(name).expect("passes name existing rules")))
         .collect();
+    let made = module.consts.len();
     let mut consts = super::facts::Facts::of_constants(&module);
     let mut layers = Vec::new();
     for index in 0..module.layers.len() {
@@ -174,7 +181,7 @@ fn run_pass(mut module: Module, pass: &'static Pass, limits: &Limits) -> (Module
             applied,
         });
     }
-    drop_unused_constants(&mut module);
+    drop_unused_constants(&mut module, made);
     (
         module,
         PassReport {
@@ -184,8 +191,9 @@ fn run_pass(mut module: Module, pass: &'static Pass, limits: &Limits) -> (Module
     )
 }
 
-/// Removes the constants no layer uses (those rules replaced) and gives new ones unique names.
-fn drop_unused_constants(module: &mut Module) {
+/// Removes the constants no layer uses (those rules replaced), merges equal constants the
+/// rules made (numbered from `made`; each layer makes its own), and gives new ones unique names.
+fn drop_unused_constants(module: &mut Module, made: usize) {
     let mut used = vec![false; module.consts.len()];
     for inst in module.layers.iter().flat_map(|l| &l.insts) {
         for_each_constant(inst, |c| used[c.index()] = true);
@@ -193,9 +201,18 @@ fn drop_unused_constants(module: &mut Module) {
     let mut renumber = HashMap::new();
     let mut kept = Vec::new();
     let mut names = HashSet::new();
+    let mut made_here: HashMap<(zkc_lang::TensorType, Vec<i64>), ConstId> = HashMap::new();
     for (k, mut c) in std::mem::take(&mut module.consts).into_iter().enumerate() {
         if !used[k] {
             continue;
+        }
+        if let (true, zkc_lang::ConstData::Inline(data)) = (k >= made, &c.data) {
+            let key = (c.ty.clone(), data.clone());
+            if let Some(&same) = made_here.get(&key) {
+                renumber.insert(ConstId(k as u32), same);
+                continue;
+            }
+            made_here.insert(key, ConstId(kept.len() as u32));
         }
         let base = c.name.clone();
         let mut n = 1;

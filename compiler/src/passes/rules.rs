@@ -12,7 +12,7 @@
 use super::facts::{Fact, Graph};
 use super::node::{Head, Node};
 use egg::{Id, Searcher};
-use zkc_lang::{Const, ConstData, Multiplier, Op, TensorType};
+use zkc_lang::{Const, ConstData, DType, Multiplier, Op, Scale, TensorType};
 
 /// Whether a rule keeps the integer semantics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +130,28 @@ pub const RULES: &[Rule] = &[
         op: "mul",
         exactness: Exact,
         rewrite: mul_one,
+    },
+    // Attention scores over the cache after the step: row j of kv_append(S, x, pos) * b is
+    // S[j] * b, except row pos, which is x * b. So the product is kv_append(S * b, x * b, pos),
+    // which reads the old cache S directly and writes one slot of the (narrow) product instead
+    // of a whole cache row: C*N + N*d products and C for the slot instead of C*d for the
+    // update. Applied only when S * b provably fits the result dtype (then no new failure).
+    Rule {
+        name: "attend-keys",
+        op: "matmul",
+        exactness: Exact,
+        rewrite: attend_keys,
+    },
+    // The weighted sum over the cache after the step: p * kv_append(S, x, pos) is
+    // p0 * S + p[:, pos] * x, where p0 is p with column pos zeroed (a kv_append of a zero slot
+    // into p's transpose) and p[:, pos] = sum(p) - sum(p0) (free linear sums). The partial
+    // products are i64 and provably fit; the final add declares the original type, so it fails
+    // exactly when the original does.
+    Rule {
+        name: "attend-values",
+        op: "matmul",
+        exactness: Exact,
+        rewrite: attend_values,
     },
     // Rounds a requantize multiplier to APPROX_MULT_BITS significant bits and drops as many
     // bits of shift: m / 2^s becomes round(m / 2^k) / 2^(s-k), a relative change of at most
@@ -270,7 +292,10 @@ fn transpose_identity(_: &mut Graph, node: &Node) -> Option<Id> {
     let Op::Transpose { perm } = &head.op else {
         return None;
     };
-    perm.iter().enumerate().all(|(a, &p)| a == p).then_some(args[0])
+    perm.iter()
+        .enumerate()
+        .all(|(a, &p)| a == p)
+        .then_some(args[0])
 }
 
 fn transpose_transpose(g: &mut Graph, node: &Node) -> Option<Id> {
@@ -279,11 +304,22 @@ fn transpose_transpose(g: &mut Graph, node: &Node) -> Option<Id> {
         return None;
     };
     let (p, y) = find(g, args[0], |n| match inst(n, "transpose")? {
-        (Head { op: Op::Transpose { perm }, .. }, a) => Some((perm.clone(), a[0])),
+        (
+            Head {
+                op: Op::Transpose { perm },
+                ..
+            },
+            a,
+        ) => Some((perm.clone(), a[0])),
         _ => None,
     })?;
     let perm = q.iter().map(|&a| p[a]).collect();
-    Some(add(g, Op::Transpose { perm }, head.results.clone(), vec![y]))
+    Some(add(
+        g,
+        Op::Transpose { perm },
+        head.results.clone(),
+        vec![y],
+    ))
 }
 
 fn split_concat(g: &mut Graph, node: &Node) -> Option<Id> {
@@ -291,14 +327,28 @@ fn split_concat(g: &mut Graph, node: &Node) -> Option<Id> {
         return None;
     };
     let (axis, parts, source) = find(g, *split, |n| match inst(n, "split")? {
-        (Head { op: Op::Split { axis }, results }, a) => Some((*axis, results.clone(), a[0])),
+        (
+            Head {
+                op: Op::Split { axis },
+                results,
+            },
+            a,
+        ) => Some((*axis, results.clone(), a[0])),
         _ => None,
     })?;
     find(g, source, |n| match inst(n, "concat")? {
-        (Head { op: Op::Concat { axis: a }, .. }, pieces)
-            if *a == axis
-                && pieces.len() == parts.len()
-                && pieces.iter().zip(&parts).all(|(&p, t)| fact(g, p).ty() == t) =>
+        (
+            Head {
+                op: Op::Concat { axis: a },
+                ..
+            },
+            pieces,
+        ) if *a == axis
+            && pieces.len() == parts.len()
+            && pieces
+                .iter()
+                .zip(&parts)
+                .all(|(&p, t)| fact(g, p).ty() == t) =>
         {
             Some(pieces[*k])
         }
@@ -322,10 +372,15 @@ fn concat_split(g: &mut Graph, node: &Node) -> Option<Id> {
         return None;
     }
     find(g, split, |n| match inst(n, "split")? {
-        (Head { op: Op::Split { axis: a }, results }, x)
-            if *a == axis
-                && results.len() == args.len()
-                && fact(g, x[0]).ty() == &head.results[0] =>
+        (
+            Head {
+                op: Op::Split { axis: a },
+                results,
+            },
+            x,
+        ) if *a == axis
+            && results.len() == args.len()
+            && fact(g, x[0]).ty() == &head.results[0] =>
         {
             Some(x[0])
         }
@@ -359,7 +414,13 @@ fn clamp_clamp(g: &mut Graph, node: &Node) -> Option<Id> {
         return None;
     };
     let (l1, h1, y) = find(g, args[0], |n| match inst(n, "clamp")? {
-        (Head { op: Op::Clamp { lo, hi }, .. }, a) => Some((*lo, *hi, a[0])),
+        (
+            Head {
+                op: Op::Clamp { lo, hi },
+                ..
+            },
+            a,
+        ) => Some((*lo, *hi, a[0])),
         _ => None,
     })?;
     let (lo, hi) = (l1.max(l2), h1.min(h2));
@@ -443,5 +504,114 @@ impl egg::Applier<Node, super::facts::Facts> for RuleApplier {
 
 /// The rule as an egg rewrite.
 pub fn rewrite(rule: &'static Rule) -> egg::Rewrite<Node, super::facts::Facts> {
-    egg::Rewrite::new(rule.name, OpSearcher(rule.op), RuleApplier(rule)).expect("rule names are unique")
+    egg::Rewrite::new(rule.name, OpSearcher(rule.op), RuleApplier(rule))
+        .expect("rule names are unique")
+}
+
+/// The state, new slot and position of the update `kv_append(S, x, pos)` of a state in class
+/// `id`.
+fn state_update(g: &Graph, id: Id) -> Option<(Id, Id, Id)> {
+    find(g, id, |n| {
+        let (_, a) = inst(n, "kv_append")?;
+        let is_state = g[a[0]].nodes.iter().any(|n| matches!(n, Node::State(_)));
+        is_state.then_some((a[0], a[1], a[2]))
+    })
+}
+
+/// The largest magnitude in a class's interval.
+fn magnitude(g: &Graph, id: Id) -> i128 {
+    let r = fact(g, id).range();
+    r.lo.abs().max(r.hi.abs())
+}
+
+/// Whether `k` products of the two classes' elements, summed, fit `dtype`.
+fn sum_fits(g: &Graph, k: usize, a: Id, b: Id, dtype: DType) -> bool {
+    magnitude(g, a)
+        .checked_mul(magnitude(g, b))
+        .and_then(|m| m.checked_mul(k as i128))
+        .is_some_and(|m| m <= dtype.max() as i128)
+}
+
+fn typed(like: &TensorType, dtype: DType, shape: Vec<usize>) -> TensorType {
+    TensorType::new(dtype, shape, like.scale)
+}
+
+fn attend_keys(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "matmul")?;
+    let (s, x, pos) = state_update(g, args[0])?;
+    let (cache, b, out) = (
+        fact(g, args[0]).ty(),
+        fact(g, args[1]).ty(),
+        &head.results[0],
+    );
+    if cache.rank() != 2 || b.rank() != 2 || !sum_fits(g, cache.shape[1], s, args[1], out.dtype) {
+        return None;
+    }
+    let (slots, n) = (cache.shape[0], b.shape[1]);
+    let (base_ty, slot_ty) = (
+        typed(out, out.dtype, vec![slots, n]),
+        typed(out, out.dtype, vec![1, n]),
+    );
+    let base = add(g, Op::MatMul, vec![base_ty], vec![s, args[1]]);
+    let slot = add(g, Op::MatMul, vec![slot_ty], vec![x, args[1]]);
+    Some(add(
+        g,
+        Op::KvAppend,
+        vec![out.clone()],
+        vec![base, slot, pos],
+    ))
+}
+
+fn attend_values(g: &mut Graph, node: &Node) -> Option<Id> {
+    let (head, args) = inst(node, "matmul")?;
+    let (s, x, pos) = state_update(g, args[1])?;
+    let (p, cache, out) = (
+        fact(g, args[0]).ty().clone(),
+        fact(g, args[1]).ty(),
+        head.results[0].clone(),
+    );
+    if p.rank() != 2 || cache.rank() != 2 || !sum_fits(g, cache.shape[0], args[0], s, DType::I64) {
+        return None;
+    }
+    let (rows, slots, width) = (p.shape[0], p.shape[1], cache.shape[1]);
+    let swap = || Op::Transpose { perm: vec![1, 0] };
+    let p_t = add(
+        g,
+        swap(),
+        vec![typed(&p, p.dtype, vec![slots, rows])],
+        vec![args[0]],
+    );
+    let zero = constant(g, "attend.zero", typed(&p, p.dtype, vec![1, rows]), 0);
+    let p0_t = add(
+        g,
+        Op::KvAppend,
+        vec![typed(&p, p.dtype, vec![slots, rows])],
+        vec![p_t, zero, pos],
+    );
+    let p0 = add(g, swap(), vec![p.clone()], vec![p0_t]);
+    let ones = constant(
+        g,
+        "attend.ones",
+        TensorType::new(DType::I8, vec![slots, 1], Scale::ONE),
+        1,
+    );
+    let sum_ty = typed(&p, DType::I64, vec![rows, 1]);
+    let total = add(g, Op::Linear, vec![sum_ty.clone()], vec![args[0], ones]);
+    let rest = add(g, Op::Linear, vec![sum_ty.clone()], vec![p0, ones]);
+    let at_pos = add(g, Op::Sub, vec![sum_ty], vec![total, rest]);
+    let wide = typed(&out, DType::I64, vec![rows, width]);
+    let old = add(g, Op::MatMul, vec![wide.clone()], vec![p0, s]);
+    let new = add(g, Op::MatMul, vec![wide], vec![at_pos, x]);
+    Some(add(g, Op::Add, vec![out], vec![old, new]))
+}
+
+/// A class for a new constant of type `ty` with every element `v`.
+fn constant(g: &mut Graph, name: &str, ty: TensorType, v: i64) -> Id {
+    let n = ty.shape.iter().product();
+    let id = g.analysis.add_constant(Const {
+        name: name.to_string(),
+        ty,
+        data: ConstData::Inline(vec![v; n]),
+    });
+    g.add(Node::Const(id))
 }

@@ -72,7 +72,9 @@ impl Args {
         if self.after.is_some() && self.emit != "ir" {
             return Err("--after needs --emit ir (the IR after that pass)".into());
         }
-        let module = self.opt.optimize(quantize(&model, &config)?, self.after.as_deref())?;
+        let module = self
+            .opt
+            .optimize(quantize(&model, &config)?, self.after.as_deref())?;
         zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
             let measured = if self.exact {

@@ -61,15 +61,22 @@ impl OptArgs {
             let (before, after) = (total(first, |l| l.before), total(last, |l| l.after));
             eprintln!(
                 "optimized ({}): {before} -> {after} constraints per token ({:+.2}%)",
-                pipeline.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                pipeline
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 100.0 * (after as f64 - before as f64) / before.max(1) as f64
             );
         }
         if self.verbose {
             for report in &reports {
                 for layer in &report.layers {
-                    let applied: Vec<String> =
-                        layer.applied.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+                    let applied: Vec<String> = layer
+                        .applied
+                        .iter()
+                        .map(|(r, n)| format!("{r} x{n}"))
+                        .collect();
                     eprintln!(
                         "pass {} layer {}: {} -> {} constraints; applied: {}\n{}",
                         report.pass,

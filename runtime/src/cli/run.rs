@@ -1,5 +1,5 @@
-use super::prompt::PromptArgs;
 use super::opt_args::OptArgs;
+use super::prompt::PromptArgs;
 use super::quant_args::QuantArgs;
 use super::source::load_checked;
 use crate::accuracy::{Position, Summary};
@@ -115,7 +115,9 @@ impl Args {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let module = self.opt.optimize(quantize(&model, &self.quant.config()?)?, None)?;
+        let module = self
+            .opt
+            .optimize(quantize(&model, &self.quant.config()?)?, None)?;
         let interp = Interpreter::new(module)?;
         eprintln!("quantized in {:.2} s", start.elapsed().as_secs_f64());
         if self.compare {
