@@ -61,6 +61,11 @@ pub struct QuantConfig {
     pub softmax_shift: u32,
     /// Requantize multipliers have this many bits.
     pub mult_bits: u32,
+    /// Approximate: attention scores (after the 1/sqrt(d) the softmax absorbs) are rounded to
+    /// this many fractional bits before the softmax, if they are finer. Coarser scores make the
+    /// integer exp's constants and the division narrower, and the softmax's input `i16`: fewer
+    /// constraints per probability, for rounding the scores (`docs/optimizer.md`).
+    pub score_frac_bits: Option<u32>,
     /// Headroom over the largest calibrated magnitude.
     pub margin: f64,
     /// Calibration tokens; `None` for `calibration_len` seeded random tokens.
@@ -85,6 +90,7 @@ impl Default for QuantConfig {
             bits: bits.into_iter().collect(),
             softmax_shift: 14,
             mult_bits: 16,
+            score_frac_bits: None,
             margin: 1.5,
             calibration: None,
             calibration_len: 128,
@@ -146,6 +152,11 @@ impl QuantConfig {
                 self.mult_bits
             )));
         }
+        if let Some(bits) = self.score_frac_bits.filter(|b| !(2..=29).contains(b)) {
+            return Err(QuantError::Config(format!(
+                "score fractional bits must be 2 to 29, not {bits}"
+            )));
+        }
         if !(self.margin >= 1.0 && self.margin <= 16.0) {
             return Err(QuantError::Config(format!(
                 "the margin must be 1 to 16, not {}",
@@ -162,7 +173,15 @@ impl QuantConfig {
             .iter()
             .map(|(r, b)| format!("{}={b}", r.name()))
             .collect();
-        format!("weights {} bits, {}", self.weight_bits, roles.join(" "))
+        let shift = match self.score_frac_bits {
+            None => String::new(),
+            Some(k) => format!(", scores at 2^-{k}"),
+        };
+        format!(
+            "weights {} bits, {}{shift}",
+            self.weight_bits,
+            roles.join(" ")
+        )
     }
 }
 

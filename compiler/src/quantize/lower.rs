@@ -562,9 +562,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let ctx = self.model.hparams.n_ctx;
         let ps = self.cfg.softmax_shift;
         // Scores finer than 2^-29 (after the 1/sqrt(dh) that the exp constants absorb) would
-        // push those constants past their bounds: such scores are first shifted right by `coarsen`.
+        // push those constants past their bounds: such scores are first shifted right by `coarsen`
+        // (further if the configuration asks for coarser scores).
         let s_raw = qs.scale() * qs.scale() / (dh as f64).sqrt();
-        let coarsen = (-29.0 - s_raw.log2()).ceil().max(0.0) as u32;
+        let finest = -(self.cfg.score_frac_bits.unwrap_or(29) as f64);
+        let coarsen = (finest - s_raw.log2()).ceil().max(0.0) as u32;
         let s_eff = s_raw * 2f64.powi(coarsen as i32);
         let ln2 = (std::f64::consts::LN_2 / s_eff).floor();
         let b = (EXP_B / s_eff).floor();
@@ -641,7 +643,12 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 mult: Multiplier::Uniform(1),
                 shift: coarsen,
             };
-            let ty = TensorType::new(dtype_for(bound + 1.0), vec![1, ctx], scale);
+            // The narrowest dtype: the softmax's range checks are as wide as its input's.
+            let dtype = DType::ALL
+                .into_iter()
+                .find(|&d| bound + 1.0 <= d.max() as f64)
+                .unwrap_or(DType::I64);
+            let ty = TensorType::new(dtype, vec![1, ctx], scale);
             scores = layer.one(
                 op,
                 vec![Operand::Value(scores)],

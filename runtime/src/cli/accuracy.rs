@@ -51,11 +51,25 @@ fn configurations() -> Vec<(&'static str, QuantConfig, OptArgs)> {
         cfg
     };
     let exact = OptArgs::default;
+    let scores = |bits| QuantConfig {
+        score_frac_bits: Some(bits),
+        ..QuantConfig::default()
+    };
     vec![
         ("default", QuantConfig::default(), exact()),
         (
             "default, approximate pass",
             QuantConfig::default(),
+            OptArgs::approximate(),
+        ),
+        (
+            "default, approximate pass, scores at 2^-7",
+            scores(7),
+            OptArgs::approximate(),
+        ),
+        (
+            "default, approximate pass, scores at 2^-5",
+            scores(5),
             OptArgs::approximate(),
         ),
         ("all activations 16-bit", with(&["act=16"], 8), exact()),

@@ -17,6 +17,10 @@ pub struct QuantArgs {
     /// gelu_in, mlp); repeatable, applied after the options above.
     #[arg(long = "bits", value_name = "ROLE=BITS")]
     bits: Vec<String>,
+    /// Approximate: round the attention scores to this many fractional bits before the softmax
+    /// (a cheaper softmax for rounded scores; docs/accuracy.md measures 7).
+    #[arg(long, value_name = "BITS")]
+    score_frac_bits: Option<u32>,
     /// Headroom over the largest calibrated magnitude.
     #[arg(long, default_value_t = 1.5)]
     margin: f64,
@@ -31,6 +35,7 @@ impl QuantArgs {
     pub fn config(&self) -> Result<QuantConfig, QuantError> {
         let mut cfg = QuantConfig {
             weight_bits: self.weight_bits,
+            score_frac_bits: self.score_frac_bits,
             margin: self.margin,
             ..QuantConfig::default()
         };
