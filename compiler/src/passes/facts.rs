@@ -255,15 +255,25 @@ impl Facts {
             }
             Op::Linear => {
                 let columns = self.constant(args[1].constant()?).columns.as_ref()?;
-                let bias = args.get(2).map_or(Interval { lo: 0, hi: 0 }, |b| b.range());
+                // Each column's own bias where the bias data is known.
+                let bias = |j: usize| match args.get(2) {
+                    None => Interval { lo: 0, hi: 0 },
+                    Some(b) => match b.constant().and_then(|c| self.constant(c).data.as_ref()) {
+                        Some(data) => Interval {
+                            lo: data[j] as i128,
+                            hi: data[j] as i128,
+                        },
+                        None => b.range(),
+                    },
+                };
                 let (lo, hi) = (x().lo, x().hi);
                 let mut range: Option<Interval> = None;
-                for &(pos, neg) in columns {
+                for (j, &(pos, neg)) in columns.iter().enumerate() {
                     let column = Interval {
                         lo: lo.checked_mul(pos)?.checked_add(hi.checked_mul(neg)?)?,
                         hi: hi.checked_mul(pos)?.checked_add(lo.checked_mul(neg)?)?,
                     }
-                    .corners(bias, i128::checked_add)?;
+                    .corners(bias(j), i128::checked_add)?;
                     range = Some(range.map_or(column, |r| r.hull(column)));
                 }
                 range
@@ -344,5 +354,69 @@ impl egg::Analysis<Node> for Facts {
             (Fact::Tuple { range, .. }, _) | (Fact::Value { range, .. }, _) => *range = met,
         }
         DidMerge(*a != before, *a != b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::graph::LayerGraph;
+    use super::*;
+
+    /// The facts of each value of a one-layer module, by name.
+    fn ranges(source: &str) -> Vec<(String, Interval)> {
+        let module = zkc_lang::check(source).map_err(|_| "valid").unwrap().module;
+        let layer = &module.layers[0];
+        let graph = LayerGraph::new(Facts::of_constants(&module), layer);
+        layer
+            .values
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                let class = graph.class(zkc_lang::ValueId(k as u32));
+                (v.name.clone(), graph.egraph[class].data.range())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn intervals_follow_the_ops() {
+        let got = ranges(
+            "zkir 1\n\nconst @w: i8[2, 2] = [3, -2, -1, 4]\nconst @b: i32[2] = [10, -10]\n\n\
+             layer l(%x: i8[1, 2]) {\n  %c = clamp %x, lo=-4, hi=6 : i8[1, 2]\n  \
+             %y = linear %c, @w, @b : i32[1, 2]\n  %q = requant %y, mult=3, shift=2 : i16[1, 2]\n  \
+             %m = mul %q, %c : i32[1, 2]\n  return %m\n}\n",
+        );
+        let want = |lo, hi| Interval { lo, hi };
+        // Column 0: 3c0 - c1 + 10 over c in [-4, 6]: [-12 - 6 + 10, 18 + 4 + 10] = [-8, 32];
+        // column 1: -2c0 + 4c1 - 10: [-12 - 16 - 10, 8 + 24 - 10] = [-38, 22].
+        let expected = [
+            ("x", want(-128, 127)),
+            ("c", want(-4, 6)),
+            ("y", want(-38, 32)),
+            ("q", want(-28, 24)),
+            ("m", want(-168, 144)),
+        ];
+        for (name, range) in expected {
+            let (_, got) = got.iter().find(|(n, _)| n == name).unwrap();
+            assert_eq!(*got, range, "%{name}");
+        }
+    }
+
+    #[test]
+    fn merging_keeps_the_tighter_interval() {
+        let mut facts = Facts::empty();
+        let ty = TensorType::new(DType::I16, vec![2], zkc_lang::Scale::ONE);
+        let mut a = Fact::Value {
+            ty: ty.clone(),
+            range: Interval { lo: -100, hi: 50 },
+            constant: None,
+        };
+        let b = Fact::Value {
+            ty,
+            range: Interval { lo: -20, hi: 300 },
+            constant: None,
+        };
+        egg::Analysis::<Node>::merge(&mut facts, &mut a, b);
+        assert_eq!(a.range(), Interval { lo: -20, hi: 50 });
     }
 }

@@ -113,7 +113,8 @@ impl LayerGraph {
             .collect()
     }
 
-    fn class(&self, v: ValueId) -> Id {
+    /// The class of a value of the original layer.
+    pub fn class(&self, v: ValueId) -> Id {
         self.egraph.find(self.classes[v.index()])
     }
 
