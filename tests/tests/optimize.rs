@@ -75,12 +75,22 @@ fn run_all(
         .collect()
 }
 
+/// The default pipeline's module (with the approximate pass if asked) and its reports.
+fn default_passes(module: &Module, approximate: bool) -> (Module, Vec<passes::PassReport>) {
+    let pipeline = passes::default_pipeline(approximate);
+    passes::run(module.clone(), &pipeline, &Limits::default()).unwrap()
+}
+
+fn interpreters(a: &Module, b: &Module) -> (Interpreter, Interpreter) {
+    (
+        Interpreter::new(a.clone()).unwrap(),
+        Interpreter::new(b.clone()).unwrap(),
+    )
+}
+
 /// The two modules agree on `trials` random inputs (values, or failing together).
 fn assert_same_semantics(before: &Module, after: &Module, trials: usize, what: &str) {
-    let (a, b) = (
-        Interpreter::new(before.clone()).unwrap(),
-        Interpreter::new(after.clone()).unwrap(),
-    );
+    let (a, b) = interpreters(before, after);
     let mut rng = StdRng::seed_from_u64(7);
     let mut succeeded = 0;
     for _ in 0..trials {
@@ -164,12 +174,7 @@ fn round_trip_without_rules_is_the_identity() {
 #[test]
 fn the_tiny_model_is_bit_identical_after_the_exact_passes() {
     let module = tiny();
-    let (optimized, reports) = passes::run(
-        module.clone(),
-        &passes::default_pipeline(false),
-        &Limits::default(),
-    )
-    .unwrap();
+    let (optimized, reports) = default_passes(&module, false);
     assert_ne!(
         optimized, module,
         "the default passes find something in the tiny model"
@@ -194,10 +199,7 @@ fn the_tiny_model_is_bit_identical_after_the_exact_passes() {
         );
     }
     // Generation: every token, logit and cache of every step.
-    let (a, b) = (
-        Interpreter::new(module.clone()).unwrap(),
-        Interpreter::new(optimized.clone()).unwrap(),
-    );
+    let (a, b) = interpreters(&module, &optimized);
     let mut rng = StdRng::seed_from_u64(11);
     for _ in 0..3 {
         let (mut x, mut y) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
@@ -226,16 +228,8 @@ fn the_tiny_model_is_bit_identical_after_the_exact_passes() {
 #[test]
 fn the_approximate_pass_changes_rounding_on_the_tiny_model() {
     let module = tiny();
-    let (approx, _) = passes::run(
-        module.clone(),
-        &passes::default_pipeline(true),
-        &Limits::default(),
-    )
-    .unwrap();
-    let (a, b) = (
-        Interpreter::new(module).unwrap(),
-        Interpreter::new(approx).unwrap(),
-    );
+    let (approx, _) = default_passes(&module, true);
+    let (a, b) = interpreters(&module, &approx);
     let (mut x, mut y) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
     let differs =
         (0..8).any(|t| x.step(t, false).unwrap().logits != y.step(t, false).unwrap().logits);

@@ -236,41 +236,36 @@ fn with_multipliers(g: &mut Graph, old: Multiplier, new: Vec<i64>, tag: &str) ->
 }
 
 fn requant_pow2(g: &mut Graph, node: &Node) -> Option<Id> {
-    let (head, args) = inst(node, "requant")?;
-    let Op::Requant { mult, shift } = head.op else {
-        return None;
-    };
-    let ms = multipliers(g, mult)?;
-    let k = ms.iter().map(|m| m.trailing_zeros()).min()?.min(shift);
-    if k == 0 {
-        return None;
-    }
-    let mult = with_multipliers(g, mult, ms.iter().map(|m| m >> k).collect(), "pow2");
-    let op = Op::Requant {
-        mult,
-        shift: shift - k,
-    };
-    Some(add(g, op, head.results.clone(), args.to_vec()))
+    rewrite_requant(g, node, "pow2", |ms, shift| {
+        let k = ms.iter().map(|m| m.trailing_zeros()).min()?.min(shift);
+        Some((ms.iter().map(|m| m >> k).collect(), k))
+    })
 }
 
 fn requant_narrow(g: &mut Graph, node: &Node) -> Option<Id> {
+    rewrite_requant(g, node, "narrow", |ms, shift| {
+        let bits = 64 - ms.iter().max()?.leading_zeros();
+        let k = bits.saturating_sub(APPROX_MULT_BITS).min(shift);
+        let rounded = ms.iter().map(|&m| (m + (1 << k >> 1)) >> k);
+        Some((rounded.map(|m| m.max(1)).collect(), k))
+    })
+}
+
+/// The requant `node` with new multipliers and `k` bits less shift, as `change(multipliers,
+/// shift)` gives them (nothing when `k` is 0).
+fn rewrite_requant(
+    g: &mut Graph,
+    node: &Node,
+    tag: &str,
+    change: fn(&[i64], u32) -> Option<(Vec<i64>, u32)>,
+) -> Option<Id> {
     let (head, args) = inst(node, "requant")?;
     let Op::Requant { mult, shift } = head.op else {
         return None;
     };
-    let ms = multipliers(g, mult)?;
-    let bits = 64 - ms.iter().max()?.leading_zeros();
-    let k = bits.saturating_sub(APPROX_MULT_BITS).min(shift);
-    if k == 0 {
-        return None;
-    }
-    let rounded = ms
-        .iter()
-        .map(|&m| ((m + (1 << (k - 1))) >> k).max(1))
-        .collect();
-    let mult = with_multipliers(g, mult, rounded, "narrow");
+    let (ms, k) = change(&multipliers(g, mult)?, shift).filter(|&(_, k)| k > 0)?;
     let op = Op::Requant {
-        mult,
+        mult: with_multipliers(g, mult, ms, tag),
         shift: shift - k,
     };
     Some(add(g, op, head.results.clone(), args.to_vec()))
@@ -322,70 +317,48 @@ fn transpose_transpose(g: &mut Graph, node: &Node) -> Option<Id> {
     ))
 }
 
+/// The axis, part types and operand of a `split` in class `id`.
+fn split_in(g: &Graph, id: Id) -> Option<(usize, Vec<TensorType>, Id)> {
+    find(g, id, |n| {
+        let (head, args) = inst(n, "split")?;
+        let Op::Split { axis } = head.op else {
+            return None;
+        };
+        Some((axis, head.results.clone(), args[0]))
+    })
+}
+
 fn split_concat(g: &mut Graph, node: &Node) -> Option<Id> {
     let Node::Part(k, [split]) = node else {
         return None;
     };
-    let (axis, parts, source) = find(g, *split, |n| match inst(n, "split")? {
-        (
-            Head {
-                op: Op::Split { axis },
-                results,
-            },
-            a,
-        ) => Some((*axis, results.clone(), a[0])),
-        _ => None,
-    })?;
-    find(g, source, |n| match inst(n, "concat")? {
-        (
-            Head {
-                op: Op::Concat { axis: a },
-                ..
-            },
-            pieces,
-        ) if *a == axis
-            && pieces.len() == parts.len()
+    let (axis, parts, source) = split_in(g, *split)?;
+    find(g, source, |n| {
+        let (head, pieces) = inst(n, "concat")?;
+        let same_types = pieces.len() == parts.len()
             && pieces
                 .iter()
                 .zip(&parts)
-                .all(|(&p, t)| fact(g, p).ty() == t) =>
-        {
-            Some(pieces[*k])
-        }
-        _ => None,
+                .all(|(&p, t)| fact(g, p).ty() == t);
+        (head.op == Op::Concat { axis } && same_types).then_some(pieces[*k])
     })
 }
 
 fn concat_split(g: &mut Graph, node: &Node) -> Option<Id> {
     let (head, args) = inst(node, "concat")?;
-    let Op::Concat { axis } = head.op else {
-        return None;
-    };
-    let split_of = |k: usize, id: Id| {
+    let part_of = |k: usize, id: Id| {
         find(g, id, |n| match n {
             Node::Part(j, [s]) if *j == k => Some(g.find(*s)),
             _ => None,
         })
     };
-    let split = split_of(0, args[0])?;
-    if (1..args.len()).any(|k| split_of(k, args[k]) != Some(split)) {
+    let split = part_of(0, args[0])?;
+    if (1..args.len()).any(|k| part_of(k, args[k]) != Some(split)) {
         return None;
     }
-    find(g, split, |n| match inst(n, "split")? {
-        (
-            Head {
-                op: Op::Split { axis: a },
-                results,
-            },
-            x,
-        ) if *a == axis
-            && results.len() == args.len()
-            && fact(g, x[0]).ty() == &head.results[0] =>
-        {
-            Some(x[0])
-        }
-        _ => None,
-    })
+    let (axis, parts, x) = split_in(g, split)?;
+    let whole = parts.len() == args.len() && fact(g, x).ty() == &head.results[0];
+    (head.op == Op::Concat { axis } && whole).then_some(x)
 }
 
 fn clamp_implied(g: &mut Graph, node: &Node) -> Option<Id> {
