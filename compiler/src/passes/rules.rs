@@ -251,14 +251,13 @@ fn requant_narrow(g: &mut Graph, node: &Node) -> Option<Id> {
     })
 }
 
-/// The requant `node` with new multipliers and `k` bits less shift, as `change(multipliers,
-/// shift)` gives them (nothing when `k` is 0).
-fn rewrite_requant(
-    g: &mut Graph,
-    node: &Node,
-    tag: &str,
-    change: fn(&[i64], u32) -> Option<(Vec<i64>, u32)>,
-) -> Option<Id> {
+/// New multipliers for a requant and the bits of shift they drop, from the old ones and the
+/// shift.
+type Rescale = fn(&[i64], u32) -> Option<(Vec<i64>, u32)>;
+
+/// The requant `node` with new multipliers and `k` bits less shift, as `change` gives them
+/// (nothing when `k` is 0).
+fn rewrite_requant(g: &mut Graph, node: &Node, tag: &str, change: Rescale) -> Option<Id> {
     let (head, args) = inst(node, "requant")?;
     let Op::Requant { mult, shift } = head.op else {
         return None;
