@@ -781,6 +781,15 @@ impl LayerValidator<'_> {
             }
             Op::KvAppend => {
                 let (state, x) = (arg(0), arg(1));
+                let updates_state = matches!(inst.args[0], Operand::Value(s) if matches!(self.layer.value(s).def, ValueDef::State(_)));
+                if updates_state && matches!(inst.args[1], Operand::Const(_)) {
+                    return Err(ValidationError {
+                        location: arg_at(1),
+                        kind: ValidationErrorKind::State(
+                            "a state's new slot must be a value (the step's keys or values)".into(),
+                        ),
+                    });
+                }
                 self.index(inst.args[2], arg_at(2))?;
                 if state.rank() < 2
                     || x.shape.first() != Some(&1)

@@ -292,4 +292,44 @@ mod tests {
         let publics = public_inputs(layer, &values);
         assert!(accepts(&module, &values, &publics));
     }
+
+    /// Attention as the optimizer writes it: scores from the old cache and one written slot,
+    /// the state's update unread. The update costs nothing, the chain still binds the cache
+    /// (an old slot, a slot past the position and the new slot are all still rejected), and a
+    /// `kv_append` at a position no cache shares pays for its own one-hot.
+    #[test]
+    fn unread_state_updates_cost_nothing_and_stay_bound() {
+        use zkc_lang::semantics::matmul;
+        use zkc_lang::DType;
+        let source = "zkir 1\n\nlayer l(%k: i8[1, 2], %q: i8[2, 1], %p: i32[], %o: i32[]) {\n  \
+                      state %kc: i8[4, 2]\n  %old = matmul %kc, %q : i32[4, 1]\n  \
+                      %new = matmul %k, %q : i32[1, 1]\n  %s = kv_append %old, %new, %p : i32[4, 1]\n  \
+                      %t = kv_append %old, %new, %o : i32[4, 1]\n  \
+                      %keys = kv_append %kc, %k, %p : i8[4, 2]\n  return %s, %t\n}\n";
+        let module = zkc_lang::check(source).ok().unwrap().module;
+        let layer = &module.layers[0];
+        let base = record(2);
+        let (k, p, kc) = (&base[0], &base[2], &base[3]);
+        let q = Tensor::new(vec![2, 1], vec![3, -5]).unwrap();
+        let o = Tensor::scalar(1);
+        let old = matmul(kc, &q, DType::I32).unwrap();
+        let new = matmul(k, &q, DType::I32).unwrap();
+        let s = kv_append(&old, &new, p).unwrap();
+        let t = kv_append(&old, &new, &o).unwrap();
+        let keys = kv_append(kc, k, p).unwrap();
+        let values = vec![k.clone(), q, p.clone(), o, kc.clone(), old, new, s, t, keys];
+        let (by_op, total) = cost::layer(&module, layer);
+        // Two writes of 4 x 1 and one more one-hot (at `%o`) of 4 + 2; the update is free.
+        assert_eq!(by_op["kv_append"], 4 + 4 + 6);
+        let cs = cs();
+        synthesize(&cs, &module, &Tables::new(&module), 0, &values).unwrap();
+        assert_eq!(cs.num_constraints(), total);
+        let publics = public_inputs(layer, &values);
+        assert!(accepts(&module, &values, &publics));
+        // `%kc` is value 4: an old slot, then a slot at the position.
+        assert!(!accepts(&module, &with(&values, 4, 1, 100), &publics));
+        assert!(!accepts(&module, &with(&values, 4, 4, 1), &publics));
+        // The new slot `%k` (value 0) with the claimed results unchanged.
+        assert!(!accepts(&module, &with(&values, 0, 1, 3), &publics));
+    }
 }

@@ -109,7 +109,30 @@ pub fn layer(module: &Module, layer: &Layer) -> (BTreeMap<&'static str, usize>, 
     for inst in &layer.insts {
         *by_op.entry(inst.op.name()).or_insert(0) += instruction(module, layer, inst);
     }
+    let one_hots = extra_one_hots(module, layer);
+    if one_hots > 0 {
+        *by_op.entry("kv_append").or_insert(0) += one_hots;
+    }
     by_op.insert("commitments", boundary(layer));
     let total = by_op.values().sum();
     (by_op, total)
+}
+
+/// The one-hots `kv_append`s build besides the caches' (which [`super::cache::Caches::cost`]
+/// counts): one per other (position value, slot count), `C + 2` constraints each
+/// (`select::one_hot`).
+fn extra_one_hots(module: &Module, layer: &Layer) -> usize {
+    let caches = super::cache::Caches::of(layer).map(|c| (Operand::Value(c.pos), c.slots));
+    let slots = |a: Operand| match a {
+        Operand::Value(v) => layer.value(v).ty.shape[0],
+        Operand::Const(c) => module.constant(c).ty.shape[0],
+    };
+    let keys: std::collections::HashSet<(Operand, usize)> = layer
+        .insts
+        .iter()
+        .filter(|i| i.op == Op::KvAppend)
+        .map(|i| (i.args[2], slots(i.args[0])))
+        .filter(|&key| Some(key) != caches)
+        .collect();
+    keys.iter().map(|(_, c)| c + 2).sum()
 }

@@ -20,6 +20,7 @@ pub struct LayerGraph {
     /// The class of each of the original layer's values.
     classes: Vec<Id>,
     original: Layer,
+    original_names: HashSet<String>,
 }
 
 impl LayerGraph {
@@ -58,6 +59,7 @@ impl LayerGraph {
         LayerGraph {
             egraph,
             classes,
+            original_names: layer.values.iter().map(|v| v.name.clone()).collect(),
             original: layer.clone(),
         }
     }
@@ -228,15 +230,18 @@ impl Emitter<'_, '_> {
     }
 
     /// A name not yet used in the layer: the class's own, or for a class rules made, the name
-    /// of the value it is computed for with the op's (`%scores.matmul`).
-    fn name_of(&mut self, class: Id, op: &str) -> String {
-        let base = self.names.get(&class).cloned().unwrap_or_else(|| {
+    /// of the value it is computed for with the op's (`%scores.matmul`), never an original
+    /// name (so that no output's name is taken).
+    fn name_of(&mut self, class: Option<Id>, op: &str) -> String {
+        let own = class.and_then(|c| self.names.get(&c).cloned());
+        let made = own.is_none();
+        let base = own.unwrap_or_else(|| {
             let within = self.context.last().unwrap_or(&self.layer.name);
             format!("{within}.{op}")
         });
         let mut name = base.clone();
         let mut k = 1;
-        while self.used.contains(&name) {
+        while self.used.contains(&name) || (made && self.graph.original_names.contains(&name)) {
             name = format!("{base}.{k}");
             k += 1;
         }
@@ -281,7 +286,7 @@ impl Emitter<'_, '_> {
         };
         let own = match head.op {
             Op::Split { .. } => None,
-            _ => Some(self.name_of(class, head.op.name())),
+            _ => Some(self.name_of(Some(class), head.op.name())),
         };
         let named = self.names.contains_key(&class);
         let within = own
@@ -300,11 +305,13 @@ impl Emitter<'_, '_> {
             let name = match &own {
                 Some(name) => name.clone(),
                 None => {
-                    let part = self
+                    // The part's class name, if this part is what that class became.
+                    let part = Node::Part(k, [class]);
+                    let named = self
                         .egraph()
-                        .lookup(Node::Part(k, [class]))
-                        .unwrap_or(class);
-                    self.name_of(part, "part")
+                        .lookup(part.clone())
+                        .filter(|&c| self.extractor.find_best_node(c) == &part);
+                    self.name_of(named, "part")
                 }
             };
             results.push(self.push(name, ty.clone(), ValueDef::Inst { inst, result: k }));
@@ -330,7 +337,7 @@ impl Emitter<'_, '_> {
             };
             if self.layer.value(id).name != want || !returned.insert(id) {
                 // No other class carries an output's name (names() gives it to this class or
-                // none), so `want` is free.
+                // none) and made names avoid original ones, so `want` is free.
                 let ty = self.layer.value(id).ty.clone();
                 let name = want;
                 let inst = self.layer.insts.len();

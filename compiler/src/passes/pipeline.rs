@@ -83,7 +83,9 @@ pub fn parse_pipeline(list: &str) -> Result<Vec<&'static Pass>, PassError> {
         .collect()
 }
 
-/// The runner's limits per layer and pass.
+/// The runner's limits per layer and pass. Iterations and nodes decide where a run stops, the
+/// same on every machine; the time limit only guards against a runaway rule set, since a
+/// result that depends on the machine's speed would give another circuit (and other keys).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub iterations: usize,
@@ -96,13 +98,15 @@ impl Default for Limits {
         Limits {
             iterations: 30,
             nodes: 100_000,
-            time: Duration::from_secs(20),
+            time: Duration::from_secs(600),
         }
     }
 }
 
 /// What one pass did to one layer.
 pub struct LayerReport {
+    /// Whether the run stopped on its time limit (its result may differ on another machine).
+    pub timed_out: bool,
     pub layer: String,
     /// Constraints of the layer (boundary included) before and after.
     pub before: usize,
@@ -174,6 +178,7 @@ fn run_pass(mut module: Module, pass: &'static Pass, limits: &Limits) -> (Module
         module.consts.extend(new_consts);
         module.layers[index] = optimized;
         layers.push(LayerReport {
+            timed_out: matches!(runner.stop_reason, egg::StopReason::TimeLimit(_)),
             layer: module.layers[index].name.clone(),
             before,
             after: cost::layer(&module, &module.layers[index]).1,

@@ -3,7 +3,7 @@
 //! A rule looks at one e-node (and the classes under it) and returns a class equal to it, or
 //! nothing. *Exact* rules keep the integer semantics bit for bit, including which executions are
 //! errors (a value that does not fit its dtype): the e-graph only ever holds programs that agree
-//! on every input. *Approximate* rules change rounding; they live in their own pass, which only
+//! on every input (extraction then drops what no output needs, and its failures). *Approximate* rules change rounding; they live in their own pass, which only
 //! runs when asked for (`zkc compile --approx`), and `zkc accuracy` measures what they cost.
 //!
 //! There is no general commutativity or associativity here: the quantizer's programs do not need

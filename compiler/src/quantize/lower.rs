@@ -638,7 +638,8 @@ impl<'a, 'g> Lowering<'a, 'g> {
         );
         if coarsen > 0 {
             let scale = Scale::pow2(-2 * qs.exp + coarsen as i32).expect("small exponents");
-            let bound = dh as f64 * qmax * qmax / 2f64.powi(coarsen as i32);
+            // q and k reach -(qmax + 1): the largest product is (qmax + 1)^2.
+            let bound = dh as f64 * (qmax + 1.0).powi(2) / 2f64.powi(coarsen as i32);
             let op = Op::Requant {
                 mult: Multiplier::Uniform(1),
                 shift: coarsen,

@@ -69,6 +69,14 @@ impl OptArgs {
                 100.0 * (after as f64 - before as f64) / before.max(1) as f64
             );
         }
+        for report in &reports {
+            for layer in report.layers.iter().filter(|l| l.timed_out) {
+                eprintln!(
+                    "warning: pass {} stopped on its time limit in layer {}: the result may differ on a faster or slower machine",
+                    report.pass, layer.layer
+                );
+            }
+        }
         if self.verbose {
             for report in &reports {
                 for layer in &report.layers {
