@@ -162,8 +162,6 @@ fn tiny() -> Module {
 #[test]
 fn round_trip_without_rules_is_the_identity() {
     let module = tiny();
-    let (same, _) = passes::run(module.clone(), &[], &Limits::default()).unwrap();
-    assert_eq!(same, module);
     // A pass whose rules find nothing to do rebuilds every layer through the e-graph.
     let shapes = passes::parse_pipeline("shapes").unwrap();
     let (rebuilt, reports) = passes::run(module.clone(), &shapes, &Limits::default()).unwrap();
