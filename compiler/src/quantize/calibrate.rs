@@ -1,6 +1,7 @@
 //! Calibration: run the float model and record how large each node's values get.
 
 use crate::model::{FloatModel, Hyperparams, ModelError, NodeId};
+use crate::tokenizer::Tokenizer;
 use std::collections::HashMap;
 
 /// The largest `|value|` seen at each graph node.
@@ -35,4 +36,14 @@ pub fn calibration_tokens(hp: &Hyperparams, n: usize, seed: u64) -> Vec<u32> {
             ((z ^ (z >> 31)) % hp.n_vocab as u64) as u32
         })
         .collect()
+}
+
+/// English prose (from the Rust books that ship with the toolchain, MIT/Apache-2.0), the
+/// default calibration text: a text model's activations on text are not those on random tokens
+/// (trained models' residual streams grow larger on text, docs/quantization.md).
+pub const CALIBRATION_TEXT: &str = include_str!("calibration.txt");
+
+/// The default calibration of a model with a tokenizer: [`CALIBRATION_TEXT`] in its tokens.
+pub fn default_calibration(tokenizer: &Tokenizer) -> Vec<u32> {
+    tokenizer.encode(CALIBRATION_TEXT)
 }

@@ -11,7 +11,9 @@ mod config;
 mod fixed;
 mod lower;
 
-pub use calibrate::{calibrate, calibration_tokens, Ranges};
+pub use calibrate::{
+    calibrate, calibration_tokens, default_calibration, Ranges, CALIBRATION_TEXT,
+};
 pub use config::{QuantConfig, Role};
 pub use lower::lower;
 

@@ -1,5 +1,5 @@
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use zkc_compiler::files::write_atomically;
@@ -8,30 +8,53 @@ use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig};
 use zkc_compiler::quantize::{calibration_tokens, quantize, QuantConfig};
 
 use super::opt_args::OptArgs;
-use crate::accuracy::{evaluate, Summary};
+use super::quant_args::QuantArgs;
+use crate::accuracy::{evaluate, value_errors, Summary};
+use zkc_compiler::tokenizer::Tokenizer;
 use crate::interp::{Interpreter, ModelRunner};
 
-/// Measure the integer model against the float reference and write `docs/accuracy.md`.
+/// Measure the integer model against the float reference.
 ///
-/// For zkc's tiny model and the gpt2-small-shape model (both generated, seed 0), and for the
-/// default bit widths and alternatives, feeds the same seeded random tokens to both (teacher
-/// forcing; seed 1, unlike calibration's seed 0) and reports top-1 agreement (all positions, and
-/// those where the float model's choice is clear), mean KL divergence, logit errors, and the
-/// interpreter's speed. Example (takes a few minutes):
+/// With a MODEL and `--text`: feeds the text (in the model's tokens, windows of the model's
+/// context, each from an empty cache) to the float and the integer model and prints top-1
+/// agreement, mean KL divergence, perplexity of both, and logit errors; `--per-value` also prints,
+/// for every integer value with a float twin, its relative error: where the error enters. The
+/// quantizer and optimizer options are those of `zkc compile`. Use text the model was not trained
+/// on.
 ///
+/// Without a MODEL: the report on zkc's own generated models (the tiny one and the
+/// gpt2-small-shape one, seed 0) at the default bit widths and alternatives, on seeded random
+/// tokens (seed 1), written to `-o`. Examples:
+///
+///     zkc accuracy model.gguf --text heldout.txt
+///     zkc accuracy model.gguf --text heldout.txt --per-value --calibrate calib.txt
 ///     zkc accuracy --positions 256 -o docs/accuracy.md
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Teacher-forced positions per model and configuration.
-    #[arg(long, default_value_t = 256)]
-    positions: usize,
-    /// Skip the gpt2-small-shape model (minutes) and measure the tiny one only.
+    /// A GGUF model to measure on `--text`.
+    #[arg(requires = "text")]
+    model: Option<PathBuf>,
+    /// Held-out text (UTF-8), tokenized with the model's own tokenizer.
+    #[arg(long, requires = "model")]
+    text: Option<PathBuf>,
+    /// Also print each integer value's error against its float twin.
+    #[arg(long, requires = "model")]
+    per_value: bool,
+    /// Teacher-forced positions: per model and configuration for the report (default 256); the
+    /// first N tokens of `--text` (default all).
     #[arg(long)]
+    positions: Option<usize>,
+    /// Skip the gpt2-small-shape model (minutes) and measure the tiny one only.
+    #[arg(long, conflicts_with = "model")]
     tiny_only: bool,
-    /// Where to write the report (Markdown).
-    #[arg(short, long)]
-    output: PathBuf,
+    /// Where to write the report (Markdown); needed without a MODEL.
+    #[arg(short, long, required_unless_present = "model")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    quant: QuantArgs,
+    #[command(flatten)]
+    opt: OptArgs,
 }
 
 /// A position is "clear" when the float top-1 leads by at least this fraction of the logit range.
@@ -91,16 +114,72 @@ fn configurations() -> Vec<(&'static str, QuantConfig, OptArgs)> {
 
 impl Args {
     pub fn run(self) -> ExitCode {
-        match self.measure() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        super::exit_code(match (&self.model, &self.text, &self.output) {
+            (Some(model), Some(text), _) => self.measure_text(model, text),
+            (_, _, Some(output)) => self.report(output),
+            _ => Err("give a MODEL with --text, or -o for the report".into()),
+        })
     }
 
-    fn measure(&self) -> Result<(), Box<dyn std::error::Error>> {
+    /// One model on held-out text.
+    fn measure_text(
+        &self,
+        path: &Path,
+        text: &Path,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let gguf = GgufFile::open(path)?;
+        let model = FloatModel::load(&gguf)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf)
+            .map_err(|e| format!("{}: --text needs the model's tokenizer: {e}", path.display()))?;
+        let text = std::fs::read_to_string(text)
+            .map_err(|e| format!("cannot read {} as UTF-8 text: {e}", text.display()))?;
+        let mut tokens = tokenizer.encode(&text);
+        tokens.truncate(self.positions.unwrap_or(usize::MAX));
+        if tokens.len() < 2 {
+            return Err("the text holds fewer than two tokens".into());
+        }
+        let cfg = self.quant.config(Some(&tokenizer))?;
+        let interp = Interpreter::new(self.opt.optimize(quantize(&model, &cfg)?, None)?)?;
+        let positions = evaluate(&model, &interp, &tokens)?;
+        let s = Summary::new(&positions, CLEAR_FRACTION);
+        println!("{} ({})", path.display(), cfg.summary());
+        println!(
+            "{} positions in windows of {}: top-1 agreement {:.2}% ({:.2}% of {} clear), mean KL {:.2e} nats",
+            s.positions,
+            model.hparams.n_ctx,
+            100.0 * s.top1_agreement,
+            100.0 * s.clear_agreement,
+            s.clear_positions,
+            s.mean_kl
+        );
+        if let Some((f, i)) = s.perplexity {
+            println!(
+                "perplexity float {f:.4}, integer {i:.4} ({:+.2}%)",
+                100.0 * (i / f - 1.0)
+            );
+        }
+        println!(
+            "logit error max {:.3e}, mean {:.3e}",
+            s.max_abs_error, s.mean_abs_error
+        );
+        if self.per_value {
+            println!(
+                "\n{:<10} {:<32} {:>12} {:>12} {:>12} {:>12}",
+                "layer", "value", "rel. RMS", "max |error|", "max |float|", "type holds"
+            );
+            for e in value_errors(&model, &interp, &tokens)? {
+                println!(
+                    "{:<10} {:<32} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e}",
+                    e.layer, e.name, e.relative_rms, e.max_abs_error, e.float_max_abs, e.type_max_abs
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The report on zkc's generated models.
+    fn report(&self, output: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let positions = self.positions.unwrap_or(256);
         let mut report = String::from(HEADER);
         let mut models = vec![("tiny", ModelConfig::tiny())];
         if !self.tiny_only {
@@ -109,7 +188,7 @@ impl Args {
         for (label, shape) in models {
             let gguf = GgufFile::from_bytes(generate_gpt2(&shape).to_bytes())?;
             let model = FloatModel::load(&gguf)?;
-            let tokens = calibration_tokens(&model.hparams, self.positions, 1);
+            let tokens = calibration_tokens(&model.hparams, positions, 1);
             writeln!(
                 report,
                 "\n## {label} ({} blocks, d={}, ctx {}, vocab {})\n",
@@ -151,8 +230,8 @@ impl Args {
                 )?;
             }
         }
-        write_atomically(&self.output, report.as_bytes())?;
-        println!("wrote {}", self.output.display());
+        write_atomically(output, report.as_bytes())?;
+        println!("wrote {}", output.display());
         Ok(())
     }
 }

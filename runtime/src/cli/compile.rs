@@ -66,9 +66,10 @@ impl Args {
 
     pub fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
-        let config = self.quant.config()?;
         let gguf = GgufFile::open(&self.model)?;
         let model = FloatModel::load(&gguf)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf).ok();
+        let config = self.quant.config(tokenizer.as_ref())?;
         if self.after.is_some() && self.emit != "ir" {
             return Err("--after needs --emit ir (the IR after that pass)".into());
         }
@@ -88,7 +89,6 @@ impl Args {
         if self.emit == "circ" {
             let model_sha = artifact::sha256_file(&self.model)
                 .map_err(|e| format!("cannot read {}: {e}", self.model.display()))?;
-            let tokenizer = Tokenizer::from_gguf(&gguf).ok();
             let header = artifact::write(
                 output,
                 &module,

@@ -1,4 +1,6 @@
-use zkc_compiler::quantize::{QuantConfig, QuantError};
+use std::path::PathBuf;
+use zkc_compiler::quantize::{default_calibration, QuantConfig, QuantError};
+use zkc_compiler::tokenizer::Tokenizer;
 
 /// Quantization options shared by `compile`, `run` and `accuracy`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,23 +26,38 @@ pub struct QuantArgs {
     /// Headroom over the largest calibrated magnitude.
     #[arg(long, default_value_t = 1.5)]
     margin: f64,
-    /// Calibrate on this many seeded random tokens.
-    #[arg(long, default_value_t = 128)]
-    calib_tokens: usize,
+    /// Calibrate on this text, tokenized with the model's own tokenizer, or on these token ids
+    /// (a file of integers separated by commas or whitespace). Without it, models with a
+    /// tokenizer are calibrated on zkc's built-in English text (docs/quantization.md), others on
+    /// seeded random tokens.
+    #[arg(long, value_name = "FILE")]
+    calibrate: Option<PathBuf>,
+    /// Calibrate on this many seeded random tokens instead (and not on text).
+    #[arg(long, conflicts_with = "calibrate")]
+    calib_tokens: Option<usize>,
     #[arg(long, default_value_t = 0)]
     calib_seed: u64,
 }
 
 impl QuantArgs {
-    pub fn config(&self) -> Result<QuantConfig, QuantError> {
+    /// The configuration for a model with `tokenizer` (if it has one).
+    pub fn config(&self, tokenizer: Option<&Tokenizer>) -> Result<QuantConfig, QuantError> {
         let mut cfg = QuantConfig {
             weight_bits: self.weight_bits,
             score_frac_bits: self.score_frac_bits,
             margin: self.margin,
             ..QuantConfig::default()
         };
-        cfg.calibration_len = self.calib_tokens;
         cfg.calibration_seed = self.calib_seed;
+        cfg.calibration = match (&self.calibrate, self.calib_tokens, tokenizer) {
+            (Some(file), _, _) => Some(calibration_file(file, tokenizer)?),
+            (None, Some(n), _) => {
+                cfg.calibration_len = n;
+                None
+            }
+            (None, None, Some(t)) => Some(default_calibration(t)),
+            (None, None, None) => None,
+        };
         if let Some(b) = self.act_bits {
             cfg.set_bits(&format!("act={b}"))?;
         }
@@ -53,4 +70,28 @@ impl QuantArgs {
         cfg.check()?;
         Ok(cfg)
     }
+}
+
+/// A calibration file's token ids: integers, or text for the model's tokenizer.
+fn calibration_file(file: &PathBuf, tokenizer: Option<&Tokenizer>) -> Result<Vec<u32>, QuantError> {
+    let bad = |problem: String| QuantError::Config(format!("--calibrate {}: {problem}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it as UTF-8 text: {e}")))?;
+    let ids: Option<Vec<u32>> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect();
+    let ids = match (ids, tokenizer) {
+        (Some(ids), _) => ids,
+        (None, Some(t)) => t.encode(&text),
+        (None, None) => {
+            return Err(bad(
+                "the model has no tokenizer to read text with: give token ids".into(),
+            ))
+        }
+    };
+    if ids.is_empty() {
+        return Err(bad("it holds no tokens".into()));
+    }
+    Ok(ids)
 }

@@ -117,7 +117,7 @@ impl Args {
         }
         let module = self
             .opt
-            .optimize(quantize(&model, &self.quant.config()?)?, None)?;
+            .optimize(quantize(&model, &self.quant.config(tokenizer.as_ref())?)?, None)?;
         let interp = Interpreter::new(module)?;
         eprintln!("quantized in {:.2} s", start.elapsed().as_secs_f64());
         if self.compare {
@@ -183,7 +183,7 @@ impl Args {
         for pos in 0..steps {
             let int = runner.step(token, false)?;
             let float = session.step(token)?;
-            let p = Position::new(&float, &int.logits, int.logit_scale);
+            let p = Position::new(&float, &int.logits, int.logit_scale, None);
             println!(
                 "{pos:>4} {token:>7} {:>10} {:>8} {:>6} {:>12.4e} {:>10.3e}",
                 p.float_top1,
