@@ -41,7 +41,7 @@ pub fn calibration_tokens(hp: &Hyperparams, n: usize, seed: u64) -> Vec<u32> {
 /// English prose (from the Rust books that ship with the toolchain, MIT/Apache-2.0), the
 /// default calibration text: a text model's activations on text are not those on random tokens
 /// (trained models' residual streams grow larger on text, docs/quantization.md).
-pub const CALIBRATION_TEXT: &str = include_str!("calibration.txt");
+pub const CALIBRATION_TEXT: &str = include_str!("../../../examples/calibration-rust-books.txt");
 
 /// The default calibration of a model with a tokenizer: [`CALIBRATION_TEXT`] in its tokens.
 pub fn default_calibration(tokenizer: &Tokenizer) -> Vec<u32> {

@@ -74,6 +74,9 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let mut classes = UnionFind::default();
         for &id in graph.topological_order() {
             match graph.node(id).op {
+                // The slices of a projection are requantized one by one (`sliced_linear`): each
+                // head's Q, K and V has its own scale.
+                FloatOp::Slice { .. } if sliced_projection(graph, graph.operands(id)[0]) => {}
                 FloatOp::Add | FloatOp::Slice { .. } | FloatOp::Concat => {
                     for o in graph.operands(id) {
                         classes.union(id, o);
@@ -222,6 +225,9 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 self.layer_norm(id, &operands, weight.name.clone(), bias.name.clone(), *eps)?
             }
             FloatOp::Linear { .. } if id == self.graph.logits => self.logits(id, &operands)?,
+            FloatOp::Linear { .. } if sliced_projection(self.graph, id) => {
+                self.sliced_linear(id, &operands)?
+            }
             FloatOp::Linear { .. } => self.linear(id, &operands)?,
             FloatOp::Slice { .. } => self.split(id, operands[0])?,
             FloatOp::Attention { .. } => self.attention(id, &operands)?,
@@ -466,6 +472,71 @@ impl<'a, 'g> Lowering<'a, 'g> {
         Ok(self.requant(id, acc, 0.0, Some(&channel_scales)))
     }
 
+    /// A projection whose users are all slices (GPT-2's fused Q/K/V): the accumulator is split
+    /// and each slice requantized to its own class, so that V, whose values are several times
+    /// smaller than Q's and K's, does not share their scale. Returns the accumulator (only the
+    /// slices use the projection).
+    fn sliced_linear(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let mut scales = self.channel_scales(id);
+        let largest = scales.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+        for s in scales.iter_mut().filter(|s| **s == 0.0) {
+            *s = largest;
+        }
+        let reference = Scale::pow2(largest.log2().ceil() as i32)
+            .ok_or_else(|| self.unsupported(id, "weight scale out of range"))?;
+        let name = format!("{}.acc", self.graph.node(id).name);
+        let (acc, qx) = self.project(id, operands, &scales, reference, name)?;
+        let stage = self.graph.node(id).stage;
+        let slices = self.tiling(id)?;
+        let acc_ty = self.layers[&stage].layer.value(acc).ty.clone();
+        let results: Vec<(String, TensorType)> = slices
+            .iter()
+            .map(|&(slice, _, len)| {
+                let mut ty = acc_ty.clone();
+                ty.shape = vec![1, len];
+                (format!("{}.acc", self.graph.node(slice).name), ty)
+            })
+            .collect();
+        let parts = self
+            .layer(stage)
+            .inst(Op::Split { axis: 1 }, vec![Operand::Value(acc)], results);
+        for (&(slice, start, len), part) in slices.iter().zip(parts) {
+            self.widths.insert(slice, len);
+            let channel_scales: Vec<f64> = scales[start..start + len]
+                .iter()
+                .map(|s| qx.scale() * s)
+                .collect();
+            let value = self.requant(slice, part, 0.0, Some(&channel_scales));
+            self.layer(stage).node_values.insert(slice, value);
+        }
+        Ok(acc)
+    }
+
+    /// The slices of `source` in order of their start, `(slice, start, len)`; they must tile it
+    /// in equal parts.
+    fn tiling(&self, source: NodeId) -> Result<Vec<(NodeId, usize, usize)>, QuantError> {
+        let total = self.widths[&source];
+        let mut slices: Vec<(NodeId, usize, usize)> = self
+            .graph
+            .users(source)
+            .into_iter()
+            .filter_map(|u| match self.graph.node(u).op {
+                FloatOp::Slice { start, len } => Some((u, start, len)),
+                _ => None,
+            })
+            .collect();
+        slices.sort_by_key(|s| s.1);
+        let len = slices.first().map_or(0, |s| s.2);
+        let tiles = len > 0
+            && total % len == 0
+            && slices.len() == total / len
+            && slices.iter().enumerate().all(|(k, s)| s.1 == k * len && s.2 == len);
+        if !tiles {
+            return Err(self.unsupported(source, "slices of a tensor must tile it in equal parts"));
+        }
+        Ok(slices)
+    }
+
     /// The output head: per-tensor weights (argmax compares logits with each other, so they
     /// must share one scale) and no requantize; then the greedy token.
     fn logits(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
@@ -501,49 +572,20 @@ impl<'a, 'g> Lowering<'a, 'g> {
     fn split(&mut self, id: NodeId, source: NodeId) -> Result<ValueId, QuantError> {
         let stage = self.graph.node(id).stage;
         let x = self.value(stage, source);
-        let total = self.widths[&source];
-        let slices: Vec<(NodeId, usize, usize)> = self
-            .graph
-            .users(source)
-            .into_iter()
-            .filter_map(|u| match self.graph.node(u).op {
-                FloatOp::Slice { start, len } => Some((u, start, len)),
-                _ => None,
-            })
-            .collect();
-        let len = slices[0].2;
-        if slices
-            .iter()
-            .any(|&(_, start, l)| l != len || start % len != 0)
-            || total % len != 0
-        {
-            return Err(self.unsupported(id, "slices of a tensor must tile it in equal parts"));
-        }
+        let slices = self.tiling(source)?;
         let q = self.quant[&id];
-        let source_name = self.graph.node(source).name.clone();
-        let parts = total / len;
-        let results: Vec<(String, TensorType)> = (0..parts)
-            .map(|p| {
-                let name = slices.iter().find(|s| s.1 == p * len).map_or_else(
-                    || format!("{source_name}.part{p}"),
-                    |s| self.graph.node(s.0).name.clone(),
-                );
-                (name, q.ty(len))
-            })
+        let results: Vec<(String, TensorType)> = slices
+            .iter()
+            .map(|&(slice, _, len)| (self.graph.node(slice).name.clone(), q.ty(len)))
             .collect();
         let values =
             self.layer(stage)
                 .inst(Op::Split { axis: 1 }, vec![Operand::Value(x)], results);
-        for &(node, start, _) in &slices {
-            self.widths.insert(node, len);
-            self.layer(stage)
-                .node_values
-                .insert(node, values[start / len]);
+        for (&(slice, _, len), &value) in slices.iter().zip(&values) {
+            self.widths.insert(slice, len);
+            self.layer(stage).node_values.insert(slice, value);
         }
-        Ok(values[slices
-            .iter()
-            .position(|s| s.0 == id)
-            .map_or(0, |i| slices[i].1 / len)])
+        Ok(self.layer(stage).node_values[&id])
     }
 
     /// One head: append K and V to this head's caches, scores against every cached key, causal
@@ -556,7 +598,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
             self.value(stage, operands[1]),
             self.value(stage, operands[2]),
         );
-        let qs = self.quant[&operands[0]];
+        let (qs, ks, vs) = (
+            self.quant[&operands[0]],
+            self.quant[&operands[1]],
+            self.quant[&operands[2]],
+        );
         let dh = self.widths[&operands[0]];
         self.widths.insert(id, dh);
         let ctx = self.model.hparams.n_ctx;
@@ -564,7 +610,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
         // Scores finer than 2^-29 (after the 1/sqrt(dh) that the exp constants absorb) would
         // push those constants past their bounds: such scores are first shifted right by `coarsen`
         // (further if the configuration asks for coarser scores).
-        let s_raw = qs.scale() * qs.scale() / (dh as f64).sqrt();
+        let s_raw = qs.scale() * ks.scale() / (dh as f64).sqrt();
         let finest = -(self.cfg.score_frac_bits.unwrap_or(29) as f64);
         let coarsen = (finest - s_raw.log2()).ceil().max(0.0) as u32;
         let s_eff = s_raw * 2f64.powi(coarsen as i32);
@@ -580,18 +626,21 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 format!("scores at scale {s_eff:e} are out of the integer softmax's range"),
             ));
         }
-        let qmax = ((1i64 << (qs.dtype.bits() - 1)) - 1) as f64;
-        let score_dtype = dtype_for(dh as f64 * qmax * qmax);
+        let qmax = |q: Quant| ((1i64 << (q.dtype.bits() - 1)) - 1) as f64;
+        let score_dtype = dtype_for(dh as f64 * qmax(qs) * qmax(ks));
         let pos = self.value(stage, self.graph.position);
-        let cache_ty = TensorType::new(
-            qs.dtype,
-            vec![ctx, dh],
-            Scale::pow2(-qs.exp).expect("|exp| <= 60"),
-        );
+        let cache_ty = |q: Quant| {
+            TensorType::new(
+                q.dtype,
+                vec![ctx, dh],
+                Scale::pow2(-q.exp).expect("|exp| <= 60"),
+            )
+        };
+        let (k_ty, v_ty) = (cache_ty(ks), cache_ty(vs));
         let n = &node.name;
         let layer = self.layer(stage);
-        let k_cache = layer.state(&format!("{n}.k_cache"), cache_ty.clone());
-        let v_cache = layer.state(&format!("{n}.v_cache"), cache_ty.clone());
+        let k_cache = layer.state(&format!("{n}.k_cache"), k_ty.clone());
+        let v_cache = layer.state(&format!("{n}.v_cache"), v_ty.clone());
         let keys = layer.one(
             Op::KvAppend,
             vec![
@@ -600,7 +649,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 Operand::Value(pos),
             ],
             format!("{n}.keys"),
-            cache_ty.clone(),
+            k_ty,
         );
         let values = layer.one(
             Op::KvAppend,
@@ -610,16 +659,16 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 Operand::Value(pos),
             ],
             format!("{n}.values"),
-            cache_ty.clone(),
+            v_ty,
         );
         // scores = keys [C, dh] x q^T [dh, 1]: no transpose of the cache, only of the 1-row q.
         let q_col = layer.one(
             Op::Reshape { shape: vec![dh, 1] },
             vec![Operand::Value(q)],
             format!("{n}.q_col"),
-            TensorType::new(qs.dtype, vec![dh, 1], cache_ty.scale),
+            TensorType::new(qs.dtype, vec![dh, 1], Scale::pow2(-qs.exp).expect("|exp| <= 60")),
         );
-        let score_scale = Scale::pow2(-2 * qs.exp).expect("|exp| <= 60");
+        let score_scale = Scale::pow2(-qs.exp - ks.exp).expect("|exp| <= 60");
         let col_ty = TensorType::new(score_dtype, vec![ctx, 1], score_scale);
         let score_col = layer.one(
             Op::MatMul,
@@ -637,9 +686,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
             scores_ty,
         );
         if coarsen > 0 {
-            let scale = Scale::pow2(-2 * qs.exp + coarsen as i32).expect("small exponents");
+            let scale =
+                Scale::pow2(-qs.exp - ks.exp + coarsen as i32).expect("small exponents");
             // q and k reach -(qmax + 1): the largest product is (qmax + 1)^2.
-            let bound = dh as f64 * (qmax + 1.0).powi(2) / 2f64.powi(coarsen as i32);
+            let bound =
+                dh as f64 * (qmax(qs) + 1.0) * (qmax(ks) + 1.0) / 2f64.powi(coarsen as i32);
             let op = Op::Requant {
                 mult: Multiplier::Uniform(1),
                 shift: coarsen,
@@ -674,7 +725,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             format!("{n}.probs"),
             probs_ty,
         );
-        let ctx_scale = Scale::pow2(-(ps as i32) - qs.exp).expect("small exponents");
+        let ctx_scale = Scale::pow2(-(ps as i32) - vs.exp).expect("small exponents");
         let ctx_ty = TensorType::new(DType::I32, vec![1, dh], ctx_scale);
         let context = layer.one(
             Op::MatMul,
@@ -739,6 +790,17 @@ impl<'a, 'g> Lowering<'a, 'g> {
             layers,
         })
     }
+}
+
+/// Whether `id` is a projection (not the output head) read only through slices.
+fn sliced_projection(graph: &Graph, id: NodeId) -> bool {
+    let users = graph.users(id);
+    matches!(graph.node(id).op, FloatOp::Linear { .. })
+        && id != graph.logits
+        && !users.is_empty()
+        && users
+            .iter()
+            .all(|&u| matches!(graph.node(u).op, FloatOp::Slice { .. }))
 }
 
 /// The activation role of a node's value, or `None` for values that are not requantized

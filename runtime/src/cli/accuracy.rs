@@ -95,20 +95,16 @@ fn configurations() -> Vec<(&'static str, QuantConfig, OptArgs)> {
             scores(5),
             OptArgs::approximate(),
         ),
-        ("all activations 16-bit", with(&["act=16"], 8), exact()),
         (
-            "all activations 8-bit",
-            with(&["residual=8", "gelu_in=8"], 8),
+            "8-bit block activations and weights (the defaults before 2026-12)",
+            with(&["act=8"], 8),
             exact(),
         ),
+        ("8-bit Q/K/V and KV cache", with(&["qkv=8"], 12), exact()),
+        ("8-bit GELU output", with(&["mlp=8"], 12), exact()),
+        ("8-bit weights", with(&[], 8), exact()),
         ("4-bit weights", with(&[], 4), exact()),
-        ("12-bit weights", with(&[], 12), exact()),
-        ("16-bit GELU output", with(&["mlp=16"], 8), exact()),
-        (
-            "12-bit weights, all activations 16-bit",
-            with(&["act=16"], 12),
-            exact(),
-        ),
+        ("16-bit weights", with(&[], 16), exact()),
     ]
 }
 

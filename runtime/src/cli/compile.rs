@@ -17,7 +17,8 @@ use zkc_compiler::tokenizer::Tokenizer;
 
 /// Compile a GGUF model into zkc's integer IR.
 ///
-/// Calibrates the float model on seeded random tokens, picks fixed-point scales, quantizes the
+/// Calibrates the float model on text (`--calibrate FILE`, or zkc's built-in English text for
+/// models with a tokenizer; seeded random tokens otherwise), picks fixed-point scales, quantizes the
 /// weights (per output channel) and lowers every op to integer ops: one IR layer for the
 /// embedding, one per transformer block, one for the head. Then the optimizer (equality
 /// saturation, fewest constraints; `--no-opt` skips it, `--passes` picks passes, `--approx` adds

@@ -1,32 +1,39 @@
 use super::setup::bytes;
-use super::{gen_model, parse, prove, setup, verify};
+use super::{parse, prove, setup, verify};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use zkc_compiler::files::write_atomically;
 
-/// The main job, end to end, on zkc's own tiny GPT-2: make the model, compile, set up, prove a
-/// few tokens, verify, and show that a tampered bundle is rejected.
+/// The main job, end to end, on a real trained model: compile it, set up, prove a generation
+/// token by token, verify it, and show that a tampered bundle is rejected.
 ///
-/// Runs the same code as `zkc gen-model`, `compile`, `setup`, `prove` and `verify`, through the
-/// files they write (in a temporary directory, removed afterwards, unless `--dir` is given).
-/// Takes a few minutes on two cores. Examples:
+/// The built-in model is a tiny GPT-2 (2 blocks, d=64, byte-level vocabulary) that zkc's
+/// `scripts/train_tiny_gpt2.py` trained on the Rust books (`examples/README.md`); `--model`
+/// takes any GGUF instead. Runs the same code as `zkc compile`, `setup`, `prove` and `verify`,
+/// through the files they write (in a temporary directory, removed afterwards, unless `--dir`
+/// is given). Takes about a minute on two cores. Examples:
 ///
 ///     zkc demo
-///     zkc demo --dir demo --prompt "Hi" --max-new 4
+///     zkc demo --dir demo --prompt "The compiler" --max-new 12
+///     zkc demo --model tiny.gguf --prompt "Hi" --max-new 4
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Keep the files in this directory.
     #[arg(long)]
     dir: Option<PathBuf>,
-    #[arg(long, default_value = "Hi")]
+    /// A GGUF model to use instead of the built-in one.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, default_value = "Rust is")]
     prompt: String,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 8)]
     max_new: usize,
-    /// The model's shape (default: the tiny preset, 2 blocks, d=64, context 64).
-    #[command(flatten)]
-    shape: gen_model::Shape,
 }
+
+/// The built-in model (`examples/README.md` says how it was made).
+const BUILT_IN_MODEL: &[u8] = include_bytes!("../../../examples/tiny-gpt2-rust-books.gguf");
 
 impl Args {
     pub fn run(self) -> ExitCode {
@@ -39,18 +46,21 @@ impl Args {
 
     fn steps(&self, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         let path = |name: &str| dir.join(name).display().to_string();
-        let (gguf, circ, keys, run) = (
-            path("tiny.gguf"),
-            path("tiny.circ"),
-            path("tiny.keys"),
-            path("run.zkp"),
-        );
+        let (circ, keys, run) = (path("model.circ"), path("model.keys"), path("run.zkp"));
         let start = Instant::now();
-        println!("== 1. make a tiny GPT-2 GGUF");
-        let mut model = parse::<gen_model::Args>(&["gen-model", "gpt2", "-o", &gguf])?;
-        model.shape = self.shape.clone();
-        model.execute()?;
-        println!("== 2. compile it");
+        let gguf = match &self.model {
+            Some(model) => {
+                println!("== 1. the model: {}", model.display());
+                model.display().to_string()
+            }
+            None => {
+                let gguf = path("tiny-gpt2-rust-books.gguf");
+                println!("== 1. the model: a tiny GPT-2 trained on the Rust books ({gguf})");
+                write_atomically(std::path::Path::new(&gguf), BUILT_IN_MODEL)?;
+                gguf
+            }
+        };
+        println!("== 2. compile it (calibrated on text, quantized to integers, optimized)");
         parse::<super::compile::Args>(&["compile", &gguf, "-o", &circ])?.execute()?;
         println!("== 3. trusted setup (one Groth16 key pair per layer)");
         let setup_start = Instant::now();

@@ -67,7 +67,7 @@ impl Args {
     }
 }
 
-/// The shape options shared by `gen-model` and `demo`; each overrides the preset's.
+/// The shape options of `gen-model`; each overrides the preset's.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
     /// Transformer blocks.

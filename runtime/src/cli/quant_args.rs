@@ -6,7 +6,7 @@ use zkc_compiler::tokenizer::Tokenizer;
 #[derive(Debug, Clone, clap::Args)]
 pub struct QuantArgs {
     /// Bits per weight (per output channel; per tensor for the output head).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 12)]
     weight_bits: u32,
     /// Bits of the block-internal activations (norm outputs, Q/K/V and the KV cache, head
     /// outputs, GELU outputs): 8, 16 or 32.

@@ -10,7 +10,7 @@ pub use model::{ModelRunner, Step};
 
 use thiserror::Error;
 use zkc_lang::semantics::{self as sem, SemanticsError, Tensor};
-use zkc_lang::{ConstData, Inst, Layer, Module, Multiplier, Op, Operand, ValueDef};
+use zkc_lang::{ConstData, DType, Inst, Layer, Module, Multiplier, Op, Operand, ValueDef};
 
 #[derive(Debug, Error)]
 pub enum InterpError {
@@ -21,6 +21,24 @@ pub enum InterpError {
         op: &'static str,
         #[source]
         source: SemanticsError,
+    },
+    /// A result past its type: this input drives the model beyond the range it was calibrated for.
+    #[error(
+        "layer `{layer}`, `%{value}` ({op}): the value {got} (real {real:.4}) does not fit {dtype} \
+         (real ±{limit:.4} at scale {scale:e}): this input goes {factor:.2}x past the range the \
+         model was compiled for. Recompile with `--margin` {factor:.2}x larger, calibrate on text \
+         like this input (`--calibrate FILE`), or widen this value's role (`--bits ROLE=32`)"
+    )]
+    OutOfRange {
+        layer: String,
+        value: String,
+        op: &'static str,
+        got: i128,
+        dtype: DType,
+        real: f64,
+        limit: f64,
+        scale: f64,
+        factor: f64,
     },
     #[error("constant `@{0}` has no data (`extern`): run the artifact that carries it")]
     MissingData(String),
@@ -39,6 +57,34 @@ pub enum InterpError {
     },
     #[error("{0}")]
     Interface(String),
+}
+
+/// The error of `inst` failing with `source`: a result past its type says by how much.
+fn op_error(layer: &Layer, inst: &Inst, source: SemanticsError) -> InterpError {
+    let result = layer.value(inst.results[0]);
+    match source {
+        SemanticsError::Overflow { value, dtype } => {
+            let scale = result.ty.scale.to_f64();
+            let limit = if value < 0 { dtype.min() } else { dtype.max() } as f64;
+            InterpError::OutOfRange {
+                layer: layer.name.clone(),
+                value: result.name.clone(),
+                op: inst.op.name(),
+                got: value,
+                dtype,
+                real: value as f64 * scale,
+                limit: limit.abs() * scale,
+                scale,
+                factor: value as f64 / limit,
+            }
+        }
+        source => InterpError::Op {
+            layer: layer.name.clone(),
+            value: result.name.clone(),
+            op: inst.op.name(),
+            source,
+        },
+    }
 }
 
 /// A validated module with its constants as tensors.
@@ -127,12 +173,7 @@ impl Interpreter {
         for inst in &layer.insts {
             let results = self
                 .eval(layer, inst, &values)
-                .map_err(|source| InterpError::Op {
-                    layer: layer.name.clone(),
-                    value: layer.value(inst.results[0]).name.clone(),
-                    op: inst.op.name(),
-                    source,
-                })?;
+                .map_err(|source| op_error(layer, inst, source))?;
             for (&r, t) in inst.results.iter().zip(results) {
                 values[r.index()] = Some(t);
             }
@@ -283,7 +324,13 @@ layer l(%x: i8[1, 2] * 2^-4) {
         let i = interp(LAYER);
         let x = Tensor::new(vec![1, 2], vec![100, 0]).unwrap();
         let err = i.run_layer(0, vec![x], vec![]).unwrap_err().to_string();
-        assert_eq!(err, "layer `l`, `%y` (requant): value 300 does not fit i8 (recalibrate the scale or widen the type)");
+        assert_eq!(
+            err,
+            "layer `l`, `%y` (requant): the value 300 (real 18.7500) does not fit i8 (real ±7.9375 \
+             at scale 6.25e-2): this input goes 2.36x past the range the model was compiled for. \
+             Recompile with `--margin` 2.36x larger, calibrate on text like this input \
+             (`--calibrate FILE`), or widen this value's role (`--bits ROLE=32`)"
+        );
     }
 
     #[test]
