@@ -3,10 +3,11 @@
 //! a comparison bit (`CMP(w)`): `a = [x >= lo]`, `c = [x <= hi]`; then one product
 //! `y = lo*(1-a) + hi*(1-c) + x*(a + c - 1)` (with one bound `y = lo*(1-a) + x*a`, or the
 //! mirror). `n * (rc(w) + 1 + k * (rc(w+1) + 1) + [k >= 1])` constraints for `k` active bounds;
-//! a bound outside `x`'s dtype is never reached.
+//! a bound outside `x`'s dtype is never reached. Witness: `x - lo` and `hi - x` are checked
+//! ([`super::int`]): an operand handed a value far past its dtype is an error, not a wrap.
 
 use super::range::{equal, non_negative, range_checked};
-use super::{constant, field, Wire, F};
+use super::{constant, field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
 
@@ -43,7 +44,7 @@ pub fn clamp(
                     cs,
                     &Wire {
                         lc: x.lc.clone() - &constant(lo),
-                        value: x.value - lo,
+                        value: int::sub(x.value, lo)?,
                     },
                     w,
                 )?)
@@ -55,7 +56,7 @@ pub fn clamp(
                     cs,
                     &Wire {
                         lc: constant(hi) - &x.lc,
-                        value: hi - x.value,
+                        value: int::sub(hi, x.value)?,
                     },
                     w,
                 )?)

@@ -3,9 +3,13 @@
 //! (1); `sq = (a - clip)^2` (1); `y = c x + |x| (c - sq)` (1), which is
 //! `x (c + sign(x)(c - sq))`. `n * (rc(w) + rc(w+1) + 6)` constraints, or `n * (rc(w) + 4)` when
 //! `clip >= 2^(w-1)` (then `a = |x|`).
+//!
+//! Witness: honest `|x| <= 2^63`; with `clip <= 2^30` and `c <= 2^60` (validated) `sq <= 2^62`
+//! and `y` stays below 2^125 (when `clip >= 2^(w-1)`, `w <= 31`). It is computed checked
+//! ([`super::int`]) all the same: an operand handed a wrong value is an error, not a wrap.
 
 use super::range::{decompose, equal, non_negative};
-use super::{constant, field, witness, Wire, F};
+use super::{constant, field, int, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
 
@@ -23,7 +27,7 @@ pub fn gelu(
             let (bits_wire, bits) = decompose(cs, x.value, dtype.min() as i128, w)?;
             equal(cs, &x.lc, &bits_wire.lc)?;
             let sigma = *bits.last().expect("w >= 1");
-            let abs = witness(cs, x.value.abs())?;
+            let abs = witness(cs, int::abs(x.value)?)?;
             cs.enforce_r1cs_constraint(
                 || LinearCombination::from((field(2), sigma)) - Variable::One,
                 || x.lc.clone(),
@@ -32,7 +36,7 @@ pub fn gelu(
             let a = if clips {
                 let gap = Wire {
                     lc: constant(clip) - &abs.lc,
-                    value: clip - abs.value,
+                    value: int::sub(clip, abs.value)?,
                 };
                 let kappa = non_negative(cs, &gap, w)?;
                 let a = witness(cs, abs.value.min(clip))?;
@@ -45,13 +49,20 @@ pub fn gelu(
             } else {
                 abs.clone()
             };
-            let sq = witness(cs, (a.value - clip).pow(2))?;
+            let gap = int::sub(a.value, clip)?;
+            let sq = witness(cs, int::mul(gap, gap)?)?;
             cs.enforce_r1cs_constraint(
                 || a.lc.clone() - &constant(clip),
                 || a.lc.clone() - &constant(clip),
                 || sq.lc.clone(),
             )?;
-            let y = witness(cs, c * x.value + abs.value * (c - sq.value))?;
+            let y = witness(
+                cs,
+                int::add(
+                    int::mul(c, x.value)?,
+                    int::mul(abs.value, int::sub(c, sq.value)?)?,
+                )?,
+            )?;
             cs.enforce_r1cs_constraint(
                 || abs.lc.clone(),
                 || constant(c) - &sq.lc,

@@ -7,7 +7,8 @@ use super::{field, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 /// Allocates the `k` bits of `value - lo` (its low `k` bits when it is out of range, so that the
-/// returned combination then differs from `value` and the caller's equation fails).
+/// returned combination then differs from `value` and the caller's equation fails). `k <= 126`
+/// and `lo` within `i64` (every caller's ranges are far narrower), so `lo + 2^k` fits `i128`.
 pub fn range_checked(
     cs: &ConstraintSystemRef<F>,
     value: i128,
@@ -24,6 +25,11 @@ pub fn decompose(
     lo: i128,
     k: u32,
 ) -> Result<(Wire, Vec<Variable>), SynthesisError> {
+    if k > 126 || !(i64::MIN as i128..=i64::MAX as i128).contains(&lo) {
+        // An internal invariant, not a property of the witness.
+        return Err(SynthesisError::Unsatisfiable);
+    }
+    // Wrapping on purpose: only the low `k` bits are kept.
     let offset = value.wrapping_sub(lo);
     let mut lc = LinearCombination::from((field(lo), Variable::One));
     let mut represented = lo;
@@ -61,7 +67,7 @@ pub fn equal(
 /// `CMP(k)` of docs/ir.md: the bit `[u >= 0]` for `|u| < 2^k`, from the `k + 1` bits of
 /// `u + 2^k` (`rc(k+1) + 1`). A `u` outside that range makes the circuit unsatisfiable.
 pub fn non_negative(cs: &ConstraintSystemRef<F>, u: &Wire, k: u32) -> Result<Wire, SynthesisError> {
-    let shifted = u.value + (1i128 << k);
+    let shifted = super::int::add(u.value, 1i128 << k.min(126))?;
     let (w, bits) = decompose(cs, shifted, 0, k + 1)?;
     equal(
         cs,

@@ -2,9 +2,13 @@
 //! `x * m + 2^(shift-1) = q * 2^shift + r`: `n * (rc(shift) + rc(b) + 1)` constraints.
 //! Sound because `q * 2^shift + r` with those ranges writes each integer one way, and no side of
 //! the equation comes near the field's size (|x * m| < 2^127).
+//!
+//! Witness: honest `x` fits its dtype (|x| <= 2^63) and `m < 2^63`, so `x * m + 2^(shift-1)` and
+//! `q * 2^shift` (`shift <= 62`, validated) stay below 2^127; `r` is computed checked all the
+//! same, since `x` may be a free combination handed a wrong value.
 
 use super::range::range_checked;
-use super::{field, Wire, F};
+use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
 
@@ -24,7 +28,10 @@ pub fn requant(
         .enumerate()
         .map(|(i, (x, &q))| {
             let m = mult[i % mult.len()] as i128;
-            let r = x.value * m + half - ((q as i128) << shift);
+            let r = int::sub(
+                int::add(int::mul(x.value, m)?, half)?,
+                int::shl(q as i128, shift)?,
+            )?;
             let q = range_checked(cs, q as i128, out.min() as i128, out.bits())?;
             let r = range_checked(cs, r, 0, shift)?;
             let lhs = &x.lc * field(m) + (field(half), Variable::One);

@@ -7,7 +7,7 @@
 //! how the data is authenticated, not what is selected.
 
 use super::range::equal;
-use super::{field, Wire, F};
+use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 /// `φ` one-hot at `index` over `slots`: `slots + 2` constraints.
@@ -87,7 +87,11 @@ pub fn kv_append(
         .enumerate()
         .map(|(i, before)| {
             let (f, xt) = (&phi[i / width], &x[i % width]);
-            let value = before.value + f.value * (xt.value - before.value);
+            // Checked: `x` may be a free combination handed a wrong value.
+            let value = int::add(
+                before.value,
+                int::mul(f.value, int::sub(xt.value, before.value)?)?,
+            )?;
             let after = cs.new_witness_variable(|| Ok(field(value)))?;
             cs.enforce_r1cs_constraint(
                 || f.lc.clone(),
