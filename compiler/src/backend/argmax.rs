@@ -119,6 +119,43 @@ mod tests {
         }
     }
 
+    /// Rows of 64 at the ends of every dtype: all at the minimum (index 0 by the tie rule), all
+    /// at the maximum, the maximum alone at the last slot; honest indices satisfy, any other
+    /// index fails.
+    #[test]
+    fn full_rows_at_the_ends_of_every_dtype() {
+        let l = 64;
+        for dtype in DType::ALL {
+            let (min, max) = (dtype.min(), dtype.max());
+            let mut last = vec![min; l];
+            last[l - 1] = max;
+            for x in [vec![min; l], vec![max; l], last] {
+                let honest =
+                    semantics::argmax(&Tensor::new(vec![1, l], x.clone()).unwrap(), DType::I32)
+                        .unwrap()
+                        .into_data();
+                let cs = cs();
+                argmax(&cs, &wires(&cs, &x, MODES[2]), l, dtype.bits(), &honest).unwrap();
+                assert_eq!(cs.num_constraints(), cost(1, l, dtype.bits()));
+                assert!(cs.is_satisfied().unwrap(), "{dtype} {honest:?}");
+                for other in [0, 1, l as i64 - 1] {
+                    if other != honest[0] {
+                        let wrong = crate::backend::test_util::cs();
+                        argmax(
+                            &wrong,
+                            &wires(&wrong, &x, MODES[2]),
+                            l,
+                            dtype.bits(),
+                            &[other],
+                        )
+                        .unwrap();
+                        assert!(!wrong.is_satisfied().unwrap(), "{dtype}: index {other}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn extremes_of_the_dtype_are_handled() {
         let x = [-32768, 32767, 32767, -32768];

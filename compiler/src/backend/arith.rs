@@ -225,6 +225,68 @@ pub fn matmul(
 }
 
 #[cfg(test)]
+mod extreme_tests {
+    use super::*;
+    use crate::backend::requant::bind;
+    use crate::backend::test_util::{cs, wires};
+    use crate::backend::Alloc;
+    use zkc_lang::semantics::{self, Tensor};
+    use zkc_lang::DType;
+
+    /// Operands at the ends of i32 (and of i64 for `mul`): exact integers, satisfied, and one
+    /// off fails; a free combination whose integer leaves i128 is an error, not a wrap.
+    #[test]
+    fn operands_at_the_ends_of_the_dtypes() {
+        let (min, max) = (DType::I32.min(), DType::I32.max());
+        let a = [min, max, min, max];
+        let b = [min, min, max, max];
+        let t = |s: Vec<usize>, d: &[i64]| Tensor::new(s, d.to_vec()).unwrap();
+        let want = semantics::matmul(&t(vec![1, 4], &a), &t(vec![4, 1], &b), DType::I64).unwrap();
+        let cs = cs();
+        let y = matmul(
+            &cs,
+            &wires(&cs, &a, Alloc::Witness),
+            &wires(&cs, &b, Alloc::Witness),
+            [1, 1, 4, 1],
+        )
+        .unwrap();
+        assert_eq!(y[0].value, want.data()[0] as i128);
+        let lin = linear(&wires(&cs, &a, Alloc::Witness), &b, None, 4, 1).unwrap();
+        assert_eq!(lin[0].value, want.data()[0] as i128);
+        bind(&cs, &y[0], y[0].value).unwrap();
+        bind(&cs, &lin[0], lin[0].value).unwrap();
+        assert!(cs.is_satisfied().unwrap());
+        bind(&cs, &y[0], y[0].value + 1).unwrap();
+        assert!(!cs.is_satisfied().unwrap());
+
+        let (min, max) = (i64::MIN, i64::MAX);
+        let x = [min, max, min, max];
+        let cs = crate::backend::test_util::cs();
+        let p: Vec<i64> = vec![0; 4];
+        // The products (2^126 at the ends) do not fit i64, so no claimed result is right; the
+        // gadget still builds without overflow.
+        mul(
+            &cs,
+            &wires(&cs, &x, Alloc::Witness),
+            &wires(&cs, &x, Alloc::Witness),
+            &p,
+        )
+        .unwrap();
+        assert!(!cs.is_satisfied().unwrap());
+        let xs = wires(&cs, &x, Alloc::Witness);
+        assert!(
+            linear(&xs[..2], &[min, min], None, 2, 1).is_ok(),
+            "2^126 - 2^126 + ..."
+        );
+        assert!(linear(&[xs[0].clone(), xs[2].clone()], &[min, min], None, 2, 1).is_err());
+        assert!(scale(&xs, &[min]).is_ok());
+        let big = scale(&xs, &[min]).unwrap();
+        assert!(add(&big, &big, 1).is_err(), "2^127 leaves i128");
+        assert!(add(&big, &big, -1).is_ok());
+    }
+}
+
+#[cfg(test)]
 mod matmul_tests {
     use super::*;
     use crate::backend::requant::bind;

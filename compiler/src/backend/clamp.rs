@@ -142,6 +142,46 @@ mod tests {
         }
     }
 
+    /// Every dtype, every input at its minimum and at its maximum, with both bounds active, one,
+    /// and none.
+    #[test]
+    fn inputs_at_the_ends_of_every_dtype() {
+        for dtype in DType::ALL {
+            let (min, max) = (dtype.min(), dtype.max());
+            let x = [min, min, max, max, 0];
+            for (lo, hi) in [
+                (min + 1, max - 1),
+                (min, max - 1),
+                (min + 1, max),
+                (min, max),
+            ] {
+                let cs = cs();
+                let y = clamp(&cs, &wires(&cs, &x, MODES[2]), lo, hi, dtype).unwrap();
+                assert_eq!(cs.num_constraints(), cost(x.len(), lo, hi, dtype));
+                for (yi, &xi) in y.iter().zip(&x) {
+                    assert_eq!(yi.value, xi.clamp(lo, hi) as i128);
+                    equal(
+                        &cs,
+                        &yi.lc,
+                        &LinearCombination::from((field(yi.value), Variable::One)),
+                    )
+                    .unwrap();
+                }
+                assert!(cs.is_satisfied().unwrap(), "{dtype} [{lo}, {hi}]");
+                if lo > min {
+                    // The clamped minimum claimed unclamped.
+                    equal(
+                        &cs,
+                        &y[0].lc,
+                        &LinearCombination::from((field(min as i128), Variable::One)),
+                    )
+                    .unwrap();
+                    assert!(!cs.is_satisfied().unwrap(), "{dtype} [{lo}, {hi}]");
+                }
+            }
+        }
+    }
+
     /// An operand past its dtype (an unchecked sum, say) cannot slip past an inactive bound.
     #[test]
     fn an_operand_outside_its_dtype_is_rejected() {

@@ -104,6 +104,32 @@ mod tests {
         cs.is_satisfied().unwrap()
     }
 
+    /// Every dtype, inputs at its minimum, its maximum and next to them, with a clip inside the
+    /// dtype and one at or past its edge (`2^30`, the largest the validator allows).
+    #[test]
+    fn inputs_at_the_ends_of_every_dtype() {
+        for dtype in DType::ALL {
+            let (min, max) = (dtype.min(), dtype.max());
+            let x = [min, min + 1, max - 1, max, 0];
+            for (clip, c) in [(100, 28365), (1 << 30, 1 << 60)] {
+                let honest: Vec<i128> = x
+                    .iter()
+                    .map(|&v| gelu_int(v as i128, clip as i128, c as i128).unwrap())
+                    .collect();
+                let cs = cs();
+                let y = gelu(&cs, &wires(&cs, &x, MODES[2]), clip, c, dtype).unwrap();
+                assert_eq!(cs.num_constraints(), cost(x.len(), clip, dtype));
+                for (yi, &v) in y.iter().zip(&honest) {
+                    assert_eq!(yi.value, v, "{dtype} clip {clip}");
+                    equal(&cs, &yi.lc, &constant(v)).unwrap();
+                }
+                assert!(cs.is_satisfied().unwrap(), "{dtype} clip {clip}");
+                equal(&cs, &y[3].lc, &constant(honest[3] + 1)).unwrap();
+                assert!(!cs.is_satisfied().unwrap(), "{dtype} clip {clip}");
+            }
+        }
+    }
+
     #[test]
     fn matches_the_semantics_and_nothing_else() {
         let mut rng = Lcg(41);

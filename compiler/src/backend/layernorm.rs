@@ -175,6 +175,51 @@ mod tests {
         cs.is_satisfied().unwrap()
     }
 
+    /// Rows of 64 at the ends of i8, i16 and i32 (the widest input the backend takes): all at the
+    /// minimum (a constant row: `d = 0`, the variance is `eps`), all at the maximum, the maximum
+    /// alone at the last slot (the largest variance); gains at the ends of i16, shifts up and
+    /// down. Honest rows satisfy; a result off by one fails.
+    #[test]
+    fn full_rows_at_the_ends_of_every_dtype() {
+        let l = 64;
+        let g: Vec<i64> = (0..l as i64)
+            .map(|i| if i % 2 == 0 { 32767 } else { -32768 })
+            .collect();
+        let b: Vec<i64> = (0..l as i64).map(|i| i - 32).collect();
+        for (input, eps, shift) in [
+            (DType::I8, 1, 4),
+            (DType::I16, 3, -2),
+            (DType::I32, 1 << 40, 0),
+            (DType::I32, 1, -20),
+        ] {
+            let (min, max) = (input.min(), input.max());
+            let mut last = vec![min; l];
+            last[l - 1] = max;
+            for x in [vec![min; l], vec![max; l], last] {
+                let t = |d: &[i64]| Tensor::new(vec![d.len() / l, l], d.to_vec()).unwrap();
+                let gamma = Tensor::new(vec![l], g.clone()).unwrap();
+                let beta = Tensor::new(vec![l], b.clone()).unwrap();
+                let want = semantics::layernorm(&t(&x), &gamma, &beta, eps, shift, DType::I64)
+                    .expect("fits i64")
+                    .into_data();
+                let check = |claimed: &[i64]| {
+                    let cs = cs();
+                    let xs = wires(&cs, &x, MODES[2]);
+                    layernorm(&cs, &xs, &g, &b, eps, shift, (input, DType::I64), claimed).unwrap();
+                    assert_eq!(
+                        cs.num_constraints(),
+                        cost(1, l, eps, shift, input, DType::I64)
+                    );
+                    cs.is_satisfied().unwrap()
+                };
+                assert!(check(&want), "{input}, eps {eps}, shift {shift}");
+                let mut wrong = want.clone();
+                wrong[l - 1] += 1;
+                assert!(!check(&wrong), "{input}, eps {eps}, shift {shift}");
+            }
+        }
+    }
+
     #[test]
     fn honest_rows_satisfy_and_perturbed_results_fail() {
         let mut rng = Lcg(51);

@@ -116,6 +116,31 @@ mod tests {
         }
     }
 
+    /// The widest ranges any gadget asks: 64 bits from the i64 minimum, and 99 bits (softmax's
+    /// remainders at the largest validated constants).
+    #[test]
+    fn the_widest_ranges_are_exact() {
+        let (lo, k) = (i64::MIN as i128, 64);
+        for v in [lo, lo + 1, i64::MAX as i128, 0] {
+            assert!(satisfied(v, lo, k), "{v}");
+        }
+        assert!(!satisfied(i64::MAX as i128 + 1, lo, k));
+        assert!(!satisfied(lo - 1, lo, k));
+        assert!(satisfied((1 << 99) - 1, 0, 99));
+        assert!(!satisfied(1 << 99, 0, 99));
+        for u in [i64::MIN as i128, -1, 0, i64::MAX as i128] {
+            let cs = cs();
+            let w = Wire::new(&cs, u, crate::backend::Alloc::Witness).unwrap();
+            let bit = non_negative(&cs, &w, 64).unwrap();
+            assert_eq!(bit.value, (u >= 0) as i128);
+            assert!(cs.is_satisfied().unwrap());
+        }
+        // An integer past i128 is an error, not a wrap or a panic.
+        let cs = cs();
+        let w = Wire::new(&cs, i128::MAX, crate::backend::Alloc::Witness).unwrap();
+        assert!(non_negative(&cs, &w, 64).is_err());
+    }
+
     #[test]
     fn comparison_bits_are_exact_and_forced() {
         use crate::backend::Alloc;

@@ -128,6 +128,52 @@ mod tests {
         }
     }
 
+    /// Inputs at the ends of i16, i32 and i64 with multipliers and shifts whose results just
+    /// fit (for i64: `x * 2^62 >> 62`, products of 2^125): honest results satisfy, one off fails.
+    #[test]
+    fn inputs_at_the_ends_of_every_dtype() {
+        for (input, mult, shift, out) in [
+            (DType::I16, 1, 9, DType::I8),
+            (DType::I32, (1 << 15) - 1, 40, DType::I8),
+            (DType::I32, 1, 0, DType::I32),
+            (DType::I64, 1 << 62, 62, DType::I64),
+            (DType::I64, i64::MAX, 63 - 1, DType::I64),
+        ] {
+            let x = [input.min(), input.max(), input.min(), input.max()];
+            let Some(q) = honest(&x, &[mult], shift, out) else {
+                continue;
+            };
+            for mode in MODES {
+                assert!(
+                    satisfied(&x, &[mult], shift, out, &q, mode),
+                    "{input} * {mult} >> {shift}"
+                );
+                for k in 0..x.len() {
+                    let mut wrong = q.clone();
+                    wrong[k] = wrong[k].wrapping_add(if wrong[k] == out.max() { -1 } else { 1 });
+                    assert!(
+                        !satisfied(&x, &[mult], shift, out, &wrong, mode),
+                        "{input} element {k}"
+                    );
+                }
+            }
+        }
+        // x * m at the very end: (-2^63) * (2^63 - 1) with shift 62 is -2^126 + 2^63, whose
+        // quotient does not fit i64: no claimed result is accepted, and none panics.
+        let x = [i64::MIN];
+        assert_eq!(honest(&x, &[i64::MAX], 62, DType::I64), None);
+        for q in [i64::MIN, i64::MAX, 0] {
+            assert!(!satisfied(
+                &x,
+                &[i64::MAX],
+                62,
+                DType::I64,
+                &[q],
+                crate::backend::Alloc::Witness
+            ));
+        }
+    }
+
     #[test]
     fn a_result_one_past_the_range_cannot_be_proved() {
         // 254 * 1 / 2 = 127 fits i8; 256 / 2 = 128 does not.

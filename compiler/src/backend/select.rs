@@ -147,6 +147,47 @@ mod tests {
         }
     }
 
+    /// A full context of 64 slots of i64 values at the ends of the dtype: the last slot written
+    /// exactly, a table's last row selected exactly.
+    #[test]
+    fn the_last_slot_and_row_at_the_ends_of_the_dtype() {
+        let slots = 64;
+        let before: Vec<i64> = (0..2 * slots)
+            .map(|i| if i % 2 == 0 { i64::MIN } else { i64::MAX })
+            .collect();
+        let x = [i64::MAX, i64::MIN];
+        let cs = cs();
+        let state = wires(&cs, &before, Alloc::Witness);
+        let p = Wire::new(&cs, slots as i128 - 1, Alloc::Input).unwrap();
+        let phi = one_hot(&cs, &p, slots).unwrap();
+        let after = kv_append(&cs, &state, &wires(&cs, &x, Alloc::Witness), &phi).unwrap();
+        let want = semantics::kv_append(
+            &Tensor::new(vec![slots, 2], before.clone()).unwrap(),
+            &Tensor::new(vec![1, 2], x.to_vec()).unwrap(),
+            &Tensor::scalar(slots as i64 - 1),
+        )
+        .unwrap();
+        for (w, &v) in after.iter().zip(want.data()) {
+            assert_eq!(w.value, v as i128);
+            bind(&cs, w, w.value).unwrap();
+        }
+        assert!(cs.is_satisfied().unwrap());
+        let row = gather(&cs, &before, 2, &p).unwrap();
+        assert_eq!(
+            row.iter().map(|w| w.value).collect::<Vec<_>>(),
+            [i64::MIN as i128, i64::MAX as i128]
+        );
+        for w in &row {
+            bind(&cs, w, w.value).unwrap();
+        }
+        assert!(cs.is_satisfied().unwrap());
+        bind(&cs, &after[2 * slots - 1], i64::MAX as i128).unwrap();
+        assert!(
+            !cs.is_satisfied().unwrap(),
+            "the last slot holds the new value"
+        );
+    }
+
     #[test]
     fn kv_append_writes_one_slot_and_nothing_else() {
         let before = [1, 2, 3, 4, 5, 6];

@@ -507,6 +507,64 @@ mod tests {
         }
     }
 
+    /// Rows at the ends of every score dtype, over a full context (L = 64): all scores at the
+    /// minimum, all at the maximum, the maximum alone at the last slot (the rest at the
+    /// minimum) and at the first; without a position and with one (the last slot, and past
+    /// the context). Honest results satisfy; a probability off by one does not.
+    #[test]
+    fn full_rows_at_the_ends_of_every_dtype() {
+        let l = 64;
+        for input in [DType::I16, DType::I32, DType::I64] {
+            let p = SoftmaxParams {
+                input,
+                ..params(l, 1)
+            };
+            let (min, max) = (input.min(), input.max());
+            let mut last = vec![min; l];
+            last[l - 1] = max;
+            let mut first = vec![min; l];
+            first[0] = max;
+            for (what, x) in [
+                ("all min", vec![min; l]),
+                ("all max", vec![max; l]),
+                ("max last", last),
+                ("max first", first),
+            ] {
+                for pos in [None, Some(0), Some(l as i64 - 1), Some(l as i64 + 5)] {
+                    let want = honest(&x, pos, &p);
+                    let at = format!("{input}, {what}, pos {pos:?}");
+                    assert!(satisfied(&x, pos, &p, &want, Alloc::Witness), "{at}");
+                    let k = want.iter().position(|&q| q > 0).expect("a valid slot");
+                    let mut wrong = want.clone();
+                    wrong[k] -= 1;
+                    assert!(!satisfied(&x, pos, &p, &wrong, Alloc::Witness), "{at}");
+                }
+            }
+        }
+    }
+
+    /// Several query rows (prefill) at a full context, the later rows seeing more slots.
+    #[test]
+    fn prefill_rows_at_a_full_context() {
+        let (l, rows) = (64, 3);
+        let mut x = vec![DType::I16.min(); l * rows];
+        for r in 0..rows {
+            x[r * l + l - 1] = DType::I16.max();
+            x[r * l + r] = DType::I16.max() - 1;
+        }
+        let p = params(l, rows);
+        for pos in [Some(0), Some(61), Some(63)] {
+            let want = honest(&x, pos, &p);
+            assert!(satisfied(&x, pos, &p, &want, Alloc::Witness), "pos {pos:?}");
+            let mut wrong = want.clone();
+            wrong[2 * l + 2] += 1;
+            assert!(
+                !satisfied(&x, pos, &p, &wrong, Alloc::Witness),
+                "pos {pos:?}"
+            );
+        }
+    }
+
     #[test]
     fn scores_at_the_ends_of_the_dtype() {
         let x = [-32768, 32767, 0];
