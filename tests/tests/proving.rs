@@ -365,3 +365,51 @@ fn a_header_asking_for_no_steps_or_a_prompt_beyond_the_context_is_refused() {
     long.prompt = vec![1; run().vd.context + 1];
     assert!(matches!(rejected(&long), Rejection::PromptTooLong { .. }));
 }
+
+/// A witness that does not satisfy a layer's circuit (here a block's softmax result off by one,
+/// as a gadget's wrong witness generation would leave it) is reported by the prover with the
+/// instruction that emitted the first failing constraint, as a bug in zkc, not as wrong keys.
+#[test]
+fn a_wrong_witness_names_the_instruction_whose_constraint_fails() {
+    use zkc_runtime::proving::ProvingError;
+    let run = run();
+    let module = &run.artifact.module;
+    let prover = Prover::new(module, &run.artifact.header.ir_sha256, &run.keys, &run.vd).unwrap();
+    let interp = Interpreter::new(module.clone()).unwrap();
+    let mut runner = zkc_runtime::interp::ModelRunner::new(&interp).unwrap();
+    let mut witness = runner.step(PROMPT[0], true).unwrap().witness.unwrap();
+    let is_softmax = |i: &&zkc_lang::Inst| matches!(i.op, zkc_lang::Op::Softmax { .. });
+    let (index, layer) = module
+        .layers
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.insts.iter().any(|i| is_softmax(&i)))
+        .expect("a block has a softmax");
+    let result = layer.insts.iter().find(is_softmax).unwrap().results[0];
+    let values = &mut witness[index].values;
+    let probs = &values[result.index()];
+    let mut data = probs.data().to_vec();
+    data[0] -= 1;
+    values[result.index()] =
+        zkc_lang::semantics::Tensor::new(probs.shape().to_vec(), data).unwrap();
+    let err = prover
+        .prove_step(0, &witness, &mut StdRng::seed_from_u64(2), &mut |_| {})
+        .expect_err("the witness does not satisfy the circuit");
+    let message = err.to_string();
+    let ProvingError::WitnessUnsatisfied {
+        step,
+        layer: named,
+        origin,
+        ..
+    } = err
+    else {
+        panic!("{message}");
+    };
+    assert_eq!((step, named.as_str()), (0, layer.name.as_str()));
+    let name = &layer.value(result).name;
+    assert_eq!(origin.to_string(), format!("`%{name}` (softmax)"));
+    assert!(
+        message.contains("bug in zkc's witness generation for `softmax`"),
+        "{message}"
+    );
+}

@@ -2,10 +2,11 @@
 //! value `m` with `σ_j * (m - x_j) = 0` (L), and `m - x_j - before_j` in `w` bits (`rc(w) + 1`
 //! each), where `before_j = sum_{k > j} σ_k` is 1 exactly before the chosen index: `m >= x_j`
 //! everywhere and `m > x_j` before it, the lowest-index tie rule.
-//! `R * (L * (rc(w) + 3) + 1)` constraints.
+//! `R * (L * (rc(w) + 3) + 1)` constraints. Witness: the gaps `m - x_j - before_j` are checked
+//! ([`super::int`]; honest ones are below 2^65).
 
 use super::range::{equal, range_checked};
-use super::{field, Wire, F};
+use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 /// `claimed[r]` is the prover's index for row `r`; `w` the bit width of `x`'s dtype.
@@ -48,7 +49,8 @@ pub fn argmax(
                 )?;
                 let before: Vec<Variable> = sigma[j + 1..].to_vec();
                 let before_value = (chosen as i128 > j as i128) as i128;
-                let gap = range_checked(cs, m_value - xj.value - before_value, 0, w)?;
+                let gap_value = int::sub(int::sub(m_value, xj.value)?, before_value)?;
+                let gap = range_checked(cs, gap_value, 0, w)?;
                 let lhs =
                     LinearCombination::from(m) - &xj.lc - &LinearCombination::sum_vars(&before);
                 equal(cs, &lhs, &gap.lc)?;
@@ -113,6 +115,43 @@ mod tests {
                     !satisfied(&x, len, &[-1, honest[1]], mode),
                     "a negative index"
                 );
+            }
+        }
+    }
+
+    /// Rows of 64 at the ends of every dtype: all at the minimum (index 0 by the tie rule), all
+    /// at the maximum, the maximum alone at the last slot; honest indices satisfy, any other
+    /// index fails.
+    #[test]
+    fn full_rows_at_the_ends_of_every_dtype() {
+        let l = 64;
+        for dtype in DType::ALL {
+            let (min, max) = (dtype.min(), dtype.max());
+            let mut last = vec![min; l];
+            last[l - 1] = max;
+            for x in [vec![min; l], vec![max; l], last] {
+                let honest =
+                    semantics::argmax(&Tensor::new(vec![1, l], x.clone()).unwrap(), DType::I32)
+                        .unwrap()
+                        .into_data();
+                let cs = cs();
+                argmax(&cs, &wires(&cs, &x, MODES[2]), l, dtype.bits(), &honest).unwrap();
+                assert_eq!(cs.num_constraints(), cost(1, l, dtype.bits()));
+                assert!(cs.is_satisfied().unwrap(), "{dtype} {honest:?}");
+                for other in [0, 1, l as i64 - 1] {
+                    if other != honest[0] {
+                        let wrong = crate::backend::test_util::cs();
+                        argmax(
+                            &wrong,
+                            &wires(&wrong, &x, MODES[2]),
+                            l,
+                            dtype.bits(),
+                            &[other],
+                        )
+                        .unwrap();
+                        assert!(!wrong.is_satisfied().unwrap(), "{dtype}: index {other}");
+                    }
+                }
             }
         }
     }

@@ -1,12 +1,22 @@
 //! Ops that are linear combinations (free: `linear` with constant weights, `add`, `sub`) and the
 //! product of two values (`mul`, 1 constraint per element).
+//!
+//! The integers of free results are computed with checked arithmetic ([`super::int`]): honest
+//! ones are the interpreter's results and fit their dtype, but an operand past its dtype (a
+//! wrong value handed in) must give an error, not a wrapped integer.
 
-use super::{field, Wire, F};
+use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError};
 
 /// `x[rows, k] * w[k, n] + bias[n]` with constant `w` and `bias`: the weights become
 /// coefficients, so this costs no constraint.
-pub fn linear(x: &[Wire], w: &[i64], bias: Option<&[i64]>, k: usize, n: usize) -> Vec<Wire> {
+pub fn linear(
+    x: &[Wire],
+    w: &[i64],
+    bias: Option<&[i64]>,
+    k: usize,
+    n: usize,
+) -> Result<Vec<Wire>, SynthesisError> {
     let mut out = Vec::with_capacity(x.len() / k.max(1) * n);
     for row in x.chunks(k.max(1)) {
         for j in 0..n {
@@ -17,39 +27,39 @@ pub fn linear(x: &[Wire], w: &[i64], bias: Option<&[i64]>, k: usize, n: usize) -
                 let c = w[i * n + j] as i128;
                 if c != 0 {
                     lc = lc + (field(c), &xi.lc);
-                    value += c * xi.value;
+                    value = int::add(value, int::mul(c, xi.value)?)?;
                 }
             }
             out.push(Wire { lc, value });
         }
     }
-    out
+    Ok(out)
 }
 
 /// `a + sign * b`, with `b` broadcast over `a`'s leading axes (its length divides `a`'s).
-pub fn add(a: &[Wire], b: &[Wire], sign: i128) -> Vec<Wire> {
+pub fn add(a: &[Wire], b: &[Wire], sign: i128) -> Result<Vec<Wire>, SynthesisError> {
     a.iter()
         .enumerate()
         .map(|(i, x)| {
             let y = &b[i % b.len()];
-            Wire {
+            Ok(Wire {
                 lc: &x.lc + (field(sign), &y.lc),
-                value: x.value + sign * y.value,
-            }
+                value: int::add(x.value, int::mul(sign, y.value)?)?,
+            })
         })
         .collect()
 }
 
 /// `a * c` elementwise with constant `c` (broadcast as in [`add`]): free.
-pub fn scale(a: &[Wire], c: &[i64]) -> Vec<Wire> {
+pub fn scale(a: &[Wire], c: &[i64]) -> Result<Vec<Wire>, SynthesisError> {
     a.iter()
         .enumerate()
         .map(|(i, x)| {
             let k = c[i % c.len()] as i128;
-            Wire {
+            Ok(Wire {
                 lc: &x.lc * field(k),
-                value: x.value * k,
-            }
+                value: int::mul(x.value, k)?,
+            })
         })
         .collect()
 }
@@ -101,7 +111,7 @@ mod tests {
         .unwrap();
         for mode in MODES {
             let cs = cs();
-            let y = linear(&wires(&cs, &x, mode), &w, Some(&b), k, n);
+            let y = linear(&wires(&cs, &x, mode), &w, Some(&b), k, n).unwrap();
             assert_eq!(cs.num_constraints(), 0, "weights are coefficients");
             for (yi, &wi) in y.iter().zip(want.data()) {
                 assert_eq!(yi.value, wi as i128);
@@ -121,8 +131,8 @@ mod tests {
         let cs = cs();
         let a = wires(&cs, &[1, 2, 3, 4], crate::backend::Alloc::Witness);
         let b = wires(&cs, &[10, -20], crate::backend::Alloc::Input);
-        let sum = add(&a, &b, 1);
-        let diff = add(&a, &b, -1);
+        let sum = add(&a, &b, 1).unwrap();
+        let diff = add(&a, &b, -1).unwrap();
         assert_eq!(
             sum.iter().map(|w| w.value).collect::<Vec<_>>(),
             [11, -18, 13, -16]
@@ -132,7 +142,7 @@ mod tests {
             [-9, 22, -7, 24]
         );
         assert_eq!(cs.num_constraints(), 0);
-        let scaled = scale(&a, &[3, -2]);
+        let scaled = scale(&a, &[3, -2]).unwrap();
         assert_eq!(
             scaled.iter().map(|w| w.value).collect::<Vec<_>>(),
             [3, -4, 9, -8]
@@ -201,17 +211,79 @@ pub fn matmul(
                 let mut value = 0;
                 for t in 0..k {
                     let (x, y) = (&a[ab + i * k + t], &b[bb + t * n + j]);
-                    let p = x.value * y.value;
+                    let p = int::mul(x.value, y.value)?;
                     let v = cs.new_witness_variable(|| Ok(field(p)))?;
                     cs.enforce_r1cs_constraint(|| x.lc.clone(), || y.lc.clone(), || v.into())?;
                     lc += (F::from(1u8), v);
-                    value += p;
+                    value = int::add(value, p)?;
                 }
                 out.push(Wire { lc, value });
             }
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod extreme_tests {
+    use super::*;
+    use crate::backend::requant::bind;
+    use crate::backend::test_util::{cs, wires};
+    use crate::backend::Alloc;
+    use zkc_lang::semantics::{self, Tensor};
+    use zkc_lang::DType;
+
+    /// Operands at the ends of i32 (and of i64 for `mul`): exact integers, satisfied, and one
+    /// off fails; a free combination whose integer leaves i128 is an error, not a wrap.
+    #[test]
+    fn operands_at_the_ends_of_the_dtypes() {
+        let (min, max) = (DType::I32.min(), DType::I32.max());
+        let a = [min, max, min, max];
+        let b = [min, min, max, max];
+        let t = |s: Vec<usize>, d: &[i64]| Tensor::new(s, d.to_vec()).unwrap();
+        let want = semantics::matmul(&t(vec![1, 4], &a), &t(vec![4, 1], &b), DType::I64).unwrap();
+        let cs = cs();
+        let y = matmul(
+            &cs,
+            &wires(&cs, &a, Alloc::Witness),
+            &wires(&cs, &b, Alloc::Witness),
+            [1, 1, 4, 1],
+        )
+        .unwrap();
+        assert_eq!(y[0].value, want.data()[0] as i128);
+        let lin = linear(&wires(&cs, &a, Alloc::Witness), &b, None, 4, 1).unwrap();
+        assert_eq!(lin[0].value, want.data()[0] as i128);
+        bind(&cs, &y[0], y[0].value).unwrap();
+        bind(&cs, &lin[0], lin[0].value).unwrap();
+        assert!(cs.is_satisfied().unwrap());
+        bind(&cs, &y[0], y[0].value + 1).unwrap();
+        assert!(!cs.is_satisfied().unwrap());
+
+        let (min, max) = (i64::MIN, i64::MAX);
+        let x = [min, max, min, max];
+        let cs = crate::backend::test_util::cs();
+        let p: Vec<i64> = vec![0; 4];
+        // The products (2^126 at the ends) do not fit i64, so no claimed result is right; the
+        // gadget still builds without overflow.
+        mul(
+            &cs,
+            &wires(&cs, &x, Alloc::Witness),
+            &wires(&cs, &x, Alloc::Witness),
+            &p,
+        )
+        .unwrap();
+        assert!(!cs.is_satisfied().unwrap());
+        let xs = wires(&cs, &x, Alloc::Witness);
+        assert!(
+            linear(&xs[..2], &[min, min], None, 2, 1).is_ok(),
+            "2^126 - 2^126 + ..."
+        );
+        assert!(linear(&[xs[0].clone(), xs[2].clone()], &[min, min], None, 2, 1).is_err());
+        assert!(scale(&xs, &[min]).is_ok());
+        let big = scale(&xs, &[min]).unwrap();
+        assert!(add(&big, &big, 1).is_err(), "2^127 leaves i128");
+        assert!(add(&big, &big, -1).is_ok());
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! a comparison bit (`CMP(w)`): `a = [x >= lo]`, `c = [x <= hi]`; then one product
 //! `y = lo*(1-a) + hi*(1-c) + x*(a + c - 1)` (with one bound `y = lo*(1-a) + x*a`, or the
 //! mirror). `n * (rc(w) + 1 + k * (rc(w+1) + 1) + [k >= 1])` constraints for `k` active bounds;
-//! a bound outside `x`'s dtype is never reached.
+//! a bound outside `x`'s dtype is never reached. Witness: `x - lo` and `hi - x` are checked
+//! ([`super::int`]): an operand handed a value far past its dtype is an error, not a wrap.
 
 use super::range::{equal, non_negative, range_checked};
-use super::{constant, field, Wire, F};
+use super::{constant, field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
 
@@ -43,7 +44,7 @@ pub fn clamp(
                     cs,
                     &Wire {
                         lc: x.lc.clone() - &constant(lo),
-                        value: x.value - lo,
+                        value: int::sub(x.value, lo)?,
                     },
                     w,
                 )?)
@@ -55,7 +56,7 @@ pub fn clamp(
                     cs,
                     &Wire {
                         lc: constant(hi) - &x.lc,
-                        value: hi - x.value,
+                        value: int::sub(hi, x.value)?,
                     },
                     w,
                 )?)
@@ -137,6 +138,46 @@ mod tests {
                 }
                 // The unclamped input where it was clamped.
                 assert!(!satisfied(&x, lo, hi, &x, mode) || honest == x);
+            }
+        }
+    }
+
+    /// Every dtype, every input at its minimum and at its maximum, with both bounds active, one,
+    /// and none.
+    #[test]
+    fn inputs_at_the_ends_of_every_dtype() {
+        for dtype in DType::ALL {
+            let (min, max) = (dtype.min(), dtype.max());
+            let x = [min, min, max, max, 0];
+            for (lo, hi) in [
+                (min + 1, max - 1),
+                (min, max - 1),
+                (min + 1, max),
+                (min, max),
+            ] {
+                let cs = cs();
+                let y = clamp(&cs, &wires(&cs, &x, MODES[2]), lo, hi, dtype).unwrap();
+                assert_eq!(cs.num_constraints(), cost(x.len(), lo, hi, dtype));
+                for (yi, &xi) in y.iter().zip(&x) {
+                    assert_eq!(yi.value, xi.clamp(lo, hi) as i128);
+                    equal(
+                        &cs,
+                        &yi.lc,
+                        &LinearCombination::from((field(yi.value), Variable::One)),
+                    )
+                    .unwrap();
+                }
+                assert!(cs.is_satisfied().unwrap(), "{dtype} [{lo}, {hi}]");
+                if lo > min {
+                    // The clamped minimum claimed unclamped.
+                    equal(
+                        &cs,
+                        &y[0].lc,
+                        &LinearCombination::from((field(min as i128), Variable::One)),
+                    )
+                    .unwrap();
+                    assert!(!cs.is_satisfied().unwrap(), "{dtype} [{lo}, {hi}]");
+                }
             }
         }
     }

@@ -3,9 +3,13 @@
 //! (1); `sq = (a - clip)^2` (1); `y = c x + |x| (c - sq)` (1), which is
 //! `x (c + sign(x)(c - sq))`. `n * (rc(w) + rc(w+1) + 6)` constraints, or `n * (rc(w) + 4)` when
 //! `clip >= 2^(w-1)` (then `a = |x|`).
+//!
+//! Witness: honest `|x| <= 2^63`; with `clip <= 2^30` and `c <= 2^60` (validated) `sq <= 2^62`
+//! and `y` stays below 2^125 (when `clip >= 2^(w-1)`, `w <= 31`). It is computed checked
+//! ([`super::int`]) all the same: an operand handed a wrong value is an error, not a wrap.
 
 use super::range::{decompose, equal, non_negative};
-use super::{constant, field, witness, Wire, F};
+use super::{constant, field, int, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
 
@@ -23,7 +27,7 @@ pub fn gelu(
             let (bits_wire, bits) = decompose(cs, x.value, dtype.min() as i128, w)?;
             equal(cs, &x.lc, &bits_wire.lc)?;
             let sigma = *bits.last().expect("w >= 1");
-            let abs = witness(cs, x.value.abs())?;
+            let abs = witness(cs, int::abs(x.value)?)?;
             cs.enforce_r1cs_constraint(
                 || LinearCombination::from((field(2), sigma)) - Variable::One,
                 || x.lc.clone(),
@@ -32,7 +36,7 @@ pub fn gelu(
             let a = if clips {
                 let gap = Wire {
                     lc: constant(clip) - &abs.lc,
-                    value: clip - abs.value,
+                    value: int::sub(clip, abs.value)?,
                 };
                 let kappa = non_negative(cs, &gap, w)?;
                 let a = witness(cs, abs.value.min(clip))?;
@@ -45,13 +49,20 @@ pub fn gelu(
             } else {
                 abs.clone()
             };
-            let sq = witness(cs, (a.value - clip).pow(2))?;
+            let gap = int::sub(a.value, clip)?;
+            let sq = witness(cs, int::mul(gap, gap)?)?;
             cs.enforce_r1cs_constraint(
                 || a.lc.clone() - &constant(clip),
                 || a.lc.clone() - &constant(clip),
                 || sq.lc.clone(),
             )?;
-            let y = witness(cs, c * x.value + abs.value * (c - sq.value))?;
+            let y = witness(
+                cs,
+                int::add(
+                    int::mul(c, x.value)?,
+                    int::mul(abs.value, int::sub(c, sq.value)?)?,
+                )?,
+            )?;
             cs.enforce_r1cs_constraint(
                 || abs.lc.clone(),
                 || constant(c) - &sq.lc,
@@ -91,6 +102,32 @@ mod tests {
             equal(&cs, &yi.lc, &constant(v)).unwrap();
         }
         cs.is_satisfied().unwrap()
+    }
+
+    /// Every dtype, inputs at its minimum, its maximum and next to them, with a clip inside the
+    /// dtype and one at or past its edge (`2^30`, the largest the validator allows).
+    #[test]
+    fn inputs_at_the_ends_of_every_dtype() {
+        for dtype in DType::ALL {
+            let (min, max) = (dtype.min(), dtype.max());
+            let x = [min, min + 1, max - 1, max, 0];
+            for (clip, c) in [(100, 28365), (1 << 30, 1 << 60)] {
+                let honest: Vec<i128> = x
+                    .iter()
+                    .map(|&v| gelu_int(v as i128, clip as i128, c as i128).unwrap())
+                    .collect();
+                let cs = cs();
+                let y = gelu(&cs, &wires(&cs, &x, MODES[2]), clip, c, dtype).unwrap();
+                assert_eq!(cs.num_constraints(), cost(x.len(), clip, dtype));
+                for (yi, &v) in y.iter().zip(&honest) {
+                    assert_eq!(yi.value, v, "{dtype} clip {clip}");
+                    equal(&cs, &yi.lc, &constant(v)).unwrap();
+                }
+                assert!(cs.is_satisfied().unwrap(), "{dtype} clip {clip}");
+                equal(&cs, &y[3].lc, &constant(honest[3] + 1)).unwrap();
+                assert!(!cs.is_satisfied().unwrap(), "{dtype} clip {clip}");
+            }
+        }
     }
 
     #[test]

@@ -227,8 +227,8 @@ pub fn synthesize(
 pub enum Section {
     /// The public boundary: commitments of inputs and outputs, the caches' chain.
     Boundary,
-    /// One instruction, by op name.
-    Inst(&'static str),
+    /// Instruction `index` of the layer, with its op's name.
+    Inst { index: usize, op: &'static str },
 }
 
 /// [`synthesize`], calling `observe` where each [`Section`] begins (for measuring).
@@ -274,8 +274,11 @@ pub fn synthesize_observed(
         }
     }
     let unused = unused_state_updates(layer);
-    for inst in &layer.insts {
-        observe(Section::Inst(inst.op.name()));
+    for (index, inst) in layer.insts.iter().enumerate() {
+        observe(Section::Inst {
+            index,
+            op: inst.op.name(),
+        });
         let arg = |k: usize| -> Vec<Wire> {
             match inst.args[k] {
                 Operand::Value(v) => wires[v.index()].clone().expect("defined before use"),
@@ -309,7 +312,7 @@ pub fn synthesize_observed(
                 let Operand::Const(w) = inst.args[1] else {
                     unreachable!("validated: weights are constant")
                 };
-                vec![arith::linear(&arg(0), konst(w), bias, k, n)]
+                vec![arith::linear(&arg(0), konst(w), bias, k, n)?]
             }
             Op::MatMul => {
                 let (a, b) = (&ty(0).shape, &ty(1).shape);
@@ -322,10 +325,10 @@ pub fn synthesize_observed(
                     [batches, a[r - 2], a[r - 1], b[r - 1]],
                 )?]
             }
-            Op::Add => vec![arith::add(&arg(0), &arg(1), 1)],
-            Op::Sub => vec![arith::add(&arg(0), &arg(1), -1)],
+            Op::Add => vec![arith::add(&arg(0), &arg(1), 1)?],
+            Op::Sub => vec![arith::add(&arg(0), &arg(1), -1)?],
             Op::Mul => match inst.args[1] {
-                Operand::Const(c) => vec![arith::scale(&arg(0), konst(c))],
+                Operand::Const(c) => vec![arith::scale(&arg(0), konst(c))?],
                 Operand::Value(_) => vec![arith::mul(cs, &arg(0), &arg(1), result(0).data())?],
             },
             Op::Requant { mult, shift } => {

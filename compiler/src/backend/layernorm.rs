@@ -3,9 +3,15 @@
 //! (`s^2 <= var <= s^2 + 2s`), and per element the floored division
 //! `q * (s * 2^down) = d * gamma * 2^up - r`, `0 <= r < s * 2^down`, with `y = q + beta` in the
 //! result's range.
+//!
+//! Witness: honest inputs have at most 32 bits (`backend::check`), so the sum, `d`, the squares
+//! and their sum, `s < 2^33` and `s * 2^down < 2^95` are small; `d * gamma * 2^up` and
+//! `q * s * 2^down` are not bounded by the types alone (64-bit `gamma`, `up` up to 62): they
+//! and everything computed from an operand's integer go through [`super::int`] (the
+//! interpreter refuses an honest overflow there, `IntermediateOverflow`).
 
 use super::range::{equal, range_checked};
-use super::{constant, field, witness, Wire, F};
+use super::{constant, field, int, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::semantics::{floor_div, isqrt};
 use zkc_lang::DType;
@@ -35,10 +41,14 @@ fn lt_cost(bound: u128) -> usize {
     }
 }
 
-/// Bits of the square root of the largest variance (`sb` in docs/ir.md).
+/// Bits of the square root of the largest variance (`sb` in docs/ir.md). Total for every
+/// width, as the cost model asks it of any valid module (the gadget itself takes `w <= 32`).
 fn sqrt_bits(w: u32, eps: i64) -> u32 {
-    let max_var = (1i128 << (2 * w)) - 1 + eps as i128;
-    bits_of(isqrt(max_var).expect("non-negative") as u128)
+    let max_var = 1u128
+        .checked_shl(2 * w)
+        .map_or(u128::MAX, |v| v - 1)
+        .saturating_add(eps.max(0) as u128);
+    bits_of(max_var.isqrt())
 }
 
 /// `claimed[i]` is the prover's result for `x[i]`.
@@ -59,7 +69,7 @@ pub fn layernorm(
     let sb = sqrt_bits(w, eps);
     let mut ys = Vec::with_capacity(x.len());
     for (row, claimed) in x.chunks(l).zip(claimed.chunks(l)) {
-        let sum: i128 = row.iter().map(|v| v.value).sum();
+        let sum = int::sum(row.iter().map(|v| v.value))?;
         let sum_lc = row
             .iter()
             .fold(LinearCombination::zero(), |acc, v| acc + &v.lc);
@@ -69,18 +79,20 @@ pub fn layernorm(
         equal(cs, &sum_lc, &(&mu.lc * field(l as i128) + &r0.lc))?;
         let d: Vec<Wire> = row
             .iter()
-            .map(|v| Wire {
-                lc: v.lc.clone() - &mu.lc,
-                value: v.value - mu.value,
+            .map(|v| {
+                Ok(Wire {
+                    lc: v.lc.clone() - &mu.lc,
+                    value: int::sub(v.value, mu.value)?,
+                })
             })
-            .collect();
+            .collect::<Result<_, SynthesisError>>()?;
         let mut squares = LinearCombination::zero();
         let mut sq_sum = 0;
         for di in &d {
-            let sq = witness(cs, di.value * di.value)?;
+            let sq = witness(cs, int::mul(di.value, di.value)?)?;
             cs.enforce_r1cs_constraint(|| di.lc.clone(), || di.lc.clone(), || sq.lc.clone())?;
             squares = squares + &sq.lc;
-            sq_sum += sq.value;
+            sq_sum = int::add(sq_sum, sq.value)?;
         }
         let (v, r1) = floor_div(sq_sum, l as i128).unwrap_or((0, 0));
         let v = range_checked(cs, v, 0, 2 * w)?;
@@ -88,7 +100,7 @@ pub fn layernorm(
         equal(cs, &squares, &(&v.lc * field(l as i128) + &r1.lc))?;
         let var = Wire {
             lc: v.lc.clone() + (field(eps as i128), Variable::One),
-            value: v.value + eps as i128,
+            value: int::add(v.value, eps as i128)?,
         };
         let s = range_checked(cs, isqrt(var.value).unwrap_or(0), 0, sb)?;
         let s2 = witness(cs, s.value * s.value)?;
@@ -99,7 +111,7 @@ pub fn layernorm(
         equal(cs, &(s2.lc.clone() + &(&s.lc * field(2)) - &var.lc), &t2.lc)?;
         let divisor = Wire {
             lc: &s.lc * field(1i128 << down),
-            value: s.value << down,
+            value: int::shl(s.value, down)?,
         };
         for (i, (di, &yc)) in d.iter().zip(claimed).enumerate() {
             let y = range_checked(cs, yc as i128, out.min() as i128, out.bits())?;
@@ -109,9 +121,10 @@ pub fn layernorm(
             };
             let num = Wire {
                 lc: &di.lc * field((gamma[i] as i128) << up),
-                value: (di.value * gamma[i] as i128) << up,
+                value: int::shl(int::mul(di.value, gamma[i] as i128)?, up)?,
             };
-            let r = range_checked(cs, num.value - q.value * divisor.value, 0, sb + down)?;
+            let rem = int::sub(num.value, int::mul(q.value, divisor.value)?)?;
+            let r = range_checked(cs, rem, 0, sb + down)?;
             let slack = range_checked(cs, divisor.value - 1 - r.value, 0, sb + down)?;
             equal(cs, &(divisor.lc.clone() - &constant(1) - &r.lc), &slack.lc)?;
             cs.enforce_r1cs_constraint(
@@ -160,6 +173,51 @@ mod tests {
             cost(x.len() / g.len(), g.len(), 3, shift, DType::I16, DType::I8)
         );
         cs.is_satisfied().unwrap()
+    }
+
+    /// Rows of 64 at the ends of i8, i16 and i32 (the widest input the backend takes): all at the
+    /// minimum (a constant row: `d = 0`, the variance is `eps`), all at the maximum, the maximum
+    /// alone at the last slot (the largest variance); gains at the ends of i16, shifts up and
+    /// down. Honest rows satisfy; a result off by one fails.
+    #[test]
+    fn full_rows_at_the_ends_of_every_dtype() {
+        let l = 64;
+        let g: Vec<i64> = (0..l as i64)
+            .map(|i| if i % 2 == 0 { 32767 } else { -32768 })
+            .collect();
+        let b: Vec<i64> = (0..l as i64).map(|i| i - 32).collect();
+        for (input, eps, shift) in [
+            (DType::I8, 1, 4),
+            (DType::I16, 3, -2),
+            (DType::I32, 1 << 40, 0),
+            (DType::I32, 1, -20),
+        ] {
+            let (min, max) = (input.min(), input.max());
+            let mut last = vec![min; l];
+            last[l - 1] = max;
+            for x in [vec![min; l], vec![max; l], last] {
+                let t = |d: &[i64]| Tensor::new(vec![d.len() / l, l], d.to_vec()).unwrap();
+                let gamma = Tensor::new(vec![l], g.clone()).unwrap();
+                let beta = Tensor::new(vec![l], b.clone()).unwrap();
+                let want = semantics::layernorm(&t(&x), &gamma, &beta, eps, shift, DType::I64)
+                    .expect("fits i64")
+                    .into_data();
+                let check = |claimed: &[i64]| {
+                    let cs = cs();
+                    let xs = wires(&cs, &x, MODES[2]);
+                    layernorm(&cs, &xs, &g, &b, eps, shift, (input, DType::I64), claimed).unwrap();
+                    assert_eq!(
+                        cs.num_constraints(),
+                        cost(1, l, eps, shift, input, DType::I64)
+                    );
+                    cs.is_satisfied().unwrap()
+                };
+                assert!(check(&want), "{input}, eps {eps}, shift {shift}");
+                let mut wrong = want.clone();
+                wrong[l - 1] += 1;
+                assert!(!check(&wrong), "{input}, eps {eps}, shift {shift}");
+            }
+        }
     }
 
     #[test]

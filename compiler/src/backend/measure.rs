@@ -43,7 +43,7 @@ pub fn layer(
     synthesize_observed(&cs, module, tables, index, values, &mut |section| {
         let name = match section {
             Section::Boundary => "commitments",
-            Section::Inst(op) => op,
+            Section::Inst { op, .. } => op,
         };
         starts.push((name, cs.num_constraints(), cs.num_witness_variables()));
     })?;

@@ -7,7 +7,8 @@ use super::{field, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 /// Allocates the `k` bits of `value - lo` (its low `k` bits when it is out of range, so that the
-/// returned combination then differs from `value` and the caller's equation fails).
+/// returned combination then differs from `value` and the caller's equation fails). `k <= 126`
+/// and `lo` within `i64` (every caller's ranges are far narrower), so `lo + 2^k` fits `i128`.
 pub fn range_checked(
     cs: &ConstraintSystemRef<F>,
     value: i128,
@@ -24,6 +25,11 @@ pub fn decompose(
     lo: i128,
     k: u32,
 ) -> Result<(Wire, Vec<Variable>), SynthesisError> {
+    if k > 126 || !(i64::MIN as i128..=i64::MAX as i128).contains(&lo) {
+        // An internal invariant, not a property of the witness.
+        return Err(SynthesisError::Unsatisfiable);
+    }
+    // Wrapping on purpose: only the low `k` bits are kept.
     let offset = value.wrapping_sub(lo);
     let mut lc = LinearCombination::from((field(lo), Variable::One));
     let mut represented = lo;
@@ -61,7 +67,7 @@ pub fn equal(
 /// `CMP(k)` of docs/ir.md: the bit `[u >= 0]` for `|u| < 2^k`, from the `k + 1` bits of
 /// `u + 2^k` (`rc(k+1) + 1`). A `u` outside that range makes the circuit unsatisfiable.
 pub fn non_negative(cs: &ConstraintSystemRef<F>, u: &Wire, k: u32) -> Result<Wire, SynthesisError> {
-    let shifted = u.value + (1i128 << k);
+    let shifted = super::int::add(u.value, 1i128 << k.min(126))?;
     let (w, bits) = decompose(cs, shifted, 0, k + 1)?;
     equal(
         cs,
@@ -108,6 +114,31 @@ mod tests {
             );
             assert!(!satisfied(-hi - 7, lo, k));
         }
+    }
+
+    /// The widest ranges any gadget asks: 64 bits from the i64 minimum, and 99 bits (softmax's
+    /// remainders at the largest validated constants).
+    #[test]
+    fn the_widest_ranges_are_exact() {
+        let (lo, k) = (i64::MIN as i128, 64);
+        for v in [lo, lo + 1, i64::MAX as i128, 0] {
+            assert!(satisfied(v, lo, k), "{v}");
+        }
+        assert!(!satisfied(i64::MAX as i128 + 1, lo, k));
+        assert!(!satisfied(lo - 1, lo, k));
+        assert!(satisfied((1 << 99) - 1, 0, 99));
+        assert!(!satisfied(1 << 99, 0, 99));
+        for u in [i64::MIN as i128, -1, 0, i64::MAX as i128] {
+            let cs = cs();
+            let w = Wire::new(&cs, u, crate::backend::Alloc::Witness).unwrap();
+            let bit = non_negative(&cs, &w, 64).unwrap();
+            assert_eq!(bit.value, (u >= 0) as i128);
+            assert!(cs.is_satisfied().unwrap());
+        }
+        // An integer past i128 is an error, not a wrap or a panic.
+        let cs = cs();
+        let w = Wire::new(&cs, i128::MAX, crate::backend::Alloc::Witness).unwrap();
+        assert!(non_negative(&cs, &w, 64).is_err());
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! `x * m + 2^(shift-1) = q * 2^shift + r`: `n * (rc(shift) + rc(b) + 1)` constraints.
 //! Sound because `q * 2^shift + r` with those ranges writes each integer one way, and no side of
 //! the equation comes near the field's size (|x * m| < 2^127).
+//!
+//! Witness: honest `x` fits its dtype (|x| <= 2^63) and `m < 2^63`, so `x * m + 2^(shift-1)` and
+//! `q * 2^shift` (`shift <= 62`, validated) stay below 2^127; `r` is computed checked all the
+//! same, since `x` may be a free combination handed a wrong value.
 
 use super::range::range_checked;
-use super::{field, Wire, F};
+use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
 
@@ -24,7 +28,10 @@ pub fn requant(
         .enumerate()
         .map(|(i, (x, &q))| {
             let m = mult[i % mult.len()] as i128;
-            let r = x.value * m + half - ((q as i128) << shift);
+            let r = int::sub(
+                int::add(int::mul(x.value, m)?, half)?,
+                int::shl(q as i128, shift)?,
+            )?;
             let q = range_checked(cs, q as i128, out.min() as i128, out.bits())?;
             let r = range_checked(cs, r, 0, shift)?;
             let lhs = &x.lc * field(m) + (field(half), Variable::One);
@@ -118,6 +125,52 @@ mod tests {
                     "sign flipped at {k}"
                 );
             }
+        }
+    }
+
+    /// Inputs at the ends of i16, i32 and i64 with multipliers and shifts whose results just
+    /// fit (for i64: `x * 2^62 >> 62`, products of 2^125): honest results satisfy, one off fails.
+    #[test]
+    fn inputs_at_the_ends_of_every_dtype() {
+        for (input, mult, shift, out) in [
+            (DType::I16, 1, 9, DType::I8),
+            (DType::I32, (1 << 15) - 1, 40, DType::I8),
+            (DType::I32, 1, 0, DType::I32),
+            (DType::I64, 1 << 62, 62, DType::I64),
+            (DType::I64, i64::MAX, 63 - 1, DType::I64),
+        ] {
+            let x = [input.min(), input.max(), input.min(), input.max()];
+            let Some(q) = honest(&x, &[mult], shift, out) else {
+                continue;
+            };
+            for mode in MODES {
+                assert!(
+                    satisfied(&x, &[mult], shift, out, &q, mode),
+                    "{input} * {mult} >> {shift}"
+                );
+                for k in 0..x.len() {
+                    let mut wrong = q.clone();
+                    wrong[k] = wrong[k].wrapping_add(if wrong[k] == out.max() { -1 } else { 1 });
+                    assert!(
+                        !satisfied(&x, &[mult], shift, out, &wrong, mode),
+                        "{input} element {k}"
+                    );
+                }
+            }
+        }
+        // x * m at the very end: (-2^63) * (2^63 - 1) with shift 62 is -2^126 + 2^63, whose
+        // quotient does not fit i64: no claimed result is accepted, and none panics.
+        let x = [i64::MIN];
+        assert_eq!(honest(&x, &[i64::MAX], 62, DType::I64), None);
+        for q in [i64::MIN, i64::MAX, 0] {
+            assert!(!satisfied(
+                &x,
+                &[i64::MAX],
+                62,
+                DType::I64,
+                &[q],
+                crate::backend::Alloc::Witness
+            ));
         }
     }
 

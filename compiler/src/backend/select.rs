@@ -7,7 +7,7 @@
 //! how the data is authenticated, not what is selected.
 
 use super::range::equal;
-use super::{field, Wire, F};
+use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 /// `φ` one-hot at `index` over `slots`: `slots + 2` constraints.
@@ -87,7 +87,11 @@ pub fn kv_append(
         .enumerate()
         .map(|(i, before)| {
             let (f, xt) = (&phi[i / width], &x[i % width]);
-            let value = before.value + f.value * (xt.value - before.value);
+            // Checked: `x` may be a free combination handed a wrong value.
+            let value = int::add(
+                before.value,
+                int::mul(f.value, int::sub(xt.value, before.value)?)?,
+            )?;
             let after = cs.new_witness_variable(|| Ok(field(value)))?;
             cs.enforce_r1cs_constraint(
                 || f.lc.clone(),
@@ -141,6 +145,47 @@ mod tests {
                 "index {idx} is outside the table"
             );
         }
+    }
+
+    /// A full context of 64 slots of i64 values at the ends of the dtype: the last slot written
+    /// exactly, a table's last row selected exactly.
+    #[test]
+    fn the_last_slot_and_row_at_the_ends_of_the_dtype() {
+        let slots = 64;
+        let before: Vec<i64> = (0..2 * slots)
+            .map(|i| if i % 2 == 0 { i64::MIN } else { i64::MAX })
+            .collect();
+        let x = [i64::MAX, i64::MIN];
+        let cs = cs();
+        let state = wires(&cs, &before, Alloc::Witness);
+        let p = Wire::new(&cs, slots as i128 - 1, Alloc::Input).unwrap();
+        let phi = one_hot(&cs, &p, slots).unwrap();
+        let after = kv_append(&cs, &state, &wires(&cs, &x, Alloc::Witness), &phi).unwrap();
+        let want = semantics::kv_append(
+            &Tensor::new(vec![slots, 2], before.clone()).unwrap(),
+            &Tensor::new(vec![1, 2], x.to_vec()).unwrap(),
+            &Tensor::scalar(slots as i64 - 1),
+        )
+        .unwrap();
+        for (w, &v) in after.iter().zip(want.data()) {
+            assert_eq!(w.value, v as i128);
+            bind(&cs, w, w.value).unwrap();
+        }
+        assert!(cs.is_satisfied().unwrap());
+        let row = gather(&cs, &before, 2, &p).unwrap();
+        assert_eq!(
+            row.iter().map(|w| w.value).collect::<Vec<_>>(),
+            [i64::MIN as i128, i64::MAX as i128]
+        );
+        for w in &row {
+            bind(&cs, w, w.value).unwrap();
+        }
+        assert!(cs.is_satisfied().unwrap());
+        bind(&cs, &after[2 * slots - 1], i64::MAX as i128).unwrap();
+        assert!(
+            !cs.is_satisfied().unwrap(),
+            "the last slot holds the new value"
+        );
     }
 
     #[test]

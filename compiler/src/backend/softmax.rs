@@ -3,10 +3,27 @@
 //! product chain), I-BERT's exp (`m - x = z*ln2 + ρ`, `e = floor(((b - ρ)^2 + c) / 2^min(z, pb))`
 //! with `2^z'` built from the bits of `z'`), the free sum, and the floored division; with `pos`,
 //! a one-hot `φ` marks `min(pos, L-1)` and gives each slot's mask as a linear combination.
+//!
+//! **The max chain.** `m` is one of the valid scores because the product of the factors
+//! `f_j = m - x_j` (valid slots) and `f_j = 1` (masked ones) is zero: `L - 1` constraints
+//! `c_1 = f_0 f_1`, `c_{j} = c_{j-1} f_j`, ..., `c_{L-2} f_{L-1} = 0`. Sound because the
+//! circuit's field is a field (no zero divisors): the product is zero only if a factor is zero,
+//! and each valid factor equals `z_j ln2 + ρ_j` with `z_j < 2^zb`, `ρ_j < ln2` range-checked,
+//! an integer in `[0, 2^(zb+30))`, far below the field's size, so it is zero in the field only
+//! if `m = x_j` as integers; a masked factor is exactly 1. With the exp gadget's `m - x_j >= 0`
+//! on every valid slot, `m` is the maximum. The running products `c_j` are witnesses with no
+//! integer meaning (the product of up to `L - 1` differences of up to `2^w` each): they are
+//! computed in the field, never in a machine integer, whose wrap gave a witness that failed
+//! this (correct) constraint on trained attention (issue 12).
+//!
+//! Witness sizes: `m - x_j` and `pos - min(pos, L-1)` are computed checked ([`super::int`]); with
+//! the validated attributes (`ln2, |b| <= 2^30`, `c <= 2^60`, `shift <= 62`) every exp value is
+//! below 2^63 and `e * 2^shift < 2^125`; `q * den` is checked (a wrong `q` may be anything in
+//! its dtype).
 
 use super::layernorm::below;
 use super::range::{decompose, equal, non_negative, range_checked};
-use super::{constant, field, witness, Wire, F};
+use super::{constant, field, int, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
 
@@ -22,6 +39,14 @@ fn product(
     c: &LinearCombination<F>,
 ) -> Result<(), SynthesisError> {
     cs.enforce_r1cs_constraint(|| a.clone(), || b.clone(), || c.clone())
+}
+
+/// The running product of the max chain: a combination and its value in the field. Its value
+/// is a product of up to `L - 1` differences and has no integer meaning worth keeping; only
+/// whether it is zero matters (see [`softmax`]).
+struct Chain {
+    lc: LinearCombination<F>,
+    value: F,
 }
 
 /// The sizes the gadget's range checks use.
@@ -91,6 +116,18 @@ pub fn softmax(
     p: &SoftmaxParams,
     claimed: &[i64],
 ) -> Result<Vec<Wire>, SynthesisError> {
+    synthesize(cs, x, pos, p, claimed, 0)
+}
+
+/// [`softmax`] with the prover's row max raised by `max_offset` (tests: a max that is no score).
+fn synthesize(
+    cs: &ConstraintSystemRef<F>,
+    x: &[Wire],
+    pos: Option<&Wire>,
+    p: &SoftmaxParams,
+    claimed: &[i64],
+    max_offset: i128,
+) -> Result<Vec<Wire>, SynthesisError> {
     let l = p.row_len;
     let bd = Bounds::new(p.input.bits(), p.consts, l);
     let [ln2, b, c] = p.consts.map(|v| v as i128);
@@ -122,7 +159,7 @@ pub fn softmax(
                 .fold(LinearCombination::zero(), |a, (k, f)| {
                     a + (field(k as i128), &f.lc)
                 });
-            let gap = range_checked(cs, pos.value - pc_value, 0, 32)?;
+            let gap = range_checked(cs, int::sub(pos.value, pc_value)?, 0, 32)?;
             equal(cs, &(pos.lc.clone() - &pc), &gap.lc)?;
             product(
                 cs,
@@ -157,18 +194,19 @@ pub fn softmax(
             .filter(|&(j, _)| valid(j))
             .map(|(_, v)| v.value)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            + max_offset;
         let m = if l == 1 {
             row[0].clone()
         } else {
             witness(cs, m_value)?
         };
-        let mut chain: Option<Wire> = None;
+        let mut chain: Option<Chain> = None;
         let mut exps = Vec::with_capacity(l);
         for (j, xj) in row.iter().enumerate() {
             let mu = mask(j);
             let on = mu.as_ref().is_none_or(|m| m.value == 1);
-            let d_value = if on { m.value - xj.value } else { 0 };
+            let d_value = if on { int::sub(m.value, xj.value)? } else { 0 };
             let (z_value, rho_value) = (d_value.div_euclid(ln2), d_value.rem_euclid(ln2));
             let (z, z_bits) = decompose(cs, z_value, 0, bd.zb)?;
             let rho = below(cs, rho_value, ln2 as u128)?;
@@ -178,31 +216,30 @@ pub fn softmax(
                 None => equal(cs, &d, &reduced)?,
                 Some(mu) => product(cs, &mu.lc, &d, &reduced)?,
             }
-            // The chain's factor: d on valid slots, 1 on masked ones.
+            // The chain's factor: d on valid slots, 1 on masked ones (`reduced` is 0 there).
             let factor = match &mu {
-                None => Wire {
+                None => Chain {
                     lc: d,
-                    value: d_value,
+                    value: field(d_value),
                 },
-                Some(mu) => Wire {
+                Some(mu) => Chain {
                     lc: reduced.clone() + &(constant(1) - &mu.lc),
-                    value: d_value + 1 - mu.value,
+                    value: field(d_value + 1 - mu.value),
                 },
             };
             chain = Some(match chain {
                 None => factor,
                 Some(acc) => {
-                    let last = j == l - 1;
-                    let next = if last {
-                        Wire {
-                            lc: LinearCombination::zero(),
-                            value: 0,
-                        }
+                    // A field product, never an integer one: up to L - 1 factors of up to
+                    // 2^w each pass any machine integer (issue 12).
+                    let value = acc.value * factor.value;
+                    let lc = if j == l - 1 {
+                        LinearCombination::zero()
                     } else {
-                        witness(cs, acc.value * factor.value)?
+                        cs.new_witness_variable(|| Ok(value))?.into()
                     };
-                    product(cs, &acc.lc, &factor.lc, &next.lc)?;
-                    next
+                    product(cs, &acc.lc, &factor.lc, &lc)?;
+                    Chain { lc, value }
                 }
             });
             // z' = min(z, pb) and its bits.
@@ -272,7 +309,7 @@ pub fn softmax(
         };
         for (e, &q) in exps.iter().zip(claimed) {
             let q = range_checked(cs, q as i128, p.out.min() as i128, p.out.bits())?;
-            let num = (e.value << p.shift) - q.value * den.value;
+            let num = int::sub(int::shl(e.value, p.shift)?, int::mul(q.value, den.value)?)?;
             let rem = range_checked(cs, num, 0, bd.tb)?;
             let slack = range_checked(cs, den.value - 1 - rem.value, 0, bd.tb)?;
             equal(cs, &(den.lc.clone() - &constant(1) - &rem.lc), &slack.lc)?;
@@ -420,6 +457,112 @@ mod tests {
             !satisfied(&x, Some(-1), &p, &honest(&x, Some(0), &p), Alloc::Witness),
             "pos >= 0"
         );
+    }
+
+    /// Issue 12: a full i16 row whose maximum is at the last slot and every other score at the
+    /// dtype's minimum. The chain multiplies 63 differences of 65535: its running product
+    /// leaves any machine integer after nine factors, so it must be carried in the field.
+    #[test]
+    fn the_max_chain_survives_a_full_row_of_large_differences() {
+        let l = 64;
+        let mut x = vec![DType::I16.min(); l];
+        x[l - 1] = DType::I16.max();
+        for pos in [None, Some(l as i64 - 1), Some(1000)] {
+            let p = params(l, 1);
+            let want = honest(&x, pos, &p);
+            assert!(satisfied(&x, pos, &p, &want, Alloc::Witness), "pos {pos:?}");
+            let mut wrong = want.clone();
+            wrong[l - 1] -= 1;
+            assert!(
+                !satisfied(&x, pos, &p, &wrong, Alloc::Witness),
+                "pos {pos:?}"
+            );
+        }
+    }
+
+    /// A prover whose row max is no score (one above the maximum): every other constraint is
+    /// met by probabilities computed from that max, and only the chain rejects it.
+    #[test]
+    fn a_max_that_is_no_score_is_rejected_by_the_chain() {
+        use zkc_lang::semantics::{exp_int, floor_div};
+        let p = params(5, 1);
+        let x = [-300i64, 120, 7, 119, -32768];
+        let from_max = |m: i128| -> Vec<i64> {
+            let [ln2, b, c] = p.consts.map(|v| v as i128);
+            let e: Vec<i128> = x
+                .iter()
+                .map(|&v| exp_int(v as i128 - m, ln2, b, c).unwrap())
+                .collect();
+            let sum: i128 = e.iter().sum();
+            e.iter()
+                .map(|&e| floor_div(e << p.shift, sum).unwrap().0 as i64)
+                .collect()
+        };
+        assert_eq!(from_max(120), honest(&x, None, &p));
+        for (offset, ok) in [(0, true), (1, false), (5, false)] {
+            let cs = cs();
+            let xs = wires(&cs, &x, Alloc::Witness);
+            synthesize(&cs, &xs, None, &p, &from_max(120 + offset), offset).unwrap();
+            assert_eq!(cs.is_satisfied().unwrap(), ok, "max raised by {offset}");
+        }
+    }
+
+    /// Rows at the ends of every score dtype, over a full context (L = 64): all scores at the
+    /// minimum, all at the maximum, the maximum alone at the last slot (the rest at the
+    /// minimum) and at the first; without a position and with one (the last slot, and past
+    /// the context). Honest results satisfy; a probability off by one does not.
+    #[test]
+    fn full_rows_at_the_ends_of_every_dtype() {
+        let l = 64;
+        for input in [DType::I16, DType::I32, DType::I64] {
+            let p = SoftmaxParams {
+                input,
+                ..params(l, 1)
+            };
+            let (min, max) = (input.min(), input.max());
+            let mut last = vec![min; l];
+            last[l - 1] = max;
+            let mut first = vec![min; l];
+            first[0] = max;
+            for (what, x) in [
+                ("all min", vec![min; l]),
+                ("all max", vec![max; l]),
+                ("max last", last),
+                ("max first", first),
+            ] {
+                for pos in [None, Some(0), Some(l as i64 - 1), Some(l as i64 + 5)] {
+                    let want = honest(&x, pos, &p);
+                    let at = format!("{input}, {what}, pos {pos:?}");
+                    assert!(satisfied(&x, pos, &p, &want, Alloc::Witness), "{at}");
+                    let k = want.iter().position(|&q| q > 0).expect("a valid slot");
+                    let mut wrong = want.clone();
+                    wrong[k] -= 1;
+                    assert!(!satisfied(&x, pos, &p, &wrong, Alloc::Witness), "{at}");
+                }
+            }
+        }
+    }
+
+    /// Several query rows (prefill) at a full context, the later rows seeing more slots.
+    #[test]
+    fn prefill_rows_at_a_full_context() {
+        let (l, rows) = (64, 3);
+        let mut x = vec![DType::I16.min(); l * rows];
+        for r in 0..rows {
+            x[r * l + l - 1] = DType::I16.max();
+            x[r * l + r] = DType::I16.max() - 1;
+        }
+        let p = params(l, rows);
+        for pos in [Some(0), Some(61), Some(63)] {
+            let want = honest(&x, pos, &p);
+            assert!(satisfied(&x, pos, &p, &want, Alloc::Witness), "pos {pos:?}");
+            let mut wrong = want.clone();
+            wrong[2 * l + 2] += 1;
+            assert!(
+                !satisfied(&x, pos, &p, &wrong, Alloc::Witness),
+                "pos {pos:?}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use ark_relations::utils::matrix::Matrix;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
+use zkc_compiler::backend::diagnose::{diagnose, Diagnosis};
 use zkc_compiler::backend::layer::{public_inputs, LayerCircuit, Tables};
 use zkc_compiler::backend::F;
 use zkc_compiler::files::write_atomically;
@@ -129,20 +130,15 @@ impl<'m> Prover<'m> {
                 index,
                 values: &run.values,
             };
-            let proof =
-                self.prove(index, circuit, pk, rng)
-                    .map_err(|e| ProvingError::Synthesis {
-                        layer: layer.name.clone(),
-                        problem: e.to_string(),
-                    })?;
+            let proof = match self.prove(index, circuit, pk, rng) {
+                Ok(proof) => proof,
+                Err(e) => return Err(self.why(step, index, &run.values, Some(e))),
+            };
             let publics = public_inputs(layer, &run.values);
             let valid = Groth16::<Curve>::verify_proof(&self.prepared[index], &proof, &publics)
                 .unwrap_or(false);
             if !valid {
-                return Err(ProvingError::ProofRejected {
-                    step,
-                    layer: layer.name.clone(),
-                });
+                return Err(self.why(step, index, &run.values, None));
             }
             on_event(Event::Layer {
                 step,
@@ -155,6 +151,42 @@ impl<'m> Prover<'m> {
             step: step as u32,
             layers,
         })
+    }
+
+    /// Why layer `index` gave no valid proof from `values` (its build failed with `error`, or
+    /// its proof failed the self-check): the layer is rebuilt and checked constraint by
+    /// constraint ([`diagnose`]), so that a witness the circuit rejects names the instruction
+    /// whose gadget produced it, and only a satisfied witness blames the keys.
+    fn why(
+        &self,
+        step: usize,
+        index: usize,
+        values: &[zkc_lang::semantics::Tensor],
+        error: Option<SynthesisError>,
+    ) -> ProvingError {
+        let layer = self.module.layers[index].name.clone();
+        match diagnose(self.module, &self.tables, index, values) {
+            Diagnosis::Unsatisfied { constraint, origin } => ProvingError::WitnessUnsatisfied {
+                step,
+                layer,
+                constraint,
+                origin,
+            },
+            Diagnosis::Failed { error, origin } => ProvingError::WitnessFailed {
+                step,
+                layer,
+                origin,
+                problem: error.to_string(),
+            },
+            Diagnosis::Satisfied => match error {
+                // Proving failed after a build that succeeds here: not the witness.
+                Some(e) => ProvingError::Synthesis {
+                    layer,
+                    problem: e.to_string(),
+                },
+                None => ProvingError::ProofRejected { step, layer },
+            },
+        }
     }
 
     /// One Groth16 proof of layer `index`. The constraint matrices are built once, at the
