@@ -10,8 +10,10 @@ llama.cpp generates N tokens greedily (argmax of the logits, no sampling, F32 KV
 the model's context, flash attention off, no BOS added, never stopping early), and so do zkc's
 float reference (`zkc run MODEL --float --prompt TEXT --max-new N`) and zkc's integer model
 (`zkc run MODEL --prompt TEXT --max-new N`). It prints the three token sequences and texts, the
-first position where each of zkc's differs from llama.cpp's, and exits 1 if any prompt's integer
-tokens differ from llama.cpp's (2 if a prompt tokenizes differently).
+first position where each of zkc's differs from llama.cpp's (with llama.cpp's logit margin there,
+to tell near ties from real errors), and exits 1 if any prompt's integer tokens differ from
+llama.cpp's (2 if a prompt tokenizes differently). llama.cpp rounds n_ctx up to 256 and warns
+"n_ctx_seq (256) > n_ctx_train (64)": harmless, since no position goes past the model's context.
 
 Setup (once; llama-cpp-python compiles llama.cpp, 10+ minutes on 2 cores):
     pip install llama-cpp-python numpy
