@@ -16,7 +16,7 @@ use zkc_compiler::artifact;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::FloatModel;
 use zkc_compiler::passes;
-use zkc_compiler::quantize::{quantize, QuantConfig};
+use zkc_compiler::quantize::{default_calibration, quantize, QuantConfig};
 use zkc_compiler::tokenizer::Tokenizer;
 use zkc_runtime::interp::{Interpreter, ModelRunner};
 use zkc_runtime::proving::keys::{vk_path, VerifyingData};
@@ -48,10 +48,16 @@ fn a_trained_model_proves_forty_steps_that_verify() {
     let start = Instant::now();
     let dir = std::env::temp_dir().join(format!("zkc-trained-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // As `zkc compile` makes it: quantized with the defaults, optimized by the default passes.
+    // As `zkc compile` makes it: calibrated on the built-in text, quantized with the defaults,
+    // optimized by the default passes.
     let gguf = GgufFile::open(&path).unwrap();
     let float = FloatModel::load(&gguf).unwrap();
-    let module = quantize(&float, &QuantConfig::default()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let config = QuantConfig {
+        calibration: Some(default_calibration(&tokenizer)),
+        ..QuantConfig::default()
+    };
+    let module = quantize(&float, &config).unwrap();
     let module = passes::run(
         module,
         &passes::default_pipeline(false),
@@ -59,7 +65,6 @@ fn a_trained_model_proves_forty_steps_that_verify() {
     )
     .unwrap()
     .0;
-    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
     let circ = dir.join("model.circ");
     artifact::write(&circ, &module, Some(&tokenizer), "trained", "default").unwrap();
     let artifact = artifact::read(&circ).unwrap();
