@@ -90,7 +90,7 @@ pub fn fit(fx: i32, bits: u32, fy: i32) -> Result<GeluFit, String> {
                 })
                 .sum();
             let c = (in_u * 2f64.powi(fp - width * k as i32)).round();
-            if !(c.abs() < 2f64.powi(63)) {
+            if c.is_nan() || c.abs() >= 2f64.powi(63) {
                 return Err(format!(
                     "a GELU coefficient ({c:e}) does not fit i64 at input scale 2^-{fx}"
                 ));
@@ -134,10 +134,12 @@ fn least_squares(v: &[f64], y: &[f64], degree: usize) -> Vec<f64> {
             .max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))
             .expect("col < n");
         m.swap(col, pivot);
-        for r in col + 1..n {
-            let f = m[r][col] / m[col][col];
-            for k in col..=n {
-                m[r][k] -= f * m[col][k];
+        let (top, rest) = m.split_at_mut(col + 1);
+        let pivot_row = &top[col];
+        for row in rest.iter_mut() {
+            let f = row[col] / pivot_row[col];
+            for (cell, &p) in row.iter_mut().zip(pivot_row).skip(col) {
+                *cell -= f * p;
             }
         }
     }
