@@ -14,6 +14,7 @@ def ints(n, lo, hi):
 
 
 D, H, DH, F, V, C = 8, 2, 4, 32, 16, 4
+GELU_COEF = "[-148721, -12793, -166, -18, -1318300, -84977, -1700, -62, -7807137, -391911, -7819, -123, -32403255, -1266388, -20938, -96, -97538061, -2861514, -32275, 196, -215715466, -4249531, -13434, 743, -341036239, -2783143, 62999, 1046, -331251287, 4394891, 169389, 528, 81386, 16715051, 218705, -499, 742426256, 29093938, 163302, -1044, 1806401469, 36371182, 58674, -760, 3005516532, 37870751, -12792, -210, 4197453576, 36453818, -29976, 92, 5336319151, 34825625, -19696, 124, 6434644951, 33939142, -7719, 64, 7514871950, 33633810, -1939, 19]"
 consts = [
     ("wte", f"i16[{V}, {D}] * 2^-8", ints(V * D, -200, 200)),
     ("wpe", f"i16[{C}, {D}] * 2^-8", ints(C * D, -50, 50)),
@@ -28,6 +29,9 @@ consts = [
     ("blk.0.fc.w", f"i8[{D}, {F}] * 2^-7", ints(D * F, -40, 40)),
     ("blk.0.fc.b", f"i32[{F}] * 2^-12", ints(F, -64, 64)),
     ("blk.0.fc.mult", f"i32[{F}]", ints(F, 3800, 4400)),
+    # Not random: zkc's GELU fit for inputs at 2^-6 and results at 2^-4
+    # (compiler/src/quantize/gelu.rs, fit(6, 16, 4)).
+    ("blk.0.gelu.coef", "i64[16, 4]", GELU_COEF),
     ("blk.0.proj2.w", f"i8[{F}, {D}] * 2^-7", ints(F * D, -30, 30)),
     ("blk.0.proj2.b", f"i32[{D}] * 2^-11", ints(D, -16, 16)),
     ("lnf.g", f"i8[{D}] * 2^-5", ints(D, 28, 36)),
@@ -87,9 +91,10 @@ layer block.0(%embd: i16[1, 8] * 2^-8, %pos: i32[]) {
   %up.acc = linear %h2, @blk.0.fc.w, @blk.0.fc.b : i32[1, 32] * 2^-12
   ; per-channel multipliers (about 2^12 each) bring the accumulator to scale 2^-6
   %up = requant %up.acc, mult=@blk.0.fc.mult, shift=18 : i16[1, 32] * 2^-6
-  ; I-BERT GELU at input scale 2^-6: clip = 1.769 / (2^-6 / sqrt 2), c = 1 / (0.2888 (2^-6 / sqrt 2)^2)
-  %act.acc = gelu %up, clip=160, c=28365 : i32[1, 32] * 37*2^-27
-  %act = requant %act.acc, mult=37, shift=23 : i8[1, 32] * 2^-4
+  ; GELU from 2^-6 straight to 2^-4: cubics on 16 segments of 0.5 over [-4, 4) (bound 8 =
+  ; 4 / 2^-6, width 5 = 0.5 / 2^-6), x above, 0 below; the polynomial at 2^-31 (tail 31 - 6,
+  ; shift 31 - 4). @blk.0.gelu.coef is zkc's fit (compiler/src/quantize/gelu.rs) for these scales.
+  %act = gelu %up, @blk.0.gelu.coef, bound=8, width=5, tail=25, shift=27 : i8[1, 32] * 2^-4
   %act.c = clamp %act, lo=-127, hi=127 : i8[1, 32] * 2^-4
   %down.acc = linear %act.c, @blk.0.proj2.w, @blk.0.proj2.b : i32[1, 8] * 2^-11
   %down = requant %down.acc, mult=1, shift=3 : i16[1, 8] * 2^-8

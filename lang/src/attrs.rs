@@ -1,7 +1,7 @@
 //! Each op's attributes by name: the one table the resolver reads them through and the printer
 //! writes them from, so the two cannot disagree.
 
-use crate::ir::{ConstId, Multiplier, Op};
+use crate::ir::{ConstId, GeluAttrs, Multiplier, Op};
 
 pub const OP_NAMES: [&str; 17] = [
     "linear",
@@ -34,7 +34,7 @@ pub fn attr_keys(op: &str) -> Option<&'static [&'static str]> {
         "split" | "concat" => &["axis"],
         "softmax" => &["ln2", "b", "c", "shift"],
         "layernorm" => &["eps", "shift"],
-        "gelu" => &["clip", "c"],
+        "gelu" => &["bound", "width", "tail", "shift"],
         _ => return None,
     })
 }
@@ -89,6 +89,18 @@ fn shift(src: &mut dyn AttrSource) -> Result<u32, AttrProblem> {
         .ok_or(AttrProblem::Invalid {
             key: "shift",
             expected: "a shift from 0 to 62",
+        })
+}
+
+/// A bit count or exponent from 0 to 62 (gelu's `bound`, `width` and `tail`).
+fn exponent(src: &mut dyn AttrSource, key: &'static str) -> Result<u32, AttrProblem> {
+    let v = int(src, key)?;
+    u32::try_from(v)
+        .ok()
+        .filter(|&s| s <= crate::ir::MAX_SHIFT)
+        .ok_or(AttrProblem::Invalid {
+            key,
+            expected: "an integer from 0 to 62",
         })
 }
 
@@ -170,10 +182,12 @@ pub fn build_op(name: &str, src: &mut dyn AttrSource) -> Option<Result<Op, AttrP
                 eps: int(src, "eps")?,
                 shift: signed_shift(src)?,
             },
-            "gelu" => Op::Gelu {
-                clip: int(src, "clip")?,
-                c: int(src, "c")?,
-            },
+            "gelu" => Op::Gelu(GeluAttrs {
+                bound: exponent(src, "bound")?,
+                width: exponent(src, "width")?,
+                tail: exponent(src, "tail")?,
+                shift: shift(src)?,
+            }),
             "argmax" => Op::Argmax,
             "gather" => Op::Gather,
             "kv_append" => Op::KvAppend,
@@ -221,7 +235,17 @@ pub fn attributes(op: &Op) -> Vec<(&'static str, AttrValue)> {
                 ("shift", AttrValue::Int(*shift as i64)),
             ]
         }
-        Op::Gelu { clip, c } => vec![("clip", AttrValue::Int(*clip)), ("c", AttrValue::Int(*c))],
+        Op::Gelu(GeluAttrs {
+            bound,
+            width,
+            tail,
+            shift,
+        }) => vec![
+            ("bound", AttrValue::Int(*bound as i64)),
+            ("width", AttrValue::Int(*width as i64)),
+            ("tail", AttrValue::Int(*tail as i64)),
+            ("shift", AttrValue::Int(*shift as i64)),
+        ],
     }
 }
 

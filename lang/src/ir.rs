@@ -146,6 +146,25 @@ pub struct Inst {
     pub results: Vec<ValueId>,
 }
 
+/// The attributes of `gelu` (docs/ir.md): inputs in `[-2^bound, 2^bound)` are evaluated by
+/// the polynomial of their segment of `2^width` inputs; `x * 2^tail` above, 0 below; the result is
+/// rounded by `2^-shift`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GeluAttrs {
+    pub bound: u32,
+    pub width: u32,
+    pub tail: u32,
+    pub shift: u32,
+}
+
+impl GeluAttrs {
+    /// The number of segments, `2^(bound + 1 - width)` (`None` unless `width <= bound <= 62`).
+    pub fn segments(&self) -> Option<u64> {
+        (self.bound <= 62 && self.width <= self.bound)
+            .then(|| 1u64 << (self.bound + 1 - self.width))
+    }
+}
+
 /// The multiplier of a requantize: one for the tensor, or one per channel of the last axis (the
 /// per-output-channel weight scales of the matmul before it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -206,11 +225,10 @@ pub enum Op {
         eps: i64,
         shift: i32,
     },
-    /// `gelu x, clip=B, c=C`: I-BERT's second-order polynomial GELU.
-    Gelu {
-        clip: i64,
-        c: i64,
-    },
+    /// `gelu x, coef, bound=K, width=G, tail=E, shift=M`: a piecewise polynomial on
+    /// `[-2^K, 2^K)` in segments of `2^G` inputs (one row of the constant `coef` each), `x * 2^E`
+    /// above and 0 below, rounded by `2^-M`.
+    Gelu(GeluAttrs),
     /// `argmax x`: index of the largest element of the last axis, lowest index on ties.
     Argmax,
     /// `gather table, idx`: row `idx` of a constant table (embedding lookups).

@@ -19,8 +19,11 @@
 //!    shapes and scales).
 //! 8. Attributes are in range: shifts 0..=62, multipliers >= 1, `lo <= hi` fitting the result,
 //!    permutations, axes, equal splits, `eps >= 1`, layernorm shifts -62..=62; softmax `ln2` in 1..=2^30, `|b| <= 2^30`, `c` in
-//!    1..=2^60 and gelu `clip` in 0..=2^30, `c` in 1..=2^60 (so that their polynomials stay below
-//!    2^63); an argmax result type holds every index.
+//!    1..=2^60 (so that the polynomial stays below 2^63); gelu `bound`, `width`, `tail`, `shift`
+//!    in 0..=62 with `width <= bound <= w - 1` (`w` the input's bits), a coefficient table
+//!    `[2^(bound+1-width), D+1]` with `D+1` in 1..=5, and every value before the shift below
+//!    2^120 (`2^tail * 2^(w-1)`, and per segment `sum |c_i| (2^width - 1)^i`); an argmax result
+//!    type holds every index.
 //! 9. Index operands (gather's index, softmax's and kv_append's position) are scalar values with
 //!    scale 1.
 //! 10. State: every state is the first operand of exactly one `kv_append` (its update, whose
@@ -135,6 +138,8 @@ pub enum ValidationErrorKind {
     State(String),
     #[error("{0}")]
     Outputs(String),
+    #[error("{0}")]
+    Magnitude(String),
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -161,6 +166,7 @@ impl ValidationError {
             ValidationErrorKind::Attr { .. } => "attribute out of range",
             ValidationErrorKind::State(_) => "state misuse",
             ValidationErrorKind::Outputs(_) => "bad outputs",
+            ValidationErrorKind::Magnitude(_) => "values too large",
         }
     }
 }
@@ -733,14 +739,82 @@ impl LayerValidator<'_> {
                 same_scale(arg_at(2), "beta", scale, beta.scale)?;
                 (x.shape.clone(), None, Some(scale))
             }
-            Op::Gelu { clip, c } => {
-                if !(0..=EXP_CONST_LIMIT).contains(clip) {
-                    return Err(attr("clip", format!("{clip} is not in 0..=2^30")));
+            Op::Gelu(GeluAttrs {
+                bound,
+                width,
+                tail,
+                shift,
+            }) => {
+                for (key, v) in [
+                    ("bound", *bound),
+                    ("width", *width),
+                    ("tail", *tail),
+                    ("shift", *shift),
+                ] {
+                    if v > MAX_SHIFT {
+                        return Err(attr(key, format!("{v} is not in 0..=62")));
+                    }
                 }
-                if !(1..=1 << 60).contains(c) {
-                    return Err(attr("c", format!("{c} is not in 1..=2^60")));
+                let (x, coef) = (arg(0), arg(1));
+                let top = x.dtype.bits() - 1;
+                if *bound > top {
+                    return Err(attr(
+                        "bound",
+                        format!(
+                            "{bound} is above {top}: [-2^bound, 2^bound) must lie within the range of the {} input, [-2^{top}, 2^{top})",
+                            x.dtype
+                        ),
+                    ));
                 }
-                (arg(0).shape.clone(), None, None)
+                if width > bound {
+                    return Err(attr(
+                        "width",
+                        format!(
+                            "{width} is above bound = {bound}: a segment of 2^width inputs must fit in [-2^bound, 2^bound)"
+                        ),
+                    ));
+                }
+                let segments = 1u64 << (bound + 1 - width);
+                let degree = match coef.shape.as_slice() {
+                    &[s, d1] if s as u64 == segments && (1..=5).contains(&d1) => d1 - 1,
+                    _ => {
+                        return Err(type_err(
+                            arg_at(1),
+                            format!(
+                                "the coefficient table must be [{segments}, D+1] with D+1 from 1 to 5 (a polynomial of degree D for each segment of 2^{width} inputs), found {}",
+                                ShapeDisplay(&coef.shape)
+                            ),
+                        ))
+                    }
+                };
+                if tail + top >= GELU_LIMIT_BITS {
+                    return Err(attr(
+                        "tail",
+                        format!(
+                            "{tail} lets the linear part x * 2^tail reach 2^{} on {} inputs; it must stay below 2^{GELU_LIMIT_BITS} (tail <= {})",
+                            tail + top,
+                            x.dtype,
+                            GELU_LIMIT_BITS - 1 - top
+                        ),
+                    ));
+                }
+                let Operand::Const(table) = inst.args[1] else {
+                    unreachable!("signature: the table is a constant")
+                };
+                let cst = self.module.constant(table);
+                if let Some(worst) = gelu_poly_bound(cst, degree, *width) {
+                    return Err(ValidationError {
+                        location: arg_at(1),
+                        kind: ValidationErrorKind::Magnitude(format!(
+                            "`@{}`: {worst} can make the polynomial reach 2^{GELU_LIMIT_BITS} (sum |c_i| * (2^width - 1)^i must stay below it)",
+                            cst.name
+                        )),
+                    });
+                }
+                let scale = Scale::pow2(*shift as i32 - *tail as i32)
+                    .and_then(|s| x.scale.checked_mul(s))
+                    .ok_or_else(|| type_err(at, "result scale out of range".into()))?;
+                (x.shape.clone(), None, Some(scale))
             }
             Op::Argmax => {
                 let x = arg(0);
@@ -847,6 +921,7 @@ impl LayerValidator<'_> {
             Op::Add | Op::Sub | Op::Mul => (&[V, OperandKind::Either], &[], false),
             Op::Softmax { .. } => (&[V], &[V], false),
             Op::LayerNorm { .. } => (&[V, C, C], &[], false),
+            Op::Gelu { .. } => (&[V, C], &[], false),
             Op::Gather => (&[C, V], &[], false),
             Op::KvAppend => (&[OperandKind::Either, OperandKind::Either, V], &[], false),
             Op::Concat { .. } => (&[V], &[], true),
@@ -855,7 +930,6 @@ impl LayerValidator<'_> {
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::Split { .. }
-            | Op::Gelu { .. }
             | Op::Argmax => (&[V], &[], false),
         };
         let name = inst.op.name();
@@ -1051,6 +1125,7 @@ fn arity_text(op: &str, required: usize, optional: usize, variadic: bool) -> &'s
         (_, _, _, true) => "one or more operands",
         ("linear", ..) => "an input, weights and an optional bias",
         ("softmax", ..) => "an input and an optional position",
+        ("gelu", ..) => "an input and a coefficient table",
         (_, 1, 0, _) => "one operand",
         (_, 2, 0, _) => "two operands",
         (_, 3, 0, _) => "three operands",
@@ -1058,8 +1133,39 @@ fn arity_text(op: &str, required: usize, optional: usize, variadic: bool) -> &'s
     }
 }
 
-/// The largest magnitude of softmax's `ln2` and `b` and of gelu's `clip`.
+/// The largest magnitude of softmax's `ln2` and `b`.
 const EXP_CONST_LIMIT: i64 = 1 << 30;
+
+/// gelu's value before the shift stays below `2^GELU_LIMIT_BITS`: far inside `i128` and the
+/// field, so neither the semantics nor the gadget's identities can overflow or wrap.
+pub const GELU_LIMIT_BITS: u32 = 120;
+
+/// `None` if every row `j` of the gelu table keeps `sum_i |c_{j,i}| * (2^width - 1)^i` below
+/// `2^GELU_LIMIT_BITS`; else a description of the worst row. Extern data counts as the dtype's
+/// largest magnitude.
+fn gelu_poly_bound(table: &Const, degree: usize, width: u32) -> Option<String> {
+    let tmax = (1u128 << width) - 1;
+    let limit = 1u128 << GELU_LIMIT_BITS;
+    let bound = |row: &mut dyn Iterator<Item = u128>| -> Option<u128> {
+        let row: Vec<u128> = row.collect();
+        row.iter()
+            .rev()
+            .try_fold(0u128, |acc, &c| acc.checked_mul(tmax)?.checked_add(c))
+            .filter(|&b| b < limit)
+    };
+    match &table.data {
+        ConstData::Inline(data) => data
+            .chunks(degree + 1)
+            .position(|row| bound(&mut row.iter().map(|c| c.unsigned_abs() as u128)).is_none())
+            .map(|j| format!("row {j}")),
+        ConstData::Extern => {
+            let m = 1u128 << (table.ty.dtype.bits() - 1);
+            bound(&mut std::iter::repeat_n(m, degree + 1))
+                .is_none()
+                .then(|| format!("extern {} data", table.ty.dtype))
+        }
+    }
+}
 
 fn check_shift(shift: u32) -> Result<(), String> {
     if shift > MAX_SHIFT {

@@ -56,8 +56,7 @@ impl Position {
             max_abs_error: errors.iter().copied().fold(0.0, f64::max),
             mean_abs_error: errors.iter().sum::<f64>() / errors.len().max(1) as f64,
             kl,
-            nll: next
-                .and_then(|t| Some((-*lp.get(t as usize)?, -*lq.get(t as usize)?))),
+            nll: next.and_then(|t| Some((-*lp.get(t as usize)?, -*lq.get(t as usize)?))),
         }
     }
 
@@ -256,7 +255,9 @@ mod tests {
         assert!(s.mean_kl > 0.0);
         // Only the tie has a next token: its perplexities are exp of its NLLs.
         let (f, i) = s.perplexity.unwrap();
-        let (nf, ni) = tie.nll.unwrap();
-        assert!((f.ln() - nf).abs() < 1e-12 && (i.ln() - ni).abs() < 1e-12);
+        let (nll_f, nll_i) = tie.nll.unwrap();
+        assert!((f.ln() - nll_f).abs() < 1e-12 && (i.ln() - nll_i).abs() < 1e-12);
+        // The integer logits (1, 0, 0) give token 0 more weight than the float (1, 1.01, 0).
+        assert!(i < f);
     }
 }

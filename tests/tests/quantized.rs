@@ -107,3 +107,25 @@ fn generation_stops_when_the_context_is_full() {
         "{err}"
     );
 }
+
+/// 32-bit GELU inputs sit at about 2^-30, finer than the fit takes (2^-16): the lowering shifts
+/// them first, and the model still tracks the float reference.
+#[test]
+fn fine_gelu_inputs_are_shifted_before_the_gelu() {
+    let gguf = tiny();
+    let model = FloatModel::load(&gguf).unwrap();
+    let mut config = QuantConfig::default();
+    config.set_bits("gelu_in=32").unwrap();
+    let module = quantize(&model, &config).unwrap();
+    let block = &module.layers[1];
+    let shifted = block
+        .values
+        .iter()
+        .find(|v| v.name == "blk.0.ffn_gelu.in")
+        .expect("a shifted GELU input");
+    assert_eq!(shifted.ty.scale, zkc_lang::Scale::pow2(-16).unwrap());
+    let interp = Interpreter::new(module).unwrap();
+    let tokens = calibration_tokens(&model.hparams, 64, 1);
+    let s = Summary::new(&evaluate(&model, &interp, &tokens).unwrap(), 0.02);
+    assert!(s.clear_agreement >= 0.99 && s.mean_kl <= 1e-3, "{s:?}");
+}

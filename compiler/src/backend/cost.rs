@@ -67,7 +67,7 @@ pub fn op(op: &Op, args: &[Arg], out: &TensorType) -> usize {
         Op::LayerNorm { eps, shift } => {
             layernorm::cost(n / last(0), last(0), *eps, *shift, ty(0).dtype, out.dtype)
         }
-        Op::Gelu { clip, .. } => gelu::cost(n, *clip, ty(0).dtype),
+        Op::Gelu(attrs) => gelu::cost(n, *attrs, ty(1).shape[1] - 1, ty(0).dtype, out.dtype),
         Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits()),
         Op::Gather => {
             let (rows, width) = (ty(0).shape[0], ty(0).shape[1..].iter().product());

@@ -1,161 +1,488 @@
-//! `gelu` (I-BERT): the bits of `x + 2^(w-1)` (`rc(w) + 1`), whose top bit `σ = [x >= 0]` gives
-//! `|x| = (2σ - 1) x` (1); `κ = [|x| <= clip]` (`CMP(w)`) and `a = |x| + (1 - κ)(clip - |x|)`
-//! (1); `sq = (a - clip)^2` (1); `y = c x + |x| (c - sq)` (1), which is
-//! `x (c + sign(x)(c - sq))`. `n * (rc(w) + rc(w+1) + 6)` constraints, or `n * (rc(w) + 4)` when
-//! `clip >= 2^(w-1)` (then `a = |x|`).
+//! `gelu`: a piecewise polynomial selected by the input's bits (docs/ir.md). Per element, with
+//! `w` the input's bits, `b` the result's, `K = bound`, `G = width`, `E = tail`, `M = shift`,
+//! `S = 2^(K+1-G)` segments and degree `D`:
 //!
-//! Witness: honest `|x| <= 2^63`; with `clip <= 2^30` and `c <= 2^60` (validated) `sq <= 2^62`
-//! and `y` stays below 2^125 (when `clip >= 2^(w-1)`, `w <= 31`). It is computed checked
-//! ([`super::int`]) all the same: an operand handed a wrong value is an error, not a wrap.
+//! 1. The `w` bits `b_i` of `x + 2^(w-1)`, equated with `x` (`rc(w) + 1`); `σ = b_{w-1} = [x >= 0]`.
+//! 2. Only if `K < w - 1` (else every input is in `[-2^K, 2^K)`): `x` is outside exactly when one
+//!    of the bits `K..w-2` differs from `σ` (for `x >= 0` they are `x`'s high bits, for `x < 0`
+//!    they are all 1 down to `-2^K`). Their count `s = (1-σ)(w-1-K) + (2σ-1) sum_{i=K}^{w-2} b_i`
+//!    is one product, and `o = [s != 0]` takes two: `s * inv = o`, `s * (1 - o) = 0` (3).
+//! 3. `off = σ 2^K + sum_{i<K} b_i 2^i`, which is `x + 2^K` inside; the segment
+//!    `j = off >> G` and `t = off mod 2^G` are combinations of bits (free). A one-hot `φ` over
+//!    the `S` segments: `φ_k (1 - φ_k) = 0`, `sum φ = 1`, `sum k φ_k = j` (`S + 2`).
+//! 4. `coef_i = sum_k c_{k,i} φ_k` (free); Horner `h_D = coef_D`, `h_i = h_{i+1} t + coef_i`
+//!    (`D` products); `P_poly = h_0`.
+//! 5. `y` in the result's `b` bits and `ρ` in `M` bits (`rc(b) + rc(M)`), with
+//!    `R = y 2^M + ρ - 2^(M-1)` (`- 0` for `M = 0`). Without the tails `P_poly = R` (1).
+//!    With them `sx = σ x` (1) and `o (sx 2^E - P_poly) = R - P_poly` (1): `R` is `P_poly`
+//!    inside, `x 2^E` above and 0 below.
+//!
+//! `n * (rc(w) + S + D + rc(M) + rc(b) + 4)` constraints, `+ 4` more per element with the tails.
+//!
+//! Soundness: the bits fix `σ`, `s` (an integer in `0..=w-1-K`, so nonzero in the field exactly
+//! when nonzero), `o`, `j` and `t`. Booleans summing to 1 (`S` is far below the field's size) are
+//! one-hot, and `sum k φ_k = j` puts the 1 at `j`, so `coef_i = c_{j,i}` and `P_poly` is row
+//! `j`'s polynomial at `t`, computed without wrapping: the validator keeps
+//! `sum_i |c_{j,i}| (2^G - 1)^i` and `2^E 2^(w-1)` below 2^120, so `|P| < 2^120`. Then
+//! `P + 2^(M-1) = y 2^M + ρ` holds in the field between integers of magnitude below 2^127, hence
+//! over the integers, and with `0 <= ρ < 2^M` and `y` in its dtype, `y` is the unique
+//! `floor((P + 2^(M-1)) / 2^M)`: the semantics' `round_shift`, or no satisfying `y` at all when
+//! that does not fit the result dtype.
 
-use super::range::{decompose, equal, non_negative};
-use super::{constant, field, int, witness, Wire, F};
+use super::range::{decompose, equal, range_checked};
+use super::{constant, field, witness, Wire, F};
+use ark_ff::Field;
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use zkc_lang::semantics::GeluAttrs;
 use zkc_lang::DType;
 
+/// One `gelu` instruction's constants: the coefficient table (`[segments, degree + 1]`,
+/// row-major), the attributes, and the input and result dtypes.
+#[derive(Clone, Copy, Debug)]
+pub struct Gelu<'a> {
+    pub coef: &'a [i64],
+    pub degree: usize,
+    pub attrs: GeluAttrs,
+    pub input: DType,
+    pub output: DType,
+}
+
+impl Gelu<'_> {
+    fn segments(&self) -> usize {
+        1usize << (self.attrs.bound + 1 - self.attrs.width)
+    }
+
+    /// The input can leave `[-2^K, 2^K)`.
+    fn has_tails(&self) -> bool {
+        self.attrs.bound + 1 < self.input.bits()
+    }
+}
+
+/// The prover's choices for one element, which the constraints check: the one-hot, the
+/// "outside" bit and its inverse witness, and the result. Tests forge them.
+#[derive(Clone, Debug)]
+pub(crate) struct Hint {
+    pub phi: Vec<i128>,
+    pub outside: i128,
+    pub inverse: F,
+    pub y: i128,
+}
+
+impl Hint {
+    /// The honest choices for input `x` and claimed result `y`.
+    pub fn honest(op: &Gelu, x: i128, y: i128) -> Hint {
+        let (w, k, g) = (op.input.bits(), op.attrs.bound, op.attrs.width);
+        let u = x.wrapping_sub(op.input.min() as i128) & ((1i128 << w) - 1);
+        let sigma = u >> (w - 1);
+        let off = (sigma << k) | (u & ((1i128 << k) - 1));
+        let mut phi = vec![0; op.segments()];
+        phi[(off >> g) as usize] = 1;
+        let (outside, inverse) = if op.has_tails() {
+            let s = outside_count(u, sigma, w, k);
+            (
+                (s != 0) as i128,
+                field(s).inverse().unwrap_or(F::from(0u64)),
+            )
+        } else {
+            (0, F::from(0u64))
+        };
+        Hint {
+            phi,
+            outside,
+            inverse,
+            y,
+        }
+    }
+}
+
+/// How many of the bits `K..w-2` of `u = x + 2^(w-1)` differ from the sign bit `σ`.
+fn outside_count(u: i128, sigma: i128, w: u32, k: u32) -> i128 {
+    (k..w - 1).map(|i| ((u >> i) & 1) ^ sigma ^ 1).sum::<i128>()
+}
+
+/// `claimed[i]` is the prover's result for `x[i]`.
 pub fn gelu(
     cs: &ConstraintSystemRef<F>,
     x: &[Wire],
-    clip: i64,
-    c: i64,
-    dtype: DType,
+    op: &Gelu,
+    claimed: &[i64],
 ) -> Result<Vec<Wire>, SynthesisError> {
-    let (clip, c, w) = (clip as i128, c as i128, dtype.bits());
-    let clips = clip < 1i128 << (w - 1);
     x.iter()
-        .map(|x| {
-            let (bits_wire, bits) = decompose(cs, x.value, dtype.min() as i128, w)?;
-            equal(cs, &x.lc, &bits_wire.lc)?;
-            let sigma = *bits.last().expect("w >= 1");
-            let abs = witness(cs, int::abs(x.value)?)?;
-            cs.enforce_r1cs_constraint(
-                || LinearCombination::from((field(2), sigma)) - Variable::One,
-                || x.lc.clone(),
-                || abs.lc.clone(),
-            )?;
-            let a = if clips {
-                let gap = Wire {
-                    lc: constant(clip) - &abs.lc,
-                    value: int::sub(clip, abs.value)?,
-                };
-                let kappa = non_negative(cs, &gap, w)?;
-                let a = witness(cs, abs.value.min(clip))?;
-                cs.enforce_r1cs_constraint(
-                    || constant(1) - &kappa.lc,
-                    || gap.lc.clone(),
-                    || a.lc.clone() - &abs.lc,
-                )?;
-                a
-            } else {
-                abs.clone()
-            };
-            let gap = int::sub(a.value, clip)?;
-            let sq = witness(cs, int::mul(gap, gap)?)?;
-            cs.enforce_r1cs_constraint(
-                || a.lc.clone() - &constant(clip),
-                || a.lc.clone() - &constant(clip),
-                || sq.lc.clone(),
-            )?;
-            let y = witness(
-                cs,
-                int::add(
-                    int::mul(c, x.value)?,
-                    int::mul(abs.value, int::sub(c, sq.value)?)?,
-                )?,
-            )?;
-            cs.enforce_r1cs_constraint(
-                || abs.lc.clone(),
-                || constant(c) - &sq.lc,
-                || y.lc.clone() - &(&x.lc * field(c)),
-            )?;
-            Ok(y)
-        })
+        .zip(claimed)
+        .map(|(x, &y)| Ok(element(cs, x, op, &Hint::honest(op, x.value, y as i128))?.0))
         .collect()
 }
 
-pub fn cost(n: usize, clip: i64, dtype: DType) -> usize {
-    let w = dtype.bits() as usize;
-    if (clip as i128) < 1i128 << (w - 1) {
-        n * (w + (w + 1) + 6)
+/// A witness value that does not fit i128 cannot satisfy the constraints (every honest one
+/// fits, by the validator's bound); refuse to build rather than wrap.
+fn checked(v: Option<i128>) -> Result<i128, SynthesisError> {
+    v.ok_or(SynthesisError::Unsatisfiable)
+}
+
+fn product(cs: &ConstraintSystemRef<F>, a: &Wire, b: &Wire) -> Result<Wire, SynthesisError> {
+    let p = witness(cs, checked(a.value.checked_mul(b.value))?)?;
+    cs.enforce_r1cs_constraint(|| a.lc.clone(), || b.lc.clone(), || p.lc.clone())?;
+    Ok(p)
+}
+
+/// One element with the prover's `hint`; returns the result and the `P` its witnesses make
+/// (the honest `P` for an honest hint).
+pub(crate) fn element(
+    cs: &ConstraintSystemRef<F>,
+    x: &Wire,
+    op: &Gelu,
+    hint: &Hint,
+) -> Result<(Wire, i128), SynthesisError> {
+    let (w, k, g) = (op.input.bits(), op.attrs.bound, op.attrs.width);
+    let min = op.input.min() as i128;
+    let (u, bits) = decompose(cs, x.value, min, w)?;
+    equal(cs, &x.lc, &u.lc)?;
+    let bit = |i: u32| Wire {
+        lc: bits[i as usize].into(),
+        value: ((u.value - min) >> i) & 1,
+    };
+    let sum = |range: std::ops::Range<u32>, shift: i32| {
+        range.fold(Wire::constant(0), |acc, i| Wire {
+            lc: acc.lc + (field(1i128 << (i as i32 - shift)), bits[i as usize]),
+            value: acc.value + (bit(i).value << (i as i32 - shift)),
+        })
+    };
+    let sigma = bit(w - 1);
+    let outside = if op.has_tails() {
+        let high = Wire {
+            lc: (k..w - 1).fold(LinearCombination::zero(), |a, i| a + bits[i as usize]),
+            value: (k..w - 1).map(|i| bit(i).value).sum::<i128>(),
+        };
+        let n_high = (w - 1 - k) as i128;
+        let s_value = (1 - sigma.value) * n_high + (2 * sigma.value - 1) * high.value;
+        let s = witness(cs, s_value)?;
+        // (2σ - 1) * B = s - (1 - σ)(w-1-K)
+        cs.enforce_r1cs_constraint(
+            || &sigma.lc * field(2) - (field(1), Variable::One),
+            || high.lc.clone(),
+            || s.lc.clone() - &constant(n_high) + &(&sigma.lc * field(n_high)),
+        )?;
+        let o = witness(cs, hint.outside)?;
+        let inv = cs.new_witness_variable(|| Ok(hint.inverse))?;
+        cs.enforce_r1cs_constraint(|| s.lc.clone(), || inv.into(), || o.lc.clone())?;
+        cs.enforce_r1cs_constraint(
+            || s.lc.clone(),
+            || constant(1) - &o.lc,
+            LinearCombination::zero,
+        )?;
+        Some(o)
     } else {
-        n * (w + 4)
+        None
+    };
+    // off = σ 2^K + sum_{i<K} b_i 2^i: j = off >> G, t = off mod 2^G.
+    let low = sum(g..k, g as i32);
+    let j = Wire {
+        lc: low.lc + (field(1i128 << (k - g)), bits[w as usize - 1]),
+        value: low.value + (sigma.value << (k - g)),
+    };
+    let t = sum(0..g, 0);
+    let phi: Vec<Wire> = hint
+        .phi
+        .iter()
+        .map(|&v| {
+            let f = witness(cs, v)?;
+            cs.enforce_r1cs_constraint(
+                || f.lc.clone(),
+                || f.lc.clone() - (field(1), Variable::One),
+                LinearCombination::zero,
+            )?;
+            Ok(f)
+        })
+        .collect::<Result<_, SynthesisError>>()?;
+    let total = phi.iter().fold(LinearCombination::zero(), |a, f| a + &f.lc);
+    equal(cs, &total, &constant(1))?;
+    let index = phi
+        .iter()
+        .enumerate()
+        .fold(LinearCombination::zero(), |a, (s, f)| {
+            a + (field(s as i128), &f.lc)
+        });
+    equal(cs, &index, &j.lc)?;
+    let d1 = op.degree + 1;
+    let coef = |i: usize| -> Result<Wire, SynthesisError> {
+        let mut lc = LinearCombination::zero();
+        let mut value = 0i128;
+        for (s, f) in phi.iter().enumerate() {
+            let c = op.coef[s * d1 + i] as i128;
+            if c != 0 {
+                lc = lc + (field(c), &f.lc);
+                value = checked(c.checked_mul(f.value).and_then(|v| v.checked_add(value)))?;
+            }
+        }
+        Ok(Wire { lc, value })
+    };
+    let mut h = coef(op.degree)?;
+    for i in (0..op.degree).rev() {
+        let p = product(cs, &h, &t)?;
+        let c = coef(i)?;
+        h = Wire {
+            lc: p.lc + &c.lc,
+            value: checked(p.value.checked_add(c.value))?,
+        };
     }
+    let poly = h;
+    let (e, m) = (op.attrs.tail, op.attrs.shift);
+    let half = if m == 0 { 0 } else { 1i128 << (m - 1) };
+    let p_value = match &outside {
+        None => poly.value,
+        Some(o) => {
+            let linear = match sigma.value {
+                0 => 0,
+                _ => checked(x.value.checked_mul(1i128 << e))?,
+            };
+            let gap = checked(linear.checked_sub(poly.value))?;
+            checked(poly.value.checked_add(checked(o.value.checked_mul(gap))?))?
+        }
+    };
+    let y = range_checked(cs, hint.y, op.output.min() as i128, op.output.bits())?;
+    let rho_value = checked(
+        p_value
+            .checked_add(half)
+            .and_then(|v| v.checked_sub(hint.y.checked_mul(1i128 << m)?)),
+    )?;
+    let rho = range_checked(cs, rho_value, 0, m)?;
+    let rounded = &y.lc * field(1i128 << m) + &rho.lc - &constant(half);
+    match outside {
+        None => equal(cs, &poly.lc, &rounded)?,
+        Some(o) => {
+            let sx = product(cs, &sigma, x)?;
+            cs.enforce_r1cs_constraint(
+                || o.lc.clone(),
+                || &sx.lc * field(1i128 << e) - &poly.lc,
+                || rounded - &poly.lc,
+            )?;
+        }
+    }
+    Ok((y, p_value))
+}
+
+/// The cost formula of docs/ir.md.
+pub fn cost(n: usize, attrs: GeluAttrs, degree: usize, input: DType, output: DType) -> usize {
+    let (w, b) = (input.bits() as usize, output.bits() as usize);
+    let segments = 1usize << (attrs.bound + 1 - attrs.width);
+    let tails = if attrs.bound + 1 < input.bits() { 4 } else { 0 };
+    n * (w + segments + degree + attrs.shift as usize + b + 4 + tails)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::test_util::{cs, wires, Lcg, MODES};
-    use zkc_lang::semantics::gelu_int;
+    use crate::backend::Alloc;
+    use crate::quantize::gelu::{fit, GeluFit, DEGREE};
+    use zkc_lang::semantics::{gelu_int, round_shift};
 
-    fn satisfied(
-        x: &[i64],
-        clip: i64,
-        c: i64,
-        claimed: &[i128],
-        mode: crate::backend::Alloc,
-    ) -> bool {
-        let cs = cs();
-        let y = gelu(&cs, &wires(&cs, x, mode), clip, c, DType::I16).unwrap();
-        assert_eq!(cs.num_constraints(), cost(x.len(), clip, DType::I16));
-        for (yi, &v) in y.iter().zip(claimed) {
-            equal(&cs, &yi.lc, &constant(v)).unwrap();
+    /// A `gelu` as the quantizer makes it: inputs at `2^-fx`, results at `2^-fy`.
+    struct Case {
+        fit: GeluFit,
+        input: DType,
+        output: DType,
+    }
+
+    impl Case {
+        fn new(fx: i32, input: DType, fy: i32, output: DType) -> Case {
+            Case {
+                fit: fit(fx, input.bits(), fy).unwrap(),
+                input,
+                output,
+            }
         }
+
+        fn op(&self) -> Gelu<'_> {
+            Gelu {
+                coef: &self.fit.coef,
+                degree: DEGREE,
+                attrs: self.fit.attrs,
+                input: self.input,
+                output: self.output,
+            }
+        }
+
+        /// The semantics' result, if it fits the result dtype.
+        fn honest(&self, x: i128) -> Option<i128> {
+            gelu_int(x, &self.fit.coef, DEGREE, self.fit.attrs)
+                .ok()
+                .filter(|&y| self.output.contains(y))
+        }
+
+        /// The dtype's ends, both sides of ±2^K and of segment boundaries, 0, and random inputs.
+        fn inputs(&self) -> Vec<i128> {
+            let (k, g) = (self.fit.attrs.bound, self.fit.attrs.width);
+            let (lo, hi) = (self.input.min() as i128, self.input.max() as i128);
+            let edge = 1i128 << k;
+            let mut xs = vec![lo, lo + 1, hi, hi - 1, 0, 1, -1];
+            xs.extend([edge, edge - 1, edge + 1, -edge, -edge + 1, -edge - 1]);
+            for j in [1, 2, 5, 8, 9] {
+                let b = -edge + (j << g);
+                xs.extend([b, b - 1]);
+            }
+            let mut rng = Lcg(7 + k as u64);
+            xs.extend((0..6).map(|_| rng.range(lo as i64, hi as i64) as i128));
+            xs.retain(|x| (lo..=hi).contains(x));
+            xs
+        }
+    }
+
+    fn satisfied(op: &Gelu, x: i128, hint: &Hint, mode: Alloc) -> bool {
+        let cs = cs();
+        let xw = Wire::new(&cs, x, mode).unwrap();
+        element(&cs, &xw, op, hint).unwrap();
+        assert_eq!(
+            cs.num_constraints(),
+            cost(1, op.attrs, op.degree, op.input, op.output),
+            "the count meets the formula"
+        );
         cs.is_satisfied().unwrap()
     }
 
-    /// Every dtype, inputs at its minimum, its maximum and next to them, with a clip inside the
-    /// dtype and one at or past its edge (`2^30`, the largest the validator allows).
+    /// `hint` with the result that agrees with the `P` its own witnesses make, so that only the
+    /// forged part can fail.
+    fn consistent(op: &Gelu, x: i128, mut hint: Hint) -> Hint {
+        let cs = cs();
+        let xw = Wire::new(&cs, x, Alloc::Witness).unwrap();
+        let (_, p) = element(&cs, &xw, op, &hint).unwrap();
+        hint.y = round_shift(p, op.attrs.shift);
+        hint
+    }
+
+    fn cases() -> Vec<Case> {
+        vec![
+            Case::new(8, DType::I16, 8, DType::I16),   // K = 10: tails
+            Case::new(14, DType::I16, 12, DType::I16), // K = 15 = w - 1: no tails
+            Case::new(4, DType::I8, 4, DType::I8),     // K = 6: tails
+            Case::new(6, DType::I8, 6, DType::I8),     // K = 7: no tails
+        ]
+    }
+
     #[test]
-    fn inputs_at_the_ends_of_every_dtype() {
-        for dtype in DType::ALL {
-            let (min, max) = (dtype.min(), dtype.max());
-            let x = [min, min + 1, max - 1, max, 0];
-            for (clip, c) in [(100, 28365), (1 << 30, 1 << 60)] {
-                let honest: Vec<i128> = x
-                    .iter()
-                    .map(|&v| gelu_int(v as i128, clip as i128, c as i128).unwrap())
-                    .collect();
-                let cs = cs();
-                let y = gelu(&cs, &wires(&cs, &x, MODES[2]), clip, c, dtype).unwrap();
-                assert_eq!(cs.num_constraints(), cost(x.len(), clip, dtype));
-                for (yi, &v) in y.iter().zip(&honest) {
-                    assert_eq!(yi.value, v, "{dtype} clip {clip}");
-                    equal(&cs, &yi.lc, &constant(v)).unwrap();
+    fn honest_witnesses_satisfy_and_forged_ones_do_not() {
+        for case in cases() {
+            let op = case.op();
+            let segments = op.segments();
+            assert_eq!(op.has_tails(), op.attrs.bound + 1 < op.input.bits());
+            for x in case.inputs() {
+                let y = case.honest(x).expect("results fit by construction");
+                let honest = Hint::honest(&op, x, y);
+                let j = honest.phi.iter().position(|&f| f == 1).unwrap();
+                let what = format!("{} x = {x} (K {})", op.input, op.attrs.bound);
+                let mut forged: Vec<(String, Hint)> = Vec::new();
+                for y2 in [y + 1, y - 1, -y - 1] {
+                    forged.push((
+                        format!("y = {y2}"),
+                        Hint {
+                            y: y2,
+                            ..honest.clone()
+                        },
+                    ));
                 }
-                assert!(cs.is_satisfied().unwrap(), "{dtype} clip {clip}");
-                equal(&cs, &y[3].lc, &constant(honest[3] + 1)).unwrap();
-                assert!(!cs.is_satisfied().unwrap(), "{dtype} clip {clip}");
+                if y != 0 {
+                    forged.push((
+                        "-y".into(),
+                        Hint {
+                            y: -y,
+                            ..honest.clone()
+                        },
+                    ));
+                }
+                let one_hot = |hot: &[(usize, i128)]| {
+                    let mut phi = vec![0; segments];
+                    for &(k, v) in hot {
+                        phi[k] = v;
+                    }
+                    consistent(
+                        &op,
+                        x,
+                        Hint {
+                            phi,
+                            ..honest.clone()
+                        },
+                    )
+                };
+                let next = (j + 1) % segments;
+                forged.push(("two hot".into(), one_hot(&[(j, 1), (next, 1)])));
+                forged.push(("none hot".into(), one_hot(&[])));
+                forged.push(("hot at the next segment".into(), one_hot(&[(next, 1)])));
+                // 2a - b = j and 2 - 1 = 1: both sums hold, booleanity does not.
+                let (a, b) = if j + 2 < segments {
+                    (j + 1, j + 2)
+                } else {
+                    (j - 1, j - 2)
+                };
+                if segments >= 3 {
+                    forged.push(("2φ_a - φ_b".into(), one_hot(&[(a, 2), (b, -1)])));
+                }
+                if op.has_tails() {
+                    let flipped = Hint {
+                        outside: 1 - honest.outside,
+                        inverse: F::from(1u64),
+                        ..honest.clone()
+                    };
+                    forged.push(("o flipped".into(), consistent(&op, x, flipped)));
+                    let zero_inverse = Hint {
+                        outside: 1 - honest.outside,
+                        inverse: F::from(0u64),
+                        ..honest.clone()
+                    };
+                    forged.push(("o flipped, inv 0".into(), consistent(&op, x, zero_inverse)));
+                }
+                for mode in MODES {
+                    assert!(satisfied(&op, x, &honest, mode), "honest {what}");
+                    for (name, hint) in &forged {
+                        assert!(!satisfied(&op, x, hint, mode), "{what}: {name} accepted");
+                    }
+                }
             }
         }
     }
 
     #[test]
-    fn matches_the_semantics_and_nothing_else() {
-        let mut rng = Lcg(41);
-        let mut x: Vec<i64> = (0..12).map(|_| rng.range(-32768, 32767)).collect();
-        x.extend([0, 1, -1, 32767, -32768, 160, -160, 161]);
-        for (clip, c) in [(160, 28365), (40000, 7)] {
-            let honest: Vec<i128> = x
-                .iter()
-                .map(|&v| gelu_int(v as i128, clip as i128, c as i128).unwrap())
-                .collect();
-            for mode in MODES {
-                assert!(satisfied(&x, clip, c, &honest, mode), "clip {clip}");
-                for k in [0, 12, 14, 19] {
-                    let mut wrong = honest.clone();
-                    wrong[k] += 1;
-                    assert!(
-                        !satisfied(&x, clip, c, &wrong, mode),
-                        "clip {clip}, element {k} + 1"
-                    );
-                    wrong[k] = -honest[k] - 1;
-                    assert!(
-                        !satisfied(&x, clip, c, &wrong, mode),
-                        "clip {clip}, element {k} negated"
-                    );
-                }
-            }
+    fn a_result_outside_its_dtype_cannot_be_proved() {
+        // i8 inputs at 2^-4 to i8 results at 2^-5: x = 127 (7.94) gives 254.
+        let case = Case::new(4, DType::I8, 5, DType::I8);
+        let op = case.op();
+        assert_eq!(case.honest(127), None);
+        assert_eq!(
+            gelu_int(127, &case.fit.coef, DEGREE, case.fit.attrs),
+            Ok(254)
+        );
+        for y in [254, 127, -2, -128] {
+            let hint = Hint::honest(&op, 127, y);
+            assert!(!satisfied(&op, 127, &hint, Alloc::Witness), "y = {y}");
+        }
+        // An input outside its dtype has no witness either.
+        let hint = Hint::honest(&op, 128, 127);
+        assert!(!satisfied(&op, 128, &hint, Alloc::Witness));
+    }
+
+    #[test]
+    fn the_tensor_gadget_matches_the_semantics() {
+        let case = Case::new(8, DType::I16, 8, DType::I16);
+        let op = case.op();
+        let xs: Vec<i64> = case.inputs().iter().map(|&x| x as i64).collect();
+        let ys: Vec<i64> = case
+            .inputs()
+            .iter()
+            .map(|&x| case.honest(x).unwrap() as i64)
+            .collect();
+        for mode in MODES {
+            let honest = cs();
+            let out = gelu(&honest, &wires(&honest, &xs, mode), &op, &ys).unwrap();
+            assert_eq!(
+                honest.num_constraints(),
+                cost(xs.len(), op.attrs, DEGREE, op.input, op.output)
+            );
+            assert!(honest.is_satisfied().unwrap());
+            assert!(out.iter().zip(&ys).all(|(w, &y)| w.value == y as i128));
+            let mut wrong = ys.clone();
+            wrong[3] += 1;
+            let forged = cs();
+            gelu(&forged, &wires(&forged, &xs, mode), &op, &wrong).unwrap();
+            assert!(!forged.is_satisfied().unwrap());
         }
     }
 }

@@ -400,7 +400,19 @@ pub fn synthesize_observed(
                     result(0).data(),
                 )?]
             }
-            Op::Gelu { clip, c } => vec![gelu::gelu(cs, &arg(0), *clip, *c, ty(0).dtype)?],
+            Op::Gelu(attrs) => {
+                let Operand::Const(table) = inst.args[1] else {
+                    unreachable!("validated: the coefficients are a constant")
+                };
+                let op = gelu::Gelu {
+                    coef: konst(table),
+                    degree: ty(1).shape[1] - 1,
+                    attrs: *attrs,
+                    input: ty(0).dtype,
+                    output: out_ty.dtype,
+                };
+                vec![gelu::gelu(cs, &arg(0), &op, result(0).data())?]
+            }
             Op::Argmax => {
                 let row = *ty(0).shape.last().expect("rank >= 1");
                 vec![argmax::argmax(

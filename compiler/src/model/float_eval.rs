@@ -220,9 +220,14 @@ fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
 }
 
 fn gelu(x: f32) -> f32 {
+    gelu_tanh(x as f64) as f32
+}
+
+/// GELU in its tanh form, as ggml and GPT-2 compute it: the one definition, which the float
+/// reference runs and the integer `gelu`'s coefficients are fitted to.
+pub(crate) fn gelu_tanh(x: f64) -> f64 {
     const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-    let x = x as f64;
-    (0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())) as f32
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod graph;
 mod hparams;
 
 pub use error::ModelError;
+pub(crate) use float_eval::gelu_tanh;
 pub use float_eval::{FloatModel, FloatSession};
 pub use generate::{generate_gpt2, ModelConfig, WeightType};
 pub use graph::{FloatOp, Graph, Node, NodeId, Stage, TensorRef};

@@ -3,12 +3,13 @@
 //! Scales first: values that must share a scale (the operands of an `Add`, the parts of a
 //! `Slice`d tensor, the operands of a `Concat`) form one class; each class gets a power-of-two
 //! scale from its calibrated range and the bit width of its role. Then each node becomes the ops
-//! that compute it at its class's scale: wide accumulators (`linear`, `matmul`, `gelu`) are
-//! brought back by one `requant` whose multipliers carry every factor between the scales.
+//! that compute it at its class's scale: wide accumulators (`linear`, `matmul`) are brought back
+//! by one `requant` whose multipliers carry every factor between the scales; `gelu` rounds to its
+//! class by itself.
 
 use super::config::{dtype, QuantConfig, Role};
 use super::fixed::{dtype_for, exponent_for, multiplier, multipliers, quantize};
-use super::{QuantError, Ranges};
+use super::{gelu, QuantError, Ranges};
 use crate::model::{FloatModel, FloatOp, Graph, NodeId, Stage};
 use std::collections::{BTreeMap, HashMap};
 use zkc_lang::{
@@ -16,12 +17,10 @@ use zkc_lang::{
     TensorType, ValueData, ValueDef, ValueId,
 };
 
-/// I-BERT's exp(p) ≈ A (p + B)^2 + C on (-ln 2, 0], and erf's clipped square.
+/// I-BERT's exp(p) ≈ A (p + B)^2 + C on (-ln 2, 0].
 const EXP_A: f64 = 0.3585;
 const EXP_B: f64 = 1.353;
 const EXP_C: f64 = 0.344;
-const ERF_A: f64 = 0.2888;
-const ERF_CLIP: f64 = 1.769;
 
 pub fn lower(model: &FloatModel, ranges: &Ranges, cfg: &QuantConfig) -> Result<Module, QuantError> {
     cfg.check()?;
@@ -736,39 +735,49 @@ impl<'a, 'g> Lowering<'a, 'g> {
         Ok(self.requant(id, context, ctx_scale.to_f64(), None))
     }
 
-    /// I-BERT's GELU at the input's scale, then requantized to the node's class.
+    /// The piecewise-cubic GELU (`quantize::gelu`) from the input's class straight to the
+    /// node's: the op's own `shift` is the output rounding, so no `requant` follows. Inputs finer
+    /// than `2^-FINEST_INPUT` are first shifted to that scale.
     fn gelu(&mut self, id: NodeId, input: NodeId) -> Result<ValueId, QuantError> {
         let stage = self.graph.node(id).stage;
         let name = self.graph.node(id).name.clone();
-        let x = self.value(stage, input);
-        let qx = self.quant[&input];
+        let mut x = self.value(stage, input);
+        let (qx, q) = (self.quant[&input], self.quant[&id]);
         let width = self.widths[&input];
         self.widths.insert(id, width);
-        let s = qx.scale() / std::f64::consts::SQRT_2;
-        let clip = (ERF_CLIP / s).floor();
-        let c = (1.0 / (ERF_A * s * s)).floor();
-        if clip > (1u64 << 30) as f64 || !(1.0..=(1u64 << 60) as f64).contains(&c) {
-            return Err(self.unsupported(
-                id,
-                format!(
-                    "input scale {:e} is out of the integer GELU's range",
-                    qx.scale()
-                ),
-            ));
+        let mut fx = qx.exp;
+        if fx > gelu::FINEST_INPUT {
+            let op = Op::Requant {
+                mult: Multiplier::Uniform(1),
+                shift: (fx - gelu::FINEST_INPUT) as u32,
+            };
+            let ty = TensorType::new(
+                qx.dtype,
+                vec![1, width],
+                Scale::pow2(-gelu::FINEST_INPUT).expect("small exponent"),
+            );
+            x = self
+                .layer(stage)
+                .one(op, vec![Operand::Value(x)], format!("{name}.in"), ty);
+            fx = gelu::FINEST_INPUT;
         }
-        let out_scale = qx.scale() * ERF_A * s * s / 2.0;
-        let scale = Scale::from_f64(out_scale)
-            .ok_or_else(|| self.unsupported(id, "GELU scale out of range"))?;
-        let qmax = ((1i64 << (qx.dtype.bits() - 1)) - 1) as f64;
-        let acc_ty = TensorType::new(dtype_for(qmax * 2.0 * c), vec![1, width], scale);
-        let op = Op::Gelu {
-            clip: clip as i64,
-            c: c as i64,
-        };
-        let acc = self
-            .layer(stage)
-            .one(op, vec![Operand::Value(x)], format!("{name}.acc"), acc_ty);
-        Ok(self.requant(id, acc, out_scale, None))
+        let fit = gelu::fit(fx, qx.dtype.bits(), q.exp).map_err(|p| self.unsupported(id, p))?;
+        let largest = fit.coef.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
+        let table = self.constant(
+            format!("{name}.coef"),
+            TensorType::new(
+                dtype_for(largest as f64),
+                vec![fit.segments, gelu::DEGREE + 1],
+                Scale::ONE,
+            ),
+            fit.coef,
+        );
+        Ok(self.layer(stage).one(
+            Op::Gelu(fit.attrs),
+            vec![Operand::Value(x), Operand::Const(table)],
+            name,
+            q.ty(width),
+        ))
     }
 
     fn finish(mut self) -> Result<Module, QuantError> {

@@ -9,11 +9,10 @@
 mod calibrate;
 mod config;
 mod fixed;
+pub mod gelu;
 mod lower;
 
-pub use calibrate::{
-    calibrate, calibration_tokens, default_calibration, Ranges, CALIBRATION_TEXT,
-};
+pub use calibrate::{calibrate, calibration_tokens, default_calibration, Ranges, CALIBRATION_TEXT};
 pub use config::{QuantConfig, Role};
 pub use lower::lower;
 

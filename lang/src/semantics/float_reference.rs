@@ -1,5 +1,6 @@
 //! Each approximating op against a float reference over its whole intended input range. The
-//! bounds asserted here are the ones `docs/ir.md` states.
+//! bounds asserted here are the ones `docs/ir.md` states. `gelu`'s is tested where its
+//! coefficients are fitted, `zkc_compiler::quantize::gelu` (this crate cannot reach the fit).
 
 use super::*;
 use crate::types::DType;
@@ -62,36 +63,6 @@ fn softmax_is_within_0_01_of_float_softmax() {
         }
     }
     assert!(worst < 0.01, "max |softmax_int - softmax| = {worst}");
-}
-
-/// GELU, exact (erf by Abramowitz-Stegun 7.1.26, error 1.5e-7).
-fn gelu_ref(x: f64) -> f64 {
-    let z = x / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.3275911 * z.abs());
-    let poly = t
-        * (0.254829592
-            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    0.5 * x * (1.0 + z.signum() * (1.0 - poly * (-z * z).exp()))
-}
-
-#[test]
-fn gelu_int_is_within_0_02_of_gelu_on_minus_8_to_8() {
-    let mut worst = 0f64;
-    for bits in [6, 8, 10, 12] {
-        let s = 2f64.powi(-bits);
-        let e = s / std::f64::consts::SQRT_2;
-        let (clip, c) = (
-            (1.769 / e).floor() as i128,
-            (1.0 / (0.2888 * e * e)).floor() as i128,
-        );
-        let out = s * 0.2888 * e * e / 2.0;
-        let top = (8.0 / s) as i128;
-        for q in (-top..=top).step_by((top as usize / 5000).max(1)) {
-            let got = gelu_int(q, clip, c).unwrap() as f64 * out;
-            worst = worst.max((got - gelu_ref(q as f64 * s)).abs());
-        }
-    }
-    assert!(worst < 0.02, "max |gelu_int - gelu| = {worst}");
 }
 
 #[test]

@@ -16,10 +16,11 @@ mod tensor;
 #[cfg(test)]
 mod float_reference;
 
+pub use crate::ir::GeluAttrs;
 pub use arith::{add, clamp, mul, requant, sub};
 pub use linear::{linear, matmul};
 pub use norm::{gelu, layernorm};
-pub use scalar::{exp_int, floor_div, gelu_int, isqrt, round_shift, EXP_MAX_SHIFT};
+pub use scalar::{exp_int, floor_div, gelu_int, gelu_poly, isqrt, round_shift, EXP_MAX_SHIFT};
 pub use shape::{concat, reshape, split, transpose};
 pub use softmax::{argmax, softmax};
 pub use state::{gather, kv_append};

@@ -1,6 +1,6 @@
 //! LayerNorm and GELU, the nonlinearities of a transformer block, in integers.
 
-use super::{fit, floor_div, gelu_int, isqrt, SemanticsError, Tensor};
+use super::{fit, floor_div, gelu_int, isqrt, GeluAttrs, SemanticsError, Tensor};
 use crate::types::DType;
 
 /// Integer LayerNorm over the last axis (length `n`):
@@ -51,12 +51,33 @@ pub fn layernorm(
     Tensor::new(x.shape().to_vec(), data)
 }
 
-/// [`gelu_int`] elementwise.
-pub fn gelu(x: &Tensor, clip: i64, c: i64, out: DType) -> Result<Tensor, SemanticsError> {
+/// [`gelu_int`] elementwise, with the coefficient table `coef` `[segments, degree + 1]`.
+pub fn gelu(
+    x: &Tensor,
+    coef: &Tensor,
+    attrs: GeluAttrs,
+    out: DType,
+) -> Result<Tensor, SemanticsError> {
+    let (segments, d1) = match coef.shape() {
+        &[s, d1] if d1 >= 1 => (s, d1),
+        other => {
+            return Err(SemanticsError::Shape(format!(
+                "gelu's coefficient table must be [segments, degree + 1], found {other:?}"
+            )))
+        }
+    };
+    if attrs.segments() != Some(segments as u64) {
+        return Err(SemanticsError::Shape(format!(
+            "gelu with bound {} and width {} needs 2^{} coefficient rows, found {segments}",
+            attrs.bound,
+            attrs.width,
+            (attrs.bound + 1).saturating_sub(attrs.width)
+        )));
+    }
     let data = x
         .data()
         .iter()
-        .map(|&v| fit(gelu_int(v as i128, clip as i128, c as i128)?, out))
+        .map(|&v| fit(gelu_int(v as i128, coef.data(), d1 - 1, attrs)?, out))
         .collect::<Result<_, _>>()?;
     Tensor::new(x.shape().to_vec(), data)
 }
@@ -96,9 +117,27 @@ mod tests {
     }
 
     #[test]
-    fn gelu_is_zero_far_left_and_linear_far_right() {
-        let x = t(&[3], &[-1000, 0, 1000]);
-        let y = gelu(&x, 100, 50, DType::I32).unwrap();
-        assert_eq!(y.data(), &[0, 0, 1000 * 100]);
+    fn gelu_maps_elements_and_checks_the_table_and_the_result() {
+        let attrs = GeluAttrs {
+            bound: 2,
+            width: 1,
+            tail: 3,
+            shift: 1,
+        };
+        // 4 segments of 2 inputs on [-4, 4); segment j is the constant 2j + t.
+        let coef = t(&[4, 2], &[0, 1, 2, 1, 4, 1, 6, 1]);
+        let x = t(&[1, 5], &[-1000, -4, -1, 3, 100]);
+        let y = gelu(&x, &coef, attrs, DType::I16).unwrap();
+        // P: 0, 0 (off 0), 3 (off 3: j 1, t 1), 7, 800; then round_shift by 1
+        assert_eq!(y.data(), &[0, 0, 2, 4, 400]);
+        assert!(matches!(
+            gelu(&x, &coef, attrs, DType::I8),
+            Err(SemanticsError::Overflow { value: 400, .. })
+        ));
+        let short = t(&[2, 2], &[0, 1, 2, 1]);
+        assert!(matches!(
+            gelu(&x, &short, attrs, DType::I16),
+            Err(SemanticsError::Shape(_))
+        ));
     }
 }

@@ -2,6 +2,7 @@
 //! witness computation.
 
 use super::SemanticsError;
+use crate::ir::GeluAttrs;
 
 /// `floor((v + 2^(shift-1)) / 2^shift)`: division by a power of two rounding half up (towards
 /// +inf on ties, for negative values too). `shift = 0` is the identity.
@@ -51,17 +52,63 @@ pub fn exp_int(x: i128, ln2: i128, b: i128, c: i128) -> Result<i128, SemanticsEr
     Ok(poly.ok_or(SemanticsError::IntermediateOverflow("exp_int"))? >> z)
 }
 
-/// I-BERT's integer GELU: `erf` by the clipped square `sign(x) * (c - (min(|x|, clip) - clip)^2)`,
-/// then `x * (c + erf)`; `c` is the quantised 1 of the erf polynomial.
-pub fn gelu_int(x: i128, clip: i128, c: i128) -> Result<i128, SemanticsError> {
-    let a = x.abs().min(clip);
-    let gap = a - clip;
-    let sq = gap.checked_mul(gap);
-    let erf = sq.and_then(|sq| c.checked_sub(sq)).map(|e| x.signum() * e);
-    let out = erf
-        .and_then(|e| c.checked_add(e))
-        .and_then(|one_plus| x.checked_mul(one_plus));
-    out.ok_or(SemanticsError::IntermediateOverflow("gelu_int"))
+/// `gelu`'s value of one element before the output shift: `P`, at the polynomial's scale.
+/// `coef` holds the table row-major, `degree + 1` coefficients per segment (constant term first).
+/// Checked throughout: an overflow is an error, never a wrap.
+pub fn gelu_poly(
+    x: i128,
+    coef: &[i64],
+    degree: usize,
+    attrs: GeluAttrs,
+) -> Result<i128, SemanticsError> {
+    let overflow = SemanticsError::IntermediateOverflow("gelu");
+    if attrs.bound > 62 || attrs.width > attrs.bound || attrs.tail > 62 {
+        return Err(SemanticsError::Domain(
+            "gelu needs width <= bound <= 62 and tail <= 62",
+        ));
+    }
+    let edge = 1i128 << attrs.bound;
+    if x >= edge {
+        return x.checked_mul(1i128 << attrs.tail).ok_or(overflow);
+    }
+    if x < -edge {
+        return Ok(0);
+    }
+    let off = x + edge;
+    let (j, t) = (
+        (off >> attrs.width) as usize,
+        off & ((1i128 << attrs.width) - 1),
+    );
+    let row = coef.get(j * (degree + 1)..(j + 1) * (degree + 1)).ok_or(
+        SemanticsError::IndexOutOfRange {
+            index: j as i64,
+            len: coef.len() / (degree + 1),
+        },
+    )?;
+    row.iter().rev().try_fold(0i128, |acc, &c| {
+        acc.checked_mul(t)
+            .and_then(|a| a.checked_add(c as i128))
+            .ok_or(overflow.clone())
+    })
+}
+
+/// `gelu` of one element: [`gelu_poly`], then `round_shift(P, shift)`.
+pub fn gelu_int(
+    x: i128,
+    coef: &[i64],
+    degree: usize,
+    attrs: GeluAttrs,
+) -> Result<i128, SemanticsError> {
+    let p = gelu_poly(x, coef, degree, attrs)?;
+    if attrs.shift == 0 {
+        return Ok(p);
+    }
+    if attrs.shift > 62 {
+        return Err(SemanticsError::Domain("gelu's shift is at most 62"));
+    }
+    p.checked_add(1i128 << (attrs.shift - 1))
+        .map(|v| v >> attrs.shift)
+        .ok_or(SemanticsError::IntermediateOverflow("gelu"))
 }
 
 #[cfg(test)]
@@ -123,30 +170,65 @@ mod tests {
         assert_eq!(exp_int(-(ln2 * 70), ln2, b, c), Ok(0));
         assert!(exp_int(1, ln2, b, c).is_err());
         assert!(exp_int(0, 1, i128::MAX / 2, 0).is_err());
-        assert!(gelu_int(i64::MAX as i128, 1 << 62, 1 << 100).is_err());
+    }
+
+    const ATTRS: GeluAttrs = GeluAttrs {
+        bound: 3,
+        width: 2,
+        tail: 4,
+        shift: 0,
+    };
+
+    #[test]
+    fn gelu_picks_the_segment_polynomial_and_the_tails() {
+        // bound 3: [-8, 8) in 4 segments of 4; segment j is j + t + 10 t^2 (t = off mod 4).
+        let coef: Vec<i64> = (0..4).flat_map(|j| [j, 1, 10]).collect();
+        let at = |x| gelu_int(x, &coef, 2, ATTRS).unwrap();
+        assert_eq!(at(-9), 0);
+        assert_eq!(at(-100), 0);
+        assert_eq!(at(-8), 0); // off 0: segment 0, t 0
+        assert_eq!(at(-5), 3 + 90); // off 3: t 3
+        assert_eq!(at(-4), 1); // off 4: segment 1, t 0
+        assert_eq!(at(7), 3 + 3 + 90); // off 15: segment 3, t 3
+        assert_eq!(at(8), 8 * 16); // the tail x * 2^tail
+        assert_eq!(at(1000), 1000 * 16);
+        let shifted = GeluAttrs { shift: 2, ..ATTRS };
+        // round_shift(93, 2) = floor(95 / 4) = 23; round_shift(-2, 2) = floor(0 / 4) = 0
+        assert_eq!(gelu_int(-5, &coef, 2, shifted), Ok(23));
+        let neg: Vec<i64> = vec![-2; 12];
+        // x = 3: off 11, t 3: -2 - 6 - 18 = -26 -> floor(-24 / 4); x = -8: -2 -> floor(0 / 4)
+        assert_eq!(gelu_int(3, &neg, 2, shifted), Ok(-6));
+        assert_eq!(gelu_int(-8, &neg, 2, shifted), Ok(0));
     }
 
     #[test]
-    fn gelu_int_tracks_the_real_gelu() {
-        let s = 2f64.powi(-8);
-        let e = s / std::f64::consts::SQRT_2;
-        let clip = (1.769 / e).floor() as i128;
-        let c = (1.0 / (0.2888 * e * e)).floor() as i128;
-        let out_scale = s * 0.2888 * e * e / 2.0;
-        for q in [-1024i128, -300, -1, 0, 1, 100, 256, 700, 1024] {
-            let x = q as f64 * s;
-            let want = 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2));
-            let got = gelu_int(q, clip, c).unwrap() as f64 * out_scale;
-            assert!((got - want).abs() < 0.03, "gelu({x}): {got} vs {want}");
-        }
-    }
-
-    /// Abramowitz-Stegun 7.1.26, accurate to 1.5e-7: a float reference for the test only.
-    fn erf(x: f64) -> f64 {
-        let t = 1.0 / (1.0 + 0.3275911 * x.abs());
-        let poly = t
-            * (0.254829592
-                + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-        x.signum() * (1.0 - poly * (-x * x).exp())
+    fn gelu_reports_overflow_and_bad_tables() {
+        let big = GeluAttrs {
+            bound: 3,
+            width: 2,
+            tail: 62,
+            shift: 0,
+        };
+        assert_eq!(
+            gelu_int(1i128 << 100, &[0; 12], 2, big),
+            Err(SemanticsError::IntermediateOverflow("gelu"))
+        );
+        // bound 62 = width: t reaches 2^62 - 1, and i64::MAX * t^2 leaves i128.
+        let wide = GeluAttrs {
+            bound: 62,
+            width: 62,
+            ..ATTRS
+        };
+        let x = 1i128 << 61; // off = 2^62 + 2^61: segment 1, t = 2^61
+        assert!(gelu_int(x, &[0, 0, 0, 0, 1, 1], 1, wide).is_ok());
+        assert_eq!(
+            gelu_int(x, &[i64::MAX; 6], 2, wide),
+            Err(SemanticsError::IntermediateOverflow("gelu"))
+        );
+        assert!(matches!(
+            gelu_int(7, &[1, 2, 3], 2, ATTRS),
+            Err(SemanticsError::IndexOutOfRange { .. })
+        ));
+        assert!(gelu_int(0, &[0; 12], 2, GeluAttrs { width: 4, ..ATTRS }).is_err());
     }
 }

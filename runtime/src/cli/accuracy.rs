@@ -10,8 +10,8 @@ use zkc_compiler::quantize::{calibration_tokens, quantize, QuantConfig};
 use super::opt_args::OptArgs;
 use super::quant_args::QuantArgs;
 use crate::accuracy::{evaluate, value_errors, Summary};
-use zkc_compiler::tokenizer::Tokenizer;
 use crate::interp::{Interpreter, ModelRunner};
+use zkc_compiler::tokenizer::Tokenizer;
 
 /// Measure the integer model against the float reference.
 ///
@@ -118,15 +118,15 @@ impl Args {
     }
 
     /// One model on held-out text.
-    fn measure_text(
-        &self,
-        path: &Path,
-        text: &Path,
-    ) -> Result<(), Box<dyn std::error::Error>> {
+    fn measure_text(&self, path: &Path, text: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let gguf = GgufFile::open(path)?;
         let model = FloatModel::load(&gguf)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf)
-            .map_err(|e| format!("{}: --text needs the model's tokenizer: {e}", path.display()))?;
+        let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|e| {
+            format!(
+                "{}: --text needs the model's tokenizer: {e}",
+                path.display()
+            )
+        })?;
         let text = std::fs::read_to_string(text)
             .map_err(|e| format!("cannot read {} as UTF-8 text: {e}", text.display()))?;
         let mut tokens = tokenizer.encode(&text);
@@ -166,7 +166,12 @@ impl Args {
             for e in value_errors(&model, &interp, &tokens)? {
                 println!(
                     "{:<10} {:<32} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e}",
-                    e.layer, e.name, e.relative_rms, e.max_abs_error, e.float_max_abs, e.type_max_abs
+                    e.layer,
+                    e.name,
+                    e.relative_rms,
+                    e.max_abs_error,
+                    e.float_max_abs,
+                    e.type_max_abs
                 );
             }
         }

@@ -74,8 +74,10 @@ impl QuantArgs {
 
 /// A calibration file's token ids: integers, or text for the model's tokenizer.
 fn calibration_file(file: &PathBuf, tokenizer: Option<&Tokenizer>) -> Result<Vec<u32>, QuantError> {
-    let bad = |problem: String| QuantError::Config(format!("--calibrate {}: {problem}", file.display()));
-    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it as UTF-8 text: {e}")))?;
+    let bad =
+        |problem: String| QuantError::Config(format!("--calibrate {}: {problem}", file.display()));
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| bad(format!("cannot read it as UTF-8 text: {e}")))?;
     let ids: Option<Vec<u32>> = text
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())

@@ -115,9 +115,10 @@ impl Args {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let module = self
-            .opt
-            .optimize(quantize(&model, &self.quant.config(tokenizer.as_ref())?)?, None)?;
+        let module = self.opt.optimize(
+            quantize(&model, &self.quant.config(tokenizer.as_ref())?)?,
+            None,
+        )?;
         let interp = Interpreter::new(module)?;
         eprintln!("quantized in {:.2} s", start.elapsed().as_secs_f64());
         if self.compare {

@@ -235,7 +235,7 @@ impl Interpreter {
             Op::LayerNorm { eps, shift } => {
                 one(sem::layernorm(arg(0), arg(1), arg(2), *eps, *shift, out))
             }
-            Op::Gelu { clip, c } => one(sem::gelu(arg(0), *clip, *c, out)),
+            Op::Gelu(attrs) => one(sem::gelu(arg(0), arg(1), *attrs, out)),
             Op::Argmax => one(sem::argmax(arg(0), out)),
             Op::Gather => one(sem::gather(arg(0), arg(1))),
             Op::KvAppend => one(sem::kv_append(arg(0), arg(1), arg(2))),
