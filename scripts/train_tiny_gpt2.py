@@ -20,8 +20,9 @@ tokenizer:
 Training text: the mdBook books that ship with the Rust toolchain's documentation (MIT or
 Apache-2.0), by default book, nomicon, reference and rust-by-example. Each chapter's <main> is
 turned into text (scripts, styles, navigation, buttons and the hidden "boring" lines of code
-examples dropped; the book's old editions and rust-by-example's translations skipped; paragraphs on one line each, whitespace collapsed; code blocks kept line by
-line), in sorted path order, exact duplicate pages dropped. Every 20th chapter (index 19, 39, ...
+examples dropped; the book's old editions and rust-by-example's translations skipped;
+paragraphs on one line each, whitespace collapsed; code blocks kept line by line), in sorted
+path order, exact duplicate pages dropped. Every 20th chapter (index 19, 39, ...
 of the sorted list) is held out and never trained on; the reported loss is on all of it, in
 bits per byte, from independent windows of `--ctx` bytes (each window from an empty context,
 as `zkc run` would see it).
@@ -34,7 +35,12 @@ Run:
     .venv-train/bin/python scripts/train_tiny_gpt2.py -o examples/tiny-gpt2-rust-books.gguf \\
         --heldout-out examples/heldout-rust-books.txt \\
         --calibration-out examples/calibration-rust-books.txt
-The run is deterministic for a given seed and thread count (--threads, default 1).
+The run is deterministic for a given seed and thread count (--threads, default 1). The 4x128
+model of examples/README.md:
+    .venv-train/bin/python scripts/train_tiny_gpt2.py --layers 4 --d-model 128 --heads 4 \
+        --d-ff 512 --ctx 64 --steps 2500 --batch 32 --lr 2e-3 --weight-decay 0.1 -o OUT.gguf
+Any GGUF in this layout, scored on the same held-out split (no training):
+    .venv-train/bin/python scripts/train_tiny_gpt2.py --eval-gguf MODEL.gguf
 """
 import argparse
 import hashlib
