@@ -28,7 +28,7 @@ use zkc_compiler::tokenizer::Tokenizer;
 ///
 ///     zkc accuracy model.gguf --text heldout.txt
 ///     zkc accuracy model.gguf --text heldout.txt --per-value --calibrate calib.txt
-///     zkc accuracy --positions 256 -o docs/accuracy.md
+///     zkc accuracy --positions 256 -o docs/accuracy-generated.md
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -255,7 +255,7 @@ const HEADER: &str = "# Accuracy of the integer model
 How far zkc's integer model (what the circuits prove) is from the float reference evaluator
 (which agrees with llama.cpp to ~1e-4, `docs/gguf.md`). Regenerate with
 
-    cargo run --release -- accuracy --positions 256 -o docs/accuracy.md
+    cargo run --release -- accuracy --positions 256 -o docs/accuracy-generated.md
 
 Method: zkc's own random-weight GPT-2 models (seed 0), calibrated on 128 seeded random tokens
 (seed 0); then 256 other seeded random tokens (seed 1) are fed to both models (teacher forcing,
