@@ -126,7 +126,7 @@ mod tests {
     const LAYER: &str = "zkir 1\n\nlayer l(%x: i16[1, 4] * 2^-6) {\n  %sq = mul %x, %x : i32[1, 4] * 2^-12\n  %probs = softmax %x, ln2=44, b=86, c=3930, shift=12 : i16[1, 4] * 2^-12\n  return %sq, %probs\n}\n";
 
     fn honest() -> (Module, Vec<Tensor>) {
-        let module = zkc_lang::check(LAYER).ok().expect("valid").module;
+        let module = zkc_lang::check(LAYER).ok().unwrap().module;
         let x = Tensor::new(vec![1, 4], vec![-32768, 900, 32767, 4]).unwrap();
         let sq = sem::mul(&x, &x, DType::I32).unwrap();
         let probs = sem::softmax(&x, None, [44, 86, 3930], 12, DType::I16).unwrap();
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn a_failed_build_names_its_instruction() {
         let source = "zkir 1\n\nconst @w: i64[2, 1] = [-9223372036854775808, -9223372036854775808]\n\nlayer l(%x: i64[1, 2]) {\n  %y = linear %x, @w : i64[1, 1]\n  return %y\n}\n";
-        let module = zkc_lang::check(source).ok().expect("valid").module;
+        let module = zkc_lang::check(source).ok().unwrap().module;
         let x = Tensor::new(vec![1, 2], vec![i64::MIN, i64::MIN]).unwrap();
         let values = vec![x, Tensor::new(vec![1, 1], vec![0]).unwrap()];
         let diagnosis = diagnose(&module, &Tables::new(&module), 0, &values);
