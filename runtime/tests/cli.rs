@@ -265,8 +265,8 @@ fn the_handwritten_example_runs() {
     assert_eq!(generated.split(',').count(), 2);
 }
 
-/// The README's main command: the whole job on the built-in trained model ("Rust is", 7 byte
-/// tokens, then 8 generated: 14 steps of 4 layers).
+/// The README's main command: the whole job on the built-in trained model ("Rust", 4 byte
+/// tokens, then 8 generated: 11 steps of 4 layers).
 #[test]
 fn demo_runs_the_main_job_end_to_end() {
     let out = zkc(&["demo"]);
@@ -277,7 +277,7 @@ fn demo_runs_the_main_job_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "verified: 14 steps, 56 proofs",
+        "verified: 11 steps, 44 proofs",
         "tampering rejected",
         "== summary",
     ] {

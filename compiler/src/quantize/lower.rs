@@ -496,9 +496,9 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 (format!("{}.acc", self.graph.node(slice).name), ty)
             })
             .collect();
-        let parts = self
-            .layer(stage)
-            .inst(Op::Split { axis: 1 }, vec![Operand::Value(acc)], results);
+        let parts =
+            self.layer(stage)
+                .inst(Op::Split { axis: 1 }, vec![Operand::Value(acc)], results);
         for (&(slice, start, len), part) in slices.iter().zip(parts) {
             self.widths.insert(slice, len);
             let channel_scales: Vec<f64> = scales[start..start + len]
@@ -529,7 +529,10 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let tiles = len > 0
             && total % len == 0
             && slices.len() == total / len
-            && slices.iter().enumerate().all(|(k, s)| s.1 == k * len && s.2 == len);
+            && slices
+                .iter()
+                .enumerate()
+                .all(|(k, s)| s.1 == k * len && s.2 == len);
         if !tiles {
             return Err(self.unsupported(source, "slices of a tensor must tile it in equal parts"));
         }
@@ -665,7 +668,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
             Op::Reshape { shape: vec![dh, 1] },
             vec![Operand::Value(q)],
             format!("{n}.q_col"),
-            TensorType::new(qs.dtype, vec![dh, 1], Scale::pow2(-qs.exp).expect("|exp| <= 60")),
+            TensorType::new(
+                qs.dtype,
+                vec![dh, 1],
+                Scale::pow2(-qs.exp).expect("|exp| <= 60"),
+            ),
         );
         let score_scale = Scale::pow2(-qs.exp - ks.exp).expect("|exp| <= 60");
         let col_ty = TensorType::new(score_dtype, vec![ctx, 1], score_scale);
@@ -685,11 +692,9 @@ impl<'a, 'g> Lowering<'a, 'g> {
             scores_ty,
         );
         if coarsen > 0 {
-            let scale =
-                Scale::pow2(-qs.exp - ks.exp + coarsen as i32).expect("small exponents");
+            let scale = Scale::pow2(-qs.exp - ks.exp + coarsen as i32).expect("small exponents");
             // q and k reach -(qmax + 1): the largest product is (qmax + 1)^2.
-            let bound =
-                dh as f64 * (qmax(qs) + 1.0) * (qmax(ks) + 1.0) / 2f64.powi(coarsen as i32);
+            let bound = dh as f64 * (qmax(qs) + 1.0) * (qmax(ks) + 1.0) / 2f64.powi(coarsen as i32);
             let op = Op::Requant {
                 mult: Multiplier::Uniform(1),
                 shift: coarsen,

@@ -26,7 +26,7 @@ pub struct Args {
     /// A GGUF model to use instead of the built-in one.
     #[arg(long)]
     model: Option<PathBuf>,
-    #[arg(long, default_value = "Rust is")]
+    #[arg(long, default_value = "Rust")]
     prompt: String,
     #[arg(long, default_value_t = 8)]
     max_new: usize,
