@@ -23,23 +23,8 @@ pub enum InterpError {
         source: SemanticsError,
     },
     /// A result past its type: this input drives the model beyond the range it was calibrated for.
-    #[error(
-        "layer `{layer}`, `%{value}` ({op}): the value {got} (real {real:.4}) does not fit {dtype} \
-         (real ±{limit:.4} at scale {scale:e}): this input goes {factor:.2}x past the range the \
-         model was compiled for. Recompile with `--margin` {factor:.2}x larger, calibrate on text \
-         like this input (`--calibrate FILE`), or widen this value's role (`--bits ROLE=32`)"
-    )]
-    OutOfRange {
-        layer: String,
-        value: String,
-        op: &'static str,
-        got: i128,
-        dtype: DType,
-        real: f64,
-        limit: f64,
-        scale: f64,
-        factor: f64,
-    },
+    #[error("{0}")]
+    OutOfRange(Box<OutOfRange>),
     #[error("constant `@{0}` has no data (`extern`): run the artifact that carries it")]
     MissingData(String),
     #[error("layer `{layer}` expects {expected} {what}, got {got}")]
@@ -59,6 +44,26 @@ pub enum InterpError {
     Interface(String),
 }
 
+/// Which value left its type, and by how much (boxed in [`InterpError`], which stays small).
+#[derive(Debug, Error)]
+#[error(
+    "layer `{layer}`, `%{value}` ({op}): the value {got} (real {real:.4}) does not fit {dtype} \
+     (real ±{limit:.4} at scale {scale:e}): this input goes {factor:.2}x past the range the \
+     model was compiled for. Recompile with `--margin` {factor:.2}x larger, calibrate on text \
+     like this input (`--calibrate FILE`), or widen this value's role (`--bits ROLE=32`)"
+)]
+pub struct OutOfRange {
+    pub layer: String,
+    pub value: String,
+    pub op: &'static str,
+    pub got: i128,
+    pub dtype: DType,
+    pub real: f64,
+    pub limit: f64,
+    pub scale: f64,
+    pub factor: f64,
+}
+
 /// The error of `inst` failing with `source`: a result past its type says by how much.
 fn op_error(layer: &Layer, inst: &Inst, source: SemanticsError) -> InterpError {
     let result = layer.value(inst.results[0]);
@@ -66,7 +71,7 @@ fn op_error(layer: &Layer, inst: &Inst, source: SemanticsError) -> InterpError {
         SemanticsError::Overflow { value, dtype } => {
             let scale = result.ty.scale.to_f64();
             let limit = if value < 0 { dtype.min() } else { dtype.max() } as f64;
-            InterpError::OutOfRange {
+            InterpError::OutOfRange(Box::new(OutOfRange {
                 layer: layer.name.clone(),
                 value: result.name.clone(),
                 op: inst.op.name(),
@@ -76,7 +81,7 @@ fn op_error(layer: &Layer, inst: &Inst, source: SemanticsError) -> InterpError {
                 limit: limit.abs() * scale,
                 scale,
                 factor: value as f64 / limit,
-            }
+            }))
         }
         source => InterpError::Op {
             layer: layer.name.clone(),
