@@ -454,10 +454,14 @@ impl<'a, 'g> Lowering<'a, 'g> {
             .collect()
     }
 
-    /// A projection with per-output-channel weight scales, requantized to the node's class. The
-    /// weight constant is declared at a reference scale (a power of two at least every channel's
-    /// scale); the per-channel factors live in the requant multipliers.
-    fn linear(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+    /// The `linear` of a projection with per-output-channel weight scales into `NAME.acc`,
+    /// declared at a reference scale (a power of two at least every channel's scale); returns
+    /// the accumulator, the input's quantization and the channel scales.
+    fn channel_projection(
+        &mut self,
+        id: NodeId,
+        operands: &[NodeId],
+    ) -> Result<(ValueId, Quant, Vec<f64>), QuantError> {
         let mut scales = self.channel_scales(id);
         let largest = scales.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
         for s in scales.iter_mut().filter(|s| **s == 0.0) {
@@ -467,6 +471,14 @@ impl<'a, 'g> Lowering<'a, 'g> {
             .ok_or_else(|| self.unsupported(id, "weight scale out of range"))?;
         let name = format!("{}.acc", self.graph.node(id).name);
         let (acc, qx) = self.project(id, operands, &scales, reference, name)?;
+        Ok((acc, qx, scales))
+    }
+
+    /// A projection with per-output-channel weight scales, requantized to the node's class. The
+    /// weight constant is declared at a reference scale (a power of two at least every channel's
+    /// scale); the per-channel factors live in the requant multipliers.
+    fn linear(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let (acc, qx, scales) = self.channel_projection(id, operands)?;
         let channel_scales: Vec<f64> = scales.iter().map(|s| qx.scale() * s).collect();
         Ok(self.requant(id, acc, 0.0, Some(&channel_scales)))
     }
@@ -476,15 +488,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
     /// smaller than Q's and K's, does not share their scale. Returns the accumulator (only the
     /// slices use the projection).
     fn sliced_linear(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
-        let mut scales = self.channel_scales(id);
-        let largest = scales.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
-        for s in scales.iter_mut().filter(|s| **s == 0.0) {
-            *s = largest;
-        }
-        let reference = Scale::pow2(largest.log2().ceil() as i32)
-            .ok_or_else(|| self.unsupported(id, "weight scale out of range"))?;
-        let name = format!("{}.acc", self.graph.node(id).name);
-        let (acc, qx) = self.project(id, operands, &scales, reference, name)?;
+        let (acc, qx, scales) = self.channel_projection(id, operands)?;
         let stage = self.graph.node(id).stage;
         let slices = self.tiling(id)?;
         let acc_ty = self.layers[&stage].layer.value(acc).ty.clone();
