@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod attrs;
+pub mod buckets;
 pub mod diagnostics;
 pub mod ir;
 pub mod parser;
@@ -17,6 +18,7 @@ pub mod spans;
 pub mod types;
 pub mod validate;
 
+pub use buckets::Stage;
 pub use diagnostics::Error;
 pub use ir::*;
 pub use printer::print;

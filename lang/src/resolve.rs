@@ -136,8 +136,13 @@ pub fn resolve(ast: &AstModule) -> Result<(Module, SpanMap), Vec<ResolveError>> 
         spans.const_data.push(c.data.span.clone());
     }
     let mut layer_names: HashMap<&str, Span> = HashMap::new();
-    for layer in &ast.layers {
-        if let Some(first) = layer_names.get(layer.name.node.as_str()) {
+    for (k, layer) in ast.layers.iter().enumerate() {
+        // A name may repeat right after itself: the context buckets of one stage (validated).
+        let bucket = k > 0 && ast.layers[k - 1].name.node == layer.name.node;
+        if let Some(first) = layer_names
+            .get(layer.name.node.as_str())
+            .filter(|_| !bucket)
+        {
             errors.push(ResolveError::Duplicate {
                 what: "layer",
                 name: layer.name.node.clone(),

@@ -3,8 +3,8 @@
 //!
 //! Invariants checked:
 //!
-//! 1. The module has at least one layer; constant, layer and value names are unique in their
-//!    scope and made of letters, digits, `_` and `.`.
+//! 1. The module has at least one layer; constant, layer (but see 12) and value names are
+//!    unique in their scope and made of letters, digits, `_` and `.`.
 //! 2. Every tensor type has no empty axis and at most [`crate::types::MAX_ELEMENTS`] elements.
 //! 3. Inline constant data has one element per element of the shape, each fitting the dtype.
 //! 4. Handles are in range, and each value is defined exactly once, where its `def` says: as an
@@ -31,10 +31,13 @@
 //!     a state is not an output. A `kv_append` whose first operand is not a state writes one
 //!     slot of any value or constant.
 //! 11. Every layer returns at least one value, none twice.
+//! 12. A layer name repeats only as context buckets (`buckets.rs`): right after a layer of that
+//!     name, both with states, in ascending context, alike but for their states' slot count.
 //!
 //! All errors of a module are reported, at most one per instruction (the first), so that one
 //! mistake does not drown the rest.
 
+use crate::buckets::bucket_problem;
 use crate::ir::*;
 use crate::types::{element_count, Scale, ShapeDisplay, TensorType, MAX_ELEMENTS};
 use std::collections::{HashMap, HashSet};
@@ -140,6 +143,8 @@ pub enum ValidationErrorKind {
     Outputs(String),
     #[error("{0}")]
     Magnitude(String),
+    #[error("{0}")]
+    Bucket(String),
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -167,6 +172,7 @@ impl ValidationError {
             ValidationErrorKind::State(_) => "state misuse",
             ValidationErrorKind::Outputs(_) => "bad outputs",
             ValidationErrorKind::Magnitude(_) => "values too large",
+            ValidationErrorKind::Bucket(_) => "not a context bucket of the layer before",
         }
     }
 }
@@ -243,14 +249,24 @@ pub fn validate(module: &Module) -> Result<(), Vec<ValidationError>> {
                 ValidationErrorKind::BadName(layer.name.clone()),
             );
         } else if !layer_names.insert(layer.name.as_str()) {
-            err(
-                &mut errors,
-                Location::Layer(l),
-                ValidationErrorKind::Duplicate {
-                    what: "layer",
-                    name: layer.name.clone(),
-                },
-            );
+            // A repeated name is the next context bucket of the layer just before (buckets.rs).
+            let previous = &module.layers[l - 1];
+            if previous.name != layer.name {
+                err(
+                    &mut errors,
+                    Location::Layer(l),
+                    ValidationErrorKind::Duplicate {
+                        what: "layer",
+                        name: layer.name.clone(),
+                    },
+                );
+            } else if let Some(problem) = bucket_problem(previous, layer) {
+                err(
+                    &mut errors,
+                    Location::Layer(l),
+                    ValidationErrorKind::Bucket(problem),
+                );
+            }
         }
         LayerValidator {
             module,

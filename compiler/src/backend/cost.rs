@@ -136,3 +136,50 @@ fn extra_one_hots(module: &Module, layer: &Layer) -> usize {
         .collect();
     keys.iter().map(|(_, c)| c + 2).sum()
 }
+
+/// Constraints of one token per context bucket: for each bucket's context `c` (ascending), the
+/// sum over stages of the layer a step at position `c - 1` runs (`layer_costs` by module
+/// layer). A module without caches has one entry, context `None`.
+pub fn per_token(module: &Module, layer_costs: &[usize]) -> Vec<(Option<usize>, usize)> {
+    let mut contexts: Vec<usize> = module.layers.iter().filter_map(|l| l.context()).collect();
+    contexts.sort_unstable();
+    contexts.dedup();
+    let total = |pos: usize| {
+        module
+            .stages()
+            .iter()
+            .filter_map(|s| s.layer_at(module, pos))
+            .map(|l| layer_costs[l])
+            .sum()
+    };
+    match contexts.is_empty() {
+        true => vec![(None, total(0))],
+        false => contexts.iter().map(|&c| (Some(c), total(c - 1))).collect(),
+    }
+}
+
+/// A layer's name with its bucket's context, as reports print it (`block.0@16`), when its
+/// stage has several buckets.
+pub fn layer_label(module: &Module, index: usize) -> String {
+    let layer = &module.layers[index];
+    let buckets = module.layers.iter().filter(|l| l.name == layer.name).count();
+    match layer.context() {
+        Some(c) if buckets > 1 => format!("{}@{c}", layer.name),
+        _ => layer.name.clone(),
+    }
+}
+
+/// "N constraints per token" with a figure per bucket when there are several.
+pub fn per_token_summary(module: &Module, layer_costs: &[usize]) -> String {
+    let totals = per_token(module, layer_costs);
+    match totals.as_slice() {
+        [(_, total)] => format!("{total} constraints per token"),
+        _ => {
+            let parts: Vec<String> = totals
+                .iter()
+                .map(|(c, t)| format!("{t} at context {}", c.unwrap_or(0)))
+                .collect();
+            format!("constraints per token: {}", parts.join(", "))
+        }
+    }
+}

@@ -72,6 +72,12 @@ pub struct QuantConfig {
     pub calibration: Option<Vec<u32>>,
     pub calibration_len: usize,
     pub calibration_seed: u64,
+    /// The most positions a generation can have; `None` for the model's context.
+    pub context: Option<usize>,
+    /// The smallest context bucket: stages with KV caches are compiled at this context and
+    /// every power of two above it below the context, and at the context itself
+    /// (DESIGN §3; docs/proving.md).
+    pub smallest_bucket: usize,
 }
 
 impl Default for QuantConfig {
@@ -98,6 +104,8 @@ impl Default for QuantConfig {
             calibration: None,
             calibration_len: 128,
             calibration_seed: 0,
+            context: None,
+            smallest_bucket: 16,
         }
     }
 }
@@ -136,7 +144,36 @@ impl QuantConfig {
         Ok(())
     }
 
+    /// The context proven for a model of context `model_context`: [`QuantConfig::context`],
+    /// which may not exceed it.
+    pub fn context(&self, model_context: usize) -> Result<usize, QuantError> {
+        match self.context {
+            None => Ok(model_context),
+            Some(c) if (1..=model_context).contains(&c) => Ok(c),
+            Some(c) => Err(QuantError::Config(format!(
+                "the context must be 1 to the model's {model_context}, not {c}"
+            ))),
+        }
+    }
+
+    /// The contexts of the buckets for `context`: powers of two from the smallest bucket
+    /// below it, then `context` itself.
+    pub fn buckets(&self, context: usize) -> Vec<usize> {
+        let mut buckets: Vec<usize> =
+            std::iter::successors(Some(self.smallest_bucket), |b| b.checked_mul(2))
+                .take_while(|&b| b < context)
+                .collect();
+        buckets.push(context);
+        buckets
+    }
+
     pub fn check(&self) -> Result<(), QuantError> {
+        if self.smallest_bucket == 0 || !self.smallest_bucket.is_power_of_two() {
+            return Err(QuantError::Config(format!(
+                "the smallest context bucket must be a power of two, not {}",
+                self.smallest_bucket
+            )));
+        }
         if !(2..=24).contains(&self.weight_bits) {
             return Err(QuantError::Config(format!(
                 "weight bits must be 2 to 24, not {}",

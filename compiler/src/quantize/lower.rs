@@ -24,11 +24,70 @@ const EXP_C: f64 = 0.344;
 
 pub fn lower(model: &FloatModel, ranges: &Ranges, cfg: &QuantConfig) -> Result<Module, QuantError> {
     cfg.check()?;
-    let mut lowering = Lowering::new(model, ranges, cfg)?;
+    let context = cfg.context(model.hparams.n_ctx)?;
+    let buckets = cfg.buckets(context);
+    let mut module = lower_at(model, ranges, cfg, context)?;
+    // The smaller buckets of each stage with caches: the same lowering at a smaller context
+    // (scales come from calibration, not from the context), sharing the constants by name.
+    let mut smaller: HashMap<String, Vec<Layer>> = HashMap::new();
+    for &bucket in &buckets[..buckets.len() - 1] {
+        let Module { consts, layers } = lower_at(model, ranges, cfg, bucket)?;
+        for mut layer in layers.into_iter().filter(|l| !l.states.is_empty()) {
+            for inst in &mut layer.insts {
+                for arg in &mut inst.args {
+                    if let Operand::Const(c) = arg {
+                        *c = shared_constant(&mut module, &consts[c.index()]);
+                    }
+                }
+                if let Op::Requant {
+                    mult: Multiplier::PerChannel(c),
+                    ..
+                } = &mut inst.op
+                {
+                    *c = shared_constant(&mut module, &consts[c.index()]);
+                }
+            }
+            smaller.entry(layer.name.clone()).or_default().push(layer);
+        }
+    }
+    module.layers = std::mem::take(&mut module.layers)
+        .into_iter()
+        .flat_map(|full| {
+            let mut stage = smaller.remove(&full.name).unwrap_or_default();
+            stage.push(full);
+            stage
+        })
+        .collect();
+    Ok(module)
+}
+
+/// The module lowered for a KV cache of `context` slots.
+fn lower_at(
+    model: &FloatModel,
+    ranges: &Ranges,
+    cfg: &QuantConfig,
+    context: usize,
+) -> Result<Module, QuantError> {
+    let mut lowering = Lowering::new(model, ranges, cfg, context)?;
     for &id in model.graph.topological_order() {
         lowering.node(id)?;
     }
     lowering.finish()
+}
+
+/// The id in `module` of the constant named as `c`, added if `module` has none of that name
+/// (lowerings at different contexts make equal constants under equal names).
+fn shared_constant(module: &mut Module, c: &Const) -> ConstId {
+    match module.consts.iter().position(|k| k.name == c.name) {
+        Some(k) => {
+            debug_assert_eq!(&module.consts[k], c, "one name, one constant");
+            ConstId(k as u32)
+        }
+        None => {
+            module.consts.push(c.clone());
+            ConstId(module.consts.len() as u32 - 1)
+        }
+    }
 }
 
 /// The quantized form of a class of values: dtype and scale `2^-exp`.
@@ -61,6 +120,8 @@ struct Lowering<'a, 'g> {
     layers: BTreeMap<Stage, LayerBuilder>,
     consts: Vec<Const>,
     exports: Vec<(Stage, NodeId)>,
+    /// Slots of the KV caches.
+    context: usize,
 }
 
 impl<'a, 'g> Lowering<'a, 'g> {
@@ -68,6 +129,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
         model: &'a FloatModel<'g>,
         ranges: &Ranges,
         cfg: &'a QuantConfig,
+        context: usize,
     ) -> Result<Self, QuantError> {
         let graph = &model.graph;
         let mut classes = UnionFind::default();
@@ -132,6 +194,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             layers: BTreeMap::new(),
             consts: Vec::new(),
             exports: Vec::new(),
+            context,
         })
     }
 
@@ -611,7 +674,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
         );
         let dh = self.widths[&operands[0]];
         self.widths.insert(id, dh);
-        let ctx = self.model.hparams.n_ctx;
+        let ctx = self.context;
         let ps = self.cfg.softmax_shift;
         // Scores finer than 2^-29 (after the 1/sqrt(dh) that the exp constants absorb) would
         // push those constants past their bounds: such scores are first shifted right by `coarsen`

@@ -1,6 +1,6 @@
 use super::opt_args::OptArgs;
 use super::quant_args::QuantArgs;
-use crate::interp::{Interpreter, ModelRunner};
+use crate::interp::{every_layer_at_step_zero, Interpreter};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -131,10 +131,7 @@ type Measured = Vec<Option<BTreeMap<&'static str, Counts>>>;
 
 fn measure(module: &zkc_lang::Module) -> Result<Measured, Box<dyn std::error::Error>> {
     let interp = Interpreter::new(module.clone())?;
-    let witness = ModelRunner::new(&interp)?
-        .step(0, true)?
-        .witness
-        .expect("recorded");
+    let witness = every_layer_at_step_zero(&interp)?;
     let tables = Tables::new(module);
     let mut measured = Vec::new();
     for (index, run) in witness.iter().enumerate() {
@@ -153,15 +150,17 @@ fn measure(module: &zkc_lang::Module) -> Result<Measured, Box<dyn std::error::Er
 }
 
 fn print_stats(module: &zkc_lang::Module, measured: &Measured, json: bool) {
-    let layers: Vec<(&str, BTreeMap<&str, usize>, usize)> = module
+    let layers: Vec<(String, BTreeMap<&str, usize>, usize)> = module
         .layers
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(k, l)| {
             let (by_op, total) = cost::layer(module, l);
-            (l.name.as_str(), by_op, total)
+            (cost::layer_label(module, k), by_op, total)
         })
         .collect();
-    let total: usize = layers.iter().map(|l| l.2).sum();
+    let costs: Vec<usize> = layers.iter().map(|l| l.2).collect();
+    let per_token = cost::per_token(module, &costs);
     let sum = |m: &BTreeMap<&str, Counts>| {
         m.values().fold(Counts::default(), |mut a, &c| {
             a += c;
@@ -179,7 +178,8 @@ fn print_stats(module: &zkc_lang::Module, measured: &Measured, json: bool) {
                 }
                 layer
             }).collect::<Vec<_>>(),
-            "constraints_per_token": total,
+            "constraints_per_token": per_token.last().map_or(0, |t| t.1),
+            "buckets": per_token.iter().map(|(c, t)| serde_json::json!({"context": c, "constraints_per_token": t})).collect::<Vec<_>>(),
         });
         println!(
             "{}",
@@ -217,5 +217,8 @@ fn print_stats(module: &zkc_lang::Module, measured: &Measured, json: bool) {
             None => {}
         }
     }
-    println!("{:>10}: {total:>12} constraints per token", "total");
+    for (context, total) in per_token {
+        let label = context.map_or("total".to_string(), |c| format!("total@{c}"));
+        println!("{label:>10}: {total:>12} constraints per token");
+    }
 }

@@ -37,6 +37,13 @@ pub struct QuantArgs {
     calib_tokens: Option<usize>,
     #[arg(long, default_value_t = 0)]
     calib_seed: u64,
+    /// The most positions a proven generation can have (default: the model's context). Stages
+    /// with KV caches are compiled in context buckets up to it (docs/proving.md).
+    #[arg(long, value_name = "N")]
+    context: Option<usize>,
+    /// The smallest context bucket (a power of two); buckets double from it up to `--context`.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    smallest_bucket: usize,
 }
 
 impl QuantArgs {
@@ -46,6 +53,8 @@ impl QuantArgs {
             weight_bits: self.weight_bits,
             score_frac_bits: self.score_frac_bits,
             margin: self.margin,
+            context: self.context,
+            smallest_bucket: self.smallest_bucket,
             ..QuantConfig::default()
         };
         cfg.calibration_seed = self.calib_seed;

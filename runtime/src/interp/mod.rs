@@ -6,7 +6,7 @@
 
 mod model;
 
-pub use model::{ModelRunner, Step};
+pub use model::{every_layer_at_step_zero, ModelRunner, Step};
 
 use thiserror::Error;
 use zkc_lang::semantics::{self as sem, SemanticsError, Tensor};
@@ -101,6 +101,8 @@ pub struct Interpreter {
 /// Everything one layer computed: every SSA value, by `ValueId` (the witness).
 #[derive(Clone, Debug)]
 pub struct LayerRun {
+    /// The module layer that ran (which bucket, for a stage with several).
+    pub layer: usize,
     pub values: Vec<Tensor>,
 }
 
@@ -184,6 +186,7 @@ impl Interpreter {
             }
         }
         Ok(LayerRun {
+            layer: index,
             values: values
                 .into_iter()
                 .map(|v| v.expect("valid layers define every value"))

@@ -1,16 +1,21 @@
-//! A whole model, one token per step, by the model interface: layers in module order, inputs
-//! `token` and `pos` from the step, other inputs from same-named outputs of earlier layers; the
-//! last layer returns `token` and holds `logits`.
+//! A whole model, one token per step, by the model interface: stages in module order (each step
+//! runs, per stage, the smallest context bucket holding its position: `zkc_lang::buckets`),
+//! inputs `token` and `pos` from the step, other inputs from same-named outputs of earlier
+//! layers; the last layer returns `token` and holds `logits`.
 
 use super::{zeros, InterpError, Interpreter, LayerRun};
 use std::collections::HashMap;
 use zkc_lang::semantics::Tensor;
-use zkc_lang::{DType, Module, TensorType};
+use zkc_lang::{DType, Module, Stage, TensorType};
 
-/// One generation: the interpreter, each layer's KV state, and the next position.
+/// One generation: the interpreter, each stage's KV state, and the next position.
 pub struct ModelRunner<'i> {
     interp: &'i Interpreter,
+    stages: Vec<Stage>,
+    /// Per stage, its caches at the slot count of the bucket that last ran (zeros before).
     states: Vec<Vec<Tensor>>,
+    /// Run every stage in its bucket of this context instead of the smallest that fits.
+    bucket: Option<usize>,
     position: usize,
     /// The largest position + 1 the KV caches hold.
     context: usize,
@@ -58,24 +63,35 @@ impl<'i> ModelRunner<'i> {
     pub fn new(interp: &'i Interpreter) -> Result<ModelRunner<'i>, InterpError> {
         let module = interp.module();
         let logits = interface(module)?;
-        let states: Vec<Vec<Tensor>> = module
-            .layers
+        let stages = module.stages();
+        let states: Vec<Vec<Tensor>> = stages
             .iter()
-            .map(|l| l.states.iter().map(|&s| zeros(l, s)).collect())
+            .map(|s| {
+                let l = &module.layers[s.layers[0]];
+                l.states.iter().map(|&v| zeros(l, v)).collect()
+            })
             .collect();
-        let context = module
-            .layers
+        let context = stages
             .iter()
-            .flat_map(|l| l.states.iter().map(move |&s| l.value(s).ty.shape[0]))
+            .filter_map(|s| s.context(module))
             .min()
             .unwrap_or(usize::MAX);
         Ok(ModelRunner {
             interp,
+            stages,
             states,
+            bucket: None,
             position: 0,
             context,
             logits,
         })
+    }
+
+    /// Runs every stage with caches in its bucket of `context` (which must be one of each such
+    /// stage's), whatever the position: what setup needs to synthesize each bucket's circuits.
+    pub fn in_bucket(mut self, context: usize) -> Self {
+        self.bucket = Some(context);
+        self
     }
 
     pub fn position(&self) -> usize {
@@ -94,7 +110,17 @@ impl<'i> ModelRunner<'i> {
         env.insert("pos", Tensor::scalar(self.position as i64));
         let mut witness = Vec::new();
         let mut logits = Vec::new();
-        for (index, layer) in module.layers.iter().enumerate() {
+        for (k, stage) in self.stages.iter().enumerate() {
+            let index = match self.bucket {
+                Some(c) => stage.layers.iter().copied().find(|&l| {
+                    module.layers[l].context().is_none_or(|context| context == c)
+                }),
+                None => stage.layer_at(module, self.position),
+            }
+            .ok_or_else(|| InterpError::Interface(format!(
+                "stage `{}` has no bucket for position {}", stage.name, self.position
+            )))?;
+            let layer = &module.layers[index];
             let inputs = layer
                 .inputs
                 .iter()
@@ -107,16 +133,19 @@ impl<'i> ModelRunner<'i> {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let run =
-                self.interp
-                    .run_layer(index, inputs, std::mem::take(&mut self.states[index]))?;
+            let states = std::mem::take(&mut self.states[k])
+                .into_iter()
+                .zip(&layer.states)
+                .map(|(t, &v)| resized(t, &layer.value(v).ty.shape))
+                .collect();
+            let run = self.interp.run_layer(index, inputs, states)?;
             for (&o, t) in layer.outputs.iter().zip(run.outputs(layer)) {
                 env.insert(layer.value(o).name.as_str(), t.clone());
             }
             if index == self.logits.0 {
                 logits = run.values[self.logits.1].data().to_vec();
             }
-            self.states[index] = if record {
+            self.states[k] = if record {
                 let states = run.states_after(layer);
                 witness.push(run);
                 states
@@ -162,4 +191,46 @@ impl<'i> ModelRunner<'i> {
         }
         Ok((generated, last))
     }
+}
+
+/// A cache at another slot count (`shape`): slots past the old count are zeros; a smaller count
+/// drops slots, which hold zeros past the position (the caches before a step are zero there).
+fn resized(cache: Tensor, shape: &[usize]) -> Tensor {
+    if cache.shape() == shape {
+        return cache;
+    }
+    let n: usize = shape.iter().product();
+    let mut data = cache.data().to_vec();
+    data.resize(n, 0);
+    Tensor::new(shape.to_vec(), data).expect("shape and data agree")
+}
+
+/// A witness of step 0 for every layer of the module, each bucket included (a bucket runs step
+/// 0 like any other position): what setup and `--emit stats --exact` synthesize circuits from,
+/// whose shape does not depend on the values. Indexed by module layer.
+pub fn every_layer_at_step_zero(interp: &Interpreter) -> Result<Vec<LayerRun>, InterpError> {
+    let module = interp.module();
+    let mut contexts: Vec<usize> = module.layers.iter().filter_map(|l| l.context()).collect();
+    contexts.sort_unstable();
+    contexts.dedup();
+    let mut runs: Vec<Option<LayerRun>> = vec![None; module.layers.len()];
+    let mut collect = |witness: Vec<LayerRun>| {
+        for run in witness {
+            let slot = &mut runs[run.layer];
+            slot.get_or_insert(run);
+        }
+    };
+    match contexts.is_empty() {
+        true => collect(ModelRunner::new(interp)?.step(0, true)?.witness.expect("recorded")),
+        false => {
+            for c in contexts {
+                let mut runner = ModelRunner::new(interp)?.in_bucket(c);
+                collect(runner.step(0, true)?.witness.expect("recorded"));
+            }
+        }
+    }
+    Ok(runs
+        .into_iter()
+        .map(|r| r.expect("every layer is some bucket's or stateless"))
+        .collect())
 }

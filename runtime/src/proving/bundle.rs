@@ -3,9 +3,11 @@
 //! the Groth16 proof. The prover rewrites the file (atomically) after every step, so an
 //! interrupted run leaves a complete bundle of the steps it finished.
 //!
-//! Layout: `zkc-proof 1`, a JSON line (`model`, `prompt`, `max_new`), then per step a `u32`
-//! length and the record: `u32` step number, `u32` layer count, and per layer a `u32` count of
-//! public inputs, the inputs (32 bytes each) and the proof (128 bytes), compressed.
+//! Layout: `zkc-proof 2`, a JSON line (`model`, `prompt`, `max_new`), then per step a `u32`
+//! length and the record: `u32` step number, `u32` stage count, and per stage the `u32` index of
+//! the layer that proved it (which context bucket: an index into the verifying data's layers), a
+//! `u32` count of public inputs, the inputs (32 bytes each) and the proof (128 bytes),
+//! compressed.
 
 use super::encoding::{header_bytes, put, put_u32, split_header, DecodeError, Reader};
 use super::Curve;
@@ -14,11 +16,13 @@ use serde_json::json;
 use zkc_compiler::backend::F;
 
 pub const KIND: &str = "zkc-proof";
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
-/// One layer's proof for one step.
+/// One stage's proof for one step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerProof {
+    /// The layer (bucket) that proved it, by its index in the verifying data.
+    pub layer: u32,
     pub publics: Vec<F>,
     pub proof: Proof<Curve>,
 }
@@ -47,6 +51,7 @@ impl Bundle {
             put_u32(&mut record, step.step);
             put_u32(&mut record, step.layers.len() as u32);
             for layer in &step.layers {
+                put_u32(&mut record, layer.layer);
                 put_u32(&mut record, layer.publics.len() as u32);
                 for p in &layer.publics {
                     put(&mut record, p);
@@ -85,12 +90,14 @@ impl Bundle {
             let what = |part: &str| format!("step record {k}'s {part}");
             let step = record.u32(&what("number"))?;
             let n_layers = record.u32(&what("layer count"))? as usize;
-            // Each layer takes at least its count and a proof: bound the count before allocating.
-            if n_layers > record.remaining() / 132 {
+            // Each layer takes at least its index, count and proof: bound the count before
+            // allocating.
+            if n_layers > record.remaining() / 136 {
                 return Err(DecodeError::Invalid(what("layer count")));
             }
             let mut layers = Vec::with_capacity(n_layers);
             for l in 0..n_layers {
+                let layer = record.u32(&what(&format!("layer {l} index")))?;
                 let n = record.u32(&what(&format!("layer {l} input count")))? as usize;
                 if n > record.remaining() / 32 {
                     return Err(DecodeError::Truncated(what(&format!("layer {l} inputs"))));
@@ -99,7 +106,11 @@ impl Bundle {
                     .map(|i| record.value(&what(&format!("layer {l} public input {i}"))))
                     .collect::<Result<_, _>>()?;
                 let proof = record.value(&what(&format!("layer {l} proof")))?;
-                layers.push(LayerProof { publics, proof });
+                layers.push(LayerProof {
+                    layer,
+                    publics,
+                    proof,
+                });
             }
             if !record.is_empty() {
                 return Err(DecodeError::Invalid(what("trailing bytes")));

@@ -24,7 +24,7 @@ use zkc_lang::Module;
 
 pub const VK_KIND: &str = "zkc-vk";
 pub const PK_KIND: &str = "zkc-pk";
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -47,6 +47,9 @@ pub enum KeyError {
 #[derive(Clone, Debug)]
 pub struct LayerKey {
     pub name: String,
+    /// The context bucket (the caches' slots) of a layer with caches; adjacent keys of one
+    /// name are the buckets of one stage, ascending.
+    pub context: Option<usize>,
     pub constraints: usize,
     pub publics: Vec<Public>,
     /// The commitment of the layer's caches before step 0 (the empty chain), if it has caches.
@@ -73,6 +76,7 @@ impl LayerKey {
         let layer = &module.layers[index];
         LayerKey {
             name: layer.name.clone(),
+            context: layer.context(),
             constraints,
             publics: layout(layer),
             initial_states: initial_states(layer),
@@ -82,6 +86,19 @@ impl LayerKey {
 }
 
 impl VerifyingData {
+    /// The stages: runs of adjacent keys of one name (a stage's context buckets, ascending),
+    /// as indices into `layers`.
+    pub fn stages(&self) -> Vec<Vec<usize>> {
+        let mut stages: Vec<Vec<usize>> = Vec::new();
+        for (k, layer) in self.layers.iter().enumerate() {
+            match stages.last_mut() {
+                Some(stage) if self.layers[stage[0]].name == layer.name => stage.push(k),
+                _ => stages.push(vec![k]),
+            }
+        }
+        stages
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let layers: Vec<Value> = self
             .layers
@@ -89,6 +106,7 @@ impl VerifyingData {
             .map(|l| {
                 json!({
                     "name": l.name,
+                    "context": l.context,
                     "constraints": l.constraints,
                     "publics": l.publics.iter().map(|p| json!({
                         "role": p.role.name(), "name": p.name,
@@ -186,8 +204,21 @@ impl VerifyingData {
                     publics.len()
                 )));
             }
+            let context = match &l["context"] {
+                Value::Null => None,
+                c => Some(c.as_u64().filter(|&c| c > 0).ok_or_else(|| bad("context"))? as usize),
+            };
+            let name = text(l, "name")?;
+            if let Some(previous) = layers.last().filter(|p: &&LayerKey| p.name == name) {
+                if !matches!((previous.context, context), (Some(a), Some(b)) if a < b) {
+                    return Err(DecodeError::Header(format!(
+                        "layer {k} repeats `{name}` but is not a larger context bucket"
+                    )));
+                }
+            }
             layers.push(LayerKey {
-                name: text(l, "name")?,
+                name,
+                context,
                 constraints: count(l, "constraints")?,
                 publics,
                 initial_states,

@@ -113,7 +113,8 @@ impl<'m> Prover<'m> {
         on_event: &mut dyn FnMut(Event),
     ) -> Result<StepProof, ProvingError> {
         let mut layers = Vec::with_capacity(witness.len());
-        for (index, run) in witness.iter().enumerate() {
+        for run in witness {
+            let index = run.layer;
             let layer = &self.module.layers[index];
             let start = Instant::now();
             let read;
@@ -145,7 +146,11 @@ impl<'m> Prover<'m> {
                 layer: &layer.name,
                 seconds: start.elapsed().as_secs_f64(),
             });
-            layers.push(LayerProof { publics, proof });
+            layers.push(LayerProof {
+                layer: index as u32,
+                publics,
+                proof,
+            });
         }
         Ok(StepProof {
             step: step as u32,

@@ -1,9 +1,9 @@
-//! `zkc setup`: Groth16 keys for every layer, one layer at a time (so memory is bounded by the
-//! largest layer), from OS randomness.
+//! `zkc setup`: Groth16 keys for every layer (every context bucket of a stage has its own), one
+//! layer at a time (so memory is bounded by the largest layer), from OS randomness.
 
 use super::keys::{pk_path, vk_path, write_pk, KeyError, LayerKey, VerifyingData};
 use super::{Curve, ProvingError};
-use crate::interp::{Interpreter, ModelRunner};
+use crate::interp::{every_layer_at_step_zero, Interpreter, ModelRunner};
 use ark_groth16::Groth16;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -38,9 +38,8 @@ pub fn setup(
     // The circuits' shape does not depend on the values; one step of any token gives a witness
     // to synthesize them with.
     let interp = Interpreter::new(module.clone())?;
-    let mut runner = ModelRunner::new(&interp)?;
-    let context = runner.context();
-    let witness = runner.step(0, true)?.witness.expect("recorded");
+    let context = ModelRunner::new(&interp)?.context();
+    let witness = every_layer_at_step_zero(&interp)?;
     let tables = Tables::new(module);
     let mut layers = Vec::new();
     for (index, run) in witness.iter().enumerate() {

@@ -3,14 +3,17 @@
 //! splice steps, layers or commitments:
 //!
 //! - the bundle names this model's commitment, and has one record per step, numbered from 0,
-//!   each with one proof per layer and each layer's count of public inputs;
+//!   each with one proof per stage and each layer's count of public inputs;
+//! - each stage's proof names a layer of that stage: for a stage with context buckets, one whose
+//!   caches hold the step's position (`pos < context`; any such bucket is sound, the prover
+//!   uses the smallest), and is checked with that bucket's verifying key;
 //! - `pos` is the step number; `token` is the prompt's token for prompt steps, then the previous
 //!   step's output token;
 //! - every other input is the commitment that an earlier layer of the same step output under
 //!   the same name (so the first block's input is the embedding of the step's token at its
 //!   position, as the embedding layer proved);
-//! - each state before a step is the commitment after the previous step (before step 0: the
-//!   empty state's, from the keys);
+//! - each state before a step is the commitment after the previous step, whichever bucket
+//!   proved either (before step 0: the empty state's, from the keys);
 //! - the prompt fits the context, and the run is complete: as many steps as its prompt and
 //!   `max_new` call for (or `partial` is asked for, accepting an interrupted run's non-empty
 //!   prefix).
@@ -40,11 +43,23 @@ pub enum Rejection {
         "record {record} is numbered step {found}: steps are missing, repeated or out of order"
     )]
     StepOrder { record: usize, found: u32 },
-    #[error("step {step} has {found} layer proofs; the model has {expected} layers")]
+    #[error("step {step} has {found} layer proofs; the model has {expected} stages")]
     LayerCount {
         step: usize,
         found: usize,
         expected: usize,
+    },
+    #[error("step {step}: the proof for stage `{stage}` names layer {found}, which is not one of its buckets")]
+    OtherStage {
+        step: usize,
+        stage: String,
+        found: u32,
+    },
+    #[error("step {step}, layer `{layer}`: proven in the bucket of context {context}, which does not hold position {step}")]
+    BucketTooSmall {
+        step: usize,
+        layer: String,
+        context: usize,
     },
     #[error("step {step}, layer `{layer}`: {found} public inputs, the layer has {expected}")]
     PublicCount {
@@ -101,7 +116,11 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
         return Err(Rejection::TooLong { found, expected });
     }
     let prepared = vd.prepared();
-    let mut states: Vec<Vec<F>> = vd.layers.iter().map(|l| l.initial_states.clone()).collect();
+    let stages = vd.stages();
+    let mut states: Vec<Vec<F>> = stages
+        .iter()
+        .map(|s| vd.layers[s[0]].initial_states.clone())
+        .collect();
     let mut outputs: Vec<u32> = Vec::with_capacity(found);
     for (t, step) in bundle.steps.iter().enumerate() {
         if step.step as usize != t {
@@ -110,11 +129,11 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
                 found: step.step,
             });
         }
-        if step.layers.len() != vd.layers.len() {
+        if step.layers.len() != stages.len() {
             return Err(Rejection::LayerCount {
                 step: t,
                 found: step.layers.len(),
-                expected: vd.layers.len(),
+                expected: stages.len(),
             });
         }
         let token = match bundle.prompt.get(t) {
@@ -125,7 +144,23 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
         named.insert("token", field(token as i128));
         named.insert("pos", field(t as i128));
         let mut output = None;
-        for (k, (key, proof)) in vd.layers.iter().zip(&step.layers).enumerate() {
+        for (s, (stage, proof)) in stages.iter().zip(&step.layers).enumerate() {
+            let k = proof.layer as usize;
+            if !stage.contains(&k) {
+                return Err(Rejection::OtherStage {
+                    step: t,
+                    stage: vd.layers[stage[0]].name.clone(),
+                    found: proof.layer,
+                });
+            }
+            let key = &vd.layers[k];
+            if let Some(context) = key.context.filter(|&c| t >= c) {
+                return Err(Rejection::BucketTooSmall {
+                    step: t,
+                    layer: key.name.clone(),
+                    context,
+                });
+            }
             let link = |what: String| Rejection::Link {
                 step: t,
                 layer: key.name.clone(),
@@ -158,7 +193,7 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
                         }
                     },
                     Role::StateBefore => {
-                        if states[k][before] != value {
+                        if states[s].get(before) != Some(&value) {
                             let previous = match t {
                                 0 => "the empty state".to_string(),
                                 _ => format!("its state after step {}", t - 1),
@@ -173,7 +208,7 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
                     Role::StateAfter => after.push(value),
                     Role::Output => {
                         named.insert(public.name.as_str(), value);
-                        if public.name == "token" && k + 1 == vd.layers.len() {
+                        if public.name == "token" && s + 1 == stages.len() {
                             output = Some(value);
                         }
                     }
@@ -187,7 +222,7 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
                     layer: key.name.clone(),
                 });
             }
-            states[k] = after;
+            states[s] = after;
         }
         let vocab = vd.vocabulary.as_ref().map_or(u64::MAX, |v| v.len() as u64);
         let output = output
@@ -204,7 +239,7 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
     if found < expected && (!partial || found == 0) {
         return Err(Rejection::Incomplete { found, expected });
     }
-    let proofs = found * vd.layers.len();
+    let proofs = found * stages.len();
     let prompt_steps = bundle.prompt.len();
     let generated = outputs
         .get(prompt_steps.saturating_sub(1)..)
