@@ -28,7 +28,8 @@ fn dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A 2-block model (d=32, context 8) written as an artifact and set up; `seed` picks weights.
+/// A 2-block model (d=32, context 8, context buckets 2, 4 and 8) written as an artifact and
+/// set up; `seed` picks weights.
 fn compiled(seed: u64, dir: &Path) -> (artifact::Artifact, VerifyingData) {
     let cfg = ModelConfig {
         n_layer: 2,
@@ -41,7 +42,11 @@ fn compiled(seed: u64, dir: &Path) -> (artifact::Artifact, VerifyingData) {
         weight_type: WeightType::F32,
     };
     let gguf = GgufFile::from_bytes(generate_gpt2(&cfg).to_bytes()).unwrap();
-    let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
+    let quant = QuantConfig {
+        smallest_bucket: 2,
+        ..QuantConfig::default()
+    };
+    let module = quantize(&FloatModel::load(&gguf).unwrap(), &quant).unwrap();
     let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
     let circ = dir.join("model.circ");
     artifact::write(&circ, &module, Some(&tokenizer), "test", "default").unwrap();
@@ -153,7 +158,7 @@ fn a_flipped_byte_in_any_proof_is_rejected_at_its_step_and_layer() {
                 let mut bytes = run.bytes.clone();
                 bytes[at + offset] ^= 0x04;
                 let why = verify(&run.vd, &bytes, false).expect_err("rejected");
-                let name = &run.vd.layers[k].name;
+                let name = &run.vd.layers[step.layers[k].layer as usize].name;
                 let specific = match &why {
                     Rejection::Proof { step, layer } => *step == t && layer == name,
                     Rejection::Malformed(DecodeError::Invalid(what)) => {
@@ -172,7 +177,8 @@ fn a_changed_public_input_or_commitment_is_rejected() {
     let honest = bundle();
     let vd = &run().vd;
     for t in [0, 2] {
-        for (k, key) in vd.layers.iter().enumerate() {
+        for (k, proof) in honest.steps[t].layers.iter().enumerate() {
+            let key = &vd.layers[proof.layer as usize];
             for i in 0..key.publics.len() {
                 let mut b = honest.clone();
                 b.steps[t].layers[k].publics[i] += zkc_compiler::backend::F::from(1u8);
@@ -276,6 +282,65 @@ fn a_dropped_layer_is_rejected() {
 }
 
 #[test]
+fn steps_cross_context_buckets_and_each_bucket_is_checked() {
+    let (honest, vd) = (bundle(), &run().vd);
+    let context =
+        |t: usize, stage: usize| vd.layers[honest.steps[t].layers[stage].layer as usize].context;
+    // Positions 0 and 1 in the blocks' bucket of 2, positions 2 and 3 in that of 4; the caches
+    // link across (the honest run verifies).
+    assert_eq!(
+        (0..4).map(|t| context(t, 1)).collect::<Vec<_>>(),
+        [Some(2), Some(2), Some(4), Some(4)]
+    );
+    assert_eq!(context(0, 0), None);
+    let bucket = |c: usize| {
+        vd.layers
+            .iter()
+            .position(|l| l.name == "block.0" && l.context == Some(c))
+            .unwrap() as u32
+    };
+    // A step proven in a bucket too small for its position: refused before any pairing.
+    let mut b = honest.clone();
+    b.steps[2].layers[1].layer = bucket(2);
+    assert_eq!(
+        rejected(&b),
+        Rejection::BucketTooSmall {
+            step: 2,
+            layer: "block.0".into(),
+            context: 2
+        }
+    );
+    // A proof of one bucket presented as another's (large enough): its key rejects it.
+    let mut b = honest.clone();
+    b.steps[0].layers[1].layer = bucket(8);
+    assert_eq!(
+        rejected(&b),
+        Rejection::Proof {
+            step: 0,
+            layer: "block.0".into()
+        }
+    );
+    // A proof naming a layer of another stage.
+    let mut b = honest.clone();
+    b.steps[1].layers[2].layer = bucket(4);
+    assert_eq!(
+        rejected(&b),
+        Rejection::OtherStage {
+            step: 1,
+            stage: "block.1".into(),
+            found: bucket(4)
+        }
+    );
+    // Stages swapped within a step.
+    let mut b = honest.clone();
+    b.steps[3].layers.swap(1, 2);
+    assert!(matches!(
+        rejected(&b),
+        Rejection::OtherStage { step: 3, .. }
+    ));
+}
+
+#[test]
 fn keys_of_another_model_of_the_same_shape_are_refused() {
     let run = run();
     assert!(matches!(
@@ -323,6 +388,13 @@ fn damaged_or_inconsistent_verifying_data_is_refused() {
     assert!(matches!(
         VerifyingData::from_bytes(&lost.to_bytes()),
         Err(DecodeError::Header(h)) if h.contains("initial states")
+    ));
+    // Buckets of a stage out of order.
+    let mut swapped = vd.clone();
+    swapped.layers.swap(1, 2);
+    assert!(matches!(
+        VerifyingData::from_bytes(&swapped.to_bytes()),
+        Err(DecodeError::Header(h)) if h.contains("not a larger context bucket")
     ));
     for at in [bytes.len() - 1, bytes.len() - 40, bytes.len() / 2] {
         let mut damaged = bytes.clone();

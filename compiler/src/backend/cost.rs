@@ -162,7 +162,11 @@ pub fn per_token(module: &Module, layer_costs: &[usize]) -> Vec<(Option<usize>, 
 /// stage has several buckets.
 pub fn layer_label(module: &Module, index: usize) -> String {
     let layer = &module.layers[index];
-    let buckets = module.layers.iter().filter(|l| l.name == layer.name).count();
+    let buckets = module
+        .layers
+        .iter()
+        .filter(|l| l.name == layer.name)
+        .count();
     match layer.context() {
         Some(c) if buckets > 1 => format!("{}@{c}", layer.name),
         _ => layer.name.clone(),

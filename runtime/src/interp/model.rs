@@ -113,13 +113,18 @@ impl<'i> ModelRunner<'i> {
         for (k, stage) in self.stages.iter().enumerate() {
             let index = match self.bucket {
                 Some(c) => stage.layers.iter().copied().find(|&l| {
-                    module.layers[l].context().is_none_or(|context| context == c)
+                    module.layers[l]
+                        .context()
+                        .is_none_or(|context| context == c)
                 }),
                 None => stage.layer_at(module, self.position),
             }
-            .ok_or_else(|| InterpError::Interface(format!(
-                "stage `{}` has no bucket for position {}", stage.name, self.position
-            )))?;
+            .ok_or_else(|| {
+                InterpError::Interface(format!(
+                    "stage `{}` has no bucket for position {}",
+                    stage.name, self.position
+                ))
+            })?;
             let layer = &module.layers[index];
             let inputs = layer
                 .inputs
@@ -221,7 +226,12 @@ pub fn every_layer_at_step_zero(interp: &Interpreter) -> Result<Vec<LayerRun>, I
         }
     };
     match contexts.is_empty() {
-        true => collect(ModelRunner::new(interp)?.step(0, true)?.witness.expect("recorded")),
+        true => collect(
+            ModelRunner::new(interp)?
+                .step(0, true)?
+                .witness
+                .expect("recorded"),
+        ),
         false => {
             for c in contexts {
                 let mut runner = ModelRunner::new(interp)?.in_bucket(c);

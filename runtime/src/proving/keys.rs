@@ -206,7 +206,11 @@ impl VerifyingData {
             }
             let context = match &l["context"] {
                 Value::Null => None,
-                c => Some(c.as_u64().filter(|&c| c > 0).ok_or_else(|| bad("context"))? as usize),
+                c => Some(
+                    c.as_u64()
+                        .filter(|&c| c > 0)
+                        .ok_or_else(|| bad("context"))? as usize,
+                ),
             };
             let name = text(l, "name")?;
             if let Some(previous) = layers.last().filter(|p: &&LayerKey| p.name == name) {
