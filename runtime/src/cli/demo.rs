@@ -12,7 +12,8 @@ use zkc_compiler::files::write_atomically;
 /// `scripts/train_tiny_gpt2.py` trained on the Rust books (`examples/README.md`); `--model`
 /// takes any GGUF instead. Runs the same code as `zkc compile`, `setup`, `prove` and `verify`,
 /// through the files they write (in a temporary directory, removed afterwards, unless `--dir`
-/// is given). Takes about a minute on two cores. Examples:
+/// is given). The circuits are compiled for the context the run needs (at least 16). Takes
+/// about two minutes on two cores. Examples:
 ///
 ///     zkc demo
 ///     zkc demo --dir demo --prompt "The compiler" --max-new 12
@@ -60,8 +61,22 @@ impl Args {
                 gguf
             }
         };
-        println!("== 2. compile it (calibrated on text, quantized to integers, optimized)");
-        parse::<super::compile::Args>(&["compile", &gguf, "-o", &circ])?.execute()?;
+        // Circuits for the context the run can reach (the prompt has at most one token per
+        // byte), not the model's whole context: setup and every step cost less.
+        let model_context = {
+            let file = zkc_compiler::gguf::GgufFile::open(&gguf)?;
+            zkc_compiler::model::FloatModel::load(&file)?.hparams.n_ctx
+        };
+        let context = (self.prompt.len() + self.max_new)
+            .next_power_of_two()
+            .clamp(16, model_context.max(16))
+            .min(model_context)
+            .to_string();
+        println!(
+            "== 2. compile it (calibrated on text, quantized to integers, optimized; context {context})"
+        );
+        parse::<super::compile::Args>(&["compile", &gguf, "--context", &context, "-o", &circ])?
+            .execute()?;
         println!("== 3. trusted setup (one Groth16 key pair per layer)");
         let setup_start = Instant::now();
         let vd = parse::<setup::Args>(&["setup", &circ, "-o", &keys])?.execute()?;
@@ -98,12 +113,16 @@ impl Args {
         {
             return Err("a tampered bundle verified".into());
         }
-        let constraints: usize = vd.layers.iter().map(|l| l.constraints).sum();
+        let constraints: usize = vd
+            .stages()
+            .iter()
+            .map(|s| vd.layers[s[s.len() - 1]].constraints)
+            .sum();
         let proving: f64 = report.step_seconds.iter().sum();
         println!("== summary");
         println!(
-            "model: {} layers, {constraints} constraints per token",
-            vd.layers.len()
+            "model: {} layers, {constraints} constraints per token at context {context}",
+            vd.stages().len()
         );
         println!("setup: {setup_seconds:.1} s");
         println!(
