@@ -181,12 +181,12 @@ pub fn value_errors(
         .iter()
         .map(|&id| (model.graph.node(id).name.as_str(), id))
         .collect();
-    // (layer, value) -> (node, squared error, squared float, max error, max float)
-    let mut sums: Vec<((usize, usize), NodeId, [f64; 4])> = Vec::new();
+    // (layer, value) -> (node, squared error, squared float, max error, max float, steps)
+    let mut sums: Vec<((usize, usize), NodeId, [f64; 5])> = Vec::new();
     for (l, layer) in module.layers.iter().enumerate() {
         for (v, value) in layer.values.iter().enumerate() {
             if let Some(&id) = by_name.get(value.name.as_str()) {
-                sums.push(((l, v), id, [0.0; 4]));
+                sums.push(((l, v), id, [0.0; 5]));
             }
         }
     }
@@ -200,8 +200,13 @@ pub fn value_errors(
                 float.insert(id, values.to_vec());
             })?;
             for ((l, v), id, acc) in &mut sums {
+                // Only the stages' buckets that ran this step.
+                let Some(run) = witness.iter().find(|r| r.layer == *l) else {
+                    continue;
+                };
+                acc[4] += 1.0;
                 let scale = module.layers[*l].values[*v].ty.scale.to_f64();
-                let int = witness[*l].values[*v].data();
+                let int = run.values[*v].data();
                 for (&q, &f) in int.iter().zip(&float[id]) {
                     let (q, f) = (q as f64 * scale, f as f64);
                     acc[0] += (q - f).powi(2);
@@ -214,11 +219,12 @@ pub fn value_errors(
     }
     Ok(sums
         .into_iter()
-        .map(|((l, v), _, [se, sf, max_err, max_f])| {
+        .filter(|(_, _, acc)| acc[4] > 0.0)
+        .map(|((l, v), _, [se, sf, max_err, max_f, _])| {
             let layer = &module.layers[l];
             let ty = &layer.values[v].ty;
             ValueError {
-                layer: layer.name.clone(),
+                layer: zkc_compiler::backend::cost::layer_label(module, l),
                 name: layer.values[v].name.clone(),
                 relative_rms: (se / sf.max(f64::MIN_POSITIVE)).sqrt(),
                 max_abs_error: max_err,

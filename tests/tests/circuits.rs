@@ -59,7 +59,8 @@ fn every_layer_of_every_step_is_satisfied_by_the_interpreters_witness() {
     let mut token = 65;
     for step in 0..4 {
         let result = runner.step(token, true).unwrap();
-        for (index, run) in result.witness.unwrap().iter().enumerate() {
+        for run in result.witness.unwrap().iter() {
+            let index = run.layer;
             let layer = &module.layers[index];
             let (ok, constraints, outputs) = satisfied(&module, index, &run.values);
             assert!(
@@ -92,7 +93,8 @@ fn changing_any_sampled_intermediate_value_breaks_the_circuit() {
     runner.step(7, false).unwrap();
     let witness = runner.step(9, true).unwrap().witness.unwrap();
     let mut checked = 0;
-    for (index, run) in witness.iter().enumerate() {
+    for run in witness.iter() {
+        let index = run.layer;
         let layer = &module.layers[index];
         // Every value the prover claims (the other gadgets compute their results from their
         // operands, and data movement has no witness of its own).
@@ -144,8 +146,7 @@ fn public_commitments_link_layers_and_steps() {
         let witness = step.witness.unwrap();
         let publics: Vec<Vec<F>> = witness
             .iter()
-            .enumerate()
-            .map(|(i, run)| public_inputs(&module.layers[i], &run.values))
+            .map(|run| public_inputs(&module.layers[run.layer], &run.values))
             .collect();
         // embed: [pos, token | embd]; block: [embd, pos | cache before, after | out]; head: [in | token]
         let inputs = module.layers[1].inputs.len();
@@ -184,7 +185,8 @@ fn each_layer_proves_and_verifies_with_groth16() {
     let second = runner.step(2, true).unwrap().witness.unwrap();
     use ark_std::rand::{rngs::StdRng, SeedableRng};
     let mut rng = StdRng::seed_from_u64(0);
-    for (index, (a, b)) in first.iter().zip(&second).enumerate() {
+    for (a, b) in first.iter().zip(&second) {
+        let index = a.layer;
         let circuit = |values| LayerCircuit {
             module: &module,
             tables: &tables,
@@ -265,19 +267,14 @@ fn tiny_model_measured_stats_match_the_formulas() {
     use zkc_compiler::backend::measure;
     let module = quantized(&ModelConfig::tiny());
     let interp = Interpreter::new(module.clone()).unwrap();
-    let witness = ModelRunner::new(&interp)
-        .unwrap()
-        .step(0, true)
-        .unwrap()
-        .witness
-        .unwrap();
+    let witness = zkc_runtime::interp::every_layer_at_step_zero(&interp).unwrap();
     let tables = Tables::new(&module);
     let mut text = String::new();
     for (index, run) in witness.iter().enumerate() {
         let layer = &module.layers[index];
         let measured = measure::layer(&module, &tables, index, &run.values).unwrap();
         let (formulas, _) = cost::layer(&module, layer);
-        text += &format!("{}:\n", layer.name);
+        text += &format!("{}:\n", cost::layer_label(&module, index));
         for (op, counted) in formulas {
             let m = measured.get(op).copied().unwrap_or_default();
             assert_eq!(m.constraints, counted, "layer `{}`, {op}", layer.name);

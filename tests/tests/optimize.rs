@@ -205,14 +205,9 @@ fn the_tiny_model_is_bit_identical_after_the_exact_passes() {
             let token = rng.gen_range(0..256);
             let (p, q) = (x.step(token, true).unwrap(), y.step(token, true).unwrap());
             assert_eq!((p.token, &p.logits), (q.token, &q.logits));
-            for (k, (r, s)) in p
-                .witness
-                .unwrap()
-                .iter()
-                .zip(&q.witness.unwrap())
-                .enumerate()
-            {
-                let (l, m) = (&module.layers[k], &optimized.layers[k]);
+            for (r, s) in p.witness.unwrap().iter().zip(&q.witness.unwrap()) {
+                assert_eq!(r.layer, s.layer, "the same bucket");
+                let (l, m) = (&module.layers[r.layer], &optimized.layers[s.layer]);
                 assert_eq!(r.outputs(l), s.outputs(m));
                 assert_eq!(r.states_after(l), s.states_after(m));
             }

@@ -72,20 +72,34 @@ fn integer_model_tracks_the_float_reference() {
 #[test]
 fn layers_follow_the_model_interface() {
     let module = tiny_module();
-    let names: Vec<&str> = module.layers.iter().map(|l| l.name.as_str()).collect();
+    let stages = module.stages();
+    let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["embed", "block.0", "block.1", "head"]);
-    let inputs = |i: usize| -> Vec<&str> {
-        module.layers[i]
+    // The blocks in context buckets 16, 32 and 64 (the model's context).
+    let contexts = |s: usize| -> Vec<Option<usize>> {
+        stages[s]
+            .layers
+            .iter()
+            .map(|&l| module.layers[l].context())
+            .collect()
+    };
+    assert_eq!(contexts(0), [None]);
+    assert_eq!(contexts(1), [Some(16), Some(32), Some(64)]);
+    assert_eq!(contexts(2), [Some(16), Some(32), Some(64)]);
+    assert_eq!(contexts(3), [None]);
+    let inputs = |s: usize| -> Vec<&str> {
+        let layer = &module.layers[stages[s].layers[0]];
+        layer
             .inputs
             .iter()
-            .map(|&v| module.layers[i].value(v).name.as_str())
+            .map(|&v| layer.value(v).name.as_str())
             .collect()
     };
     assert_eq!(inputs(0), ["pos", "token"]);
     assert_eq!(inputs(1), ["embd", "pos"]);
     assert_eq!(inputs(3), ["blk.1.ffn_residual"]);
     // One K and one V cache per head, each [ctx, head_dim].
-    let block = &module.layers[1];
+    let block = &module.layers[*stages[1].layers.last().unwrap()];
     assert_eq!(block.states.len(), 8);
     assert_eq!(block.value(block.states[0]).ty.shape, vec![64, 16]);
 }

@@ -9,14 +9,29 @@ use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError};
 
 /// `x[rows, k] * w[k, n] + bias[n]` with constant `w` and `bias`: the weights become
-/// coefficients, so this costs no constraint.
+/// coefficients. Each input is read by `n` output combinations; when `n > 1` it is first bound to
+/// one variable (1 constraint per input, [`bound`]), so that an input that is a long combination
+/// (a range check's `w + 1` terms) is not repeated in every row that reads an output: matrix
+/// nonzeros, not constraints, are what such rows cost (docs/ir.md §4.3). With `n = 1` it is free.
 pub fn linear(
+    cs: &ConstraintSystemRef<F>,
     x: &[Wire],
     w: &[i64],
     bias: Option<&[i64]>,
     k: usize,
     n: usize,
 ) -> Result<Vec<Wire>, SynthesisError> {
+    let bound_inputs;
+    let x = match n > 1 {
+        true => {
+            bound_inputs = x
+                .iter()
+                .map(|xi| bound(cs, xi))
+                .collect::<Result<Vec<_>, _>>()?;
+            &bound_inputs
+        }
+        false => x,
+    };
     let mut out = Vec::with_capacity(x.len() / k.max(1) * n);
     for row in x.chunks(k.max(1)) {
         for j in 0..n {
@@ -34,6 +49,21 @@ pub fn linear(
         }
     }
     Ok(out)
+}
+
+/// `x` as one new variable equal to its combination (1 constraint): what rows that read `x`
+/// then carry instead of the whole combination.
+pub fn bound(cs: &ConstraintSystemRef<F>, x: &Wire) -> Result<Wire, SynthesisError> {
+    let v = cs.new_witness_variable(|| Ok(field(x.value)))?;
+    cs.enforce_r1cs_constraint(
+        || x.lc.clone(),
+        || ark_relations::gr1cs::Variable::One.into(),
+        || v.into(),
+    )?;
+    Ok(Wire {
+        lc: v.into(),
+        value: x.value,
+    })
 }
 
 /// `a + sign * b`, with `b` broadcast over `a`'s leading axes (its length divides `a`'s).
@@ -95,7 +125,7 @@ mod tests {
     use zkc_lang::DType;
 
     #[test]
-    fn linear_is_free_and_exact() {
+    fn linear_binds_its_inputs_once_and_is_exact() {
         let mut rng = Lcg(5);
         let (k, n) = (6, 4);
         let x: Vec<i64> = (0..2 * k).map(|_| rng.range(-128, 127)).collect();
@@ -111,8 +141,12 @@ mod tests {
         .unwrap();
         for mode in MODES {
             let cs = cs();
-            let y = linear(&wires(&cs, &x, mode), &w, Some(&b), k, n).unwrap();
-            assert_eq!(cs.num_constraints(), 0, "weights are coefficients");
+            let y = linear(&cs, &wires(&cs, &x, mode), &w, Some(&b), k, n).unwrap();
+            assert_eq!(
+                cs.num_constraints(),
+                2 * k,
+                "weights are coefficients; each input is bound once"
+            );
             for (yi, &wi) in y.iter().zip(want.data()) {
                 assert_eq!(yi.value, wi as i128);
                 bind(&cs, yi, yi.value).unwrap();
@@ -251,7 +285,7 @@ mod extreme_tests {
         )
         .unwrap();
         assert_eq!(y[0].value, want.data()[0] as i128);
-        let lin = linear(&wires(&cs, &a, Alloc::Witness), &b, None, 4, 1).unwrap();
+        let lin = linear(&cs, &wires(&cs, &a, Alloc::Witness), &b, None, 4, 1).unwrap();
         assert_eq!(lin[0].value, want.data()[0] as i128);
         bind(&cs, &y[0], y[0].value).unwrap();
         bind(&cs, &lin[0], lin[0].value).unwrap();
@@ -275,10 +309,18 @@ mod extreme_tests {
         assert!(!cs.is_satisfied().unwrap());
         let xs = wires(&cs, &x, Alloc::Witness);
         assert!(
-            linear(&xs[..2], &[min, min], None, 2, 1).is_ok(),
+            linear(&cs, &xs[..2], &[min, min], None, 2, 1).is_ok(),
             "2^126 - 2^126 + ..."
         );
-        assert!(linear(&[xs[0].clone(), xs[2].clone()], &[min, min], None, 2, 1).is_err());
+        assert!(linear(
+            &cs,
+            &[xs[0].clone(), xs[2].clone()],
+            &[min, min],
+            None,
+            2,
+            1
+        )
+        .is_err());
         assert!(scale(&xs, &[min]).is_ok());
         let big = scale(&xs, &[min]).unwrap();
         assert!(add(&big, &big, 1).is_err(), "2^127 leaves i128");

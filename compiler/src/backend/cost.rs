@@ -46,8 +46,12 @@ pub fn op(op: &Op, args: &[Arg], out: &TensorType) -> usize {
     let n = out.shape.iter().product::<usize>();
     let last = |k: usize| *ty(k).shape.last().unwrap_or(&1);
     match op {
-        Op::Linear
-        | Op::Add
+        // Each input bound once when more than one output column reads it (`arith::linear`).
+        Op::Linear => match last(1) > 1 {
+            true => args[0].ty.shape.iter().product(),
+            false => 0,
+        },
+        Op::Add
         | Op::Sub
         | Op::Reshape { .. }
         | Op::Transpose { .. }

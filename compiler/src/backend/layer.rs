@@ -312,7 +312,7 @@ pub fn synthesize_observed(
                 let Operand::Const(w) = inst.args[1] else {
                     unreachable!("validated: weights are constant")
                 };
-                vec![arith::linear(&arg(0), konst(w), bias, k, n)?]
+                vec![arith::linear(cs, &arg(0), konst(w), bias, k, n)?]
             }
             Op::MatMul => {
                 let (a, b) = (&ty(0).shape, &ty(1).shape);

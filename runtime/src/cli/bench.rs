@@ -157,8 +157,9 @@ fn table(
         .cloned()
         .unwrap_or_default();
     for (k, layer) in setup["layers"].as_array().into_iter().flatten().enumerate() {
-        let mean = layer_seconds.iter().map(|s| num(&s[k])).sum::<f64>()
-            / layer_seconds.len().max(1) as f64;
+        // Over the steps that ran this layer (bucket).
+        let ran: Vec<f64> = layer_seconds.iter().filter_map(|s| s[k].as_f64()).collect();
+        let mean = ran.iter().sum::<f64>() / ran.len().max(1) as f64;
         out += &format!(
             "| {} | {} | {:.1} | {} | {mean:.2} |\n",
             layer["name"].as_str().unwrap_or("?"),

@@ -44,7 +44,9 @@ pub struct Report {
     pub steps: usize,
     /// Seconds per step, and per layer within it.
     pub step_seconds: Vec<f64>,
-    pub layer_seconds: Vec<Vec<f64>>,
+    /// Per step, per layer of the keys (each bucket its own): seconds, `None` where the step
+    /// ran another bucket.
+    pub layer_seconds: Vec<Vec<Option<f64>>>,
     pub layer_names: Vec<String>,
     pub bundle_bytes: u64,
     pub proof_bytes_per_step: usize,
@@ -69,9 +71,9 @@ impl Args {
         )?;
         let interp = Interpreter::new(artifact.module.clone())?;
         let progress = bar(0, "prove");
-        let mut layer_seconds: Vec<Vec<f64>> = Vec::new();
+        let mut layer_seconds: Vec<Vec<Option<f64>>> = Vec::new();
         let mut step_seconds = Vec::new();
-        let mut current = Vec::new();
+        let mut current = vec![None; vd.layers.len()];
         let mut outputs = Vec::new();
         let quiet = self.json;
         let bundle = prover.generate(
@@ -81,8 +83,13 @@ impl Args {
             &self.output,
             &mut rand::rngs::OsRng,
             &mut |event| match event {
-                Event::Layer { layer, seconds, .. } => {
-                    current.push(seconds);
+                Event::Layer {
+                    layer,
+                    index,
+                    seconds,
+                    ..
+                } => {
+                    current[index] = Some(seconds);
                     progress.set_message(format!("layer {layer} proved in {seconds:.1} s"));
                 }
                 Event::Step {
@@ -95,7 +102,7 @@ impl Args {
                     progress.set_length(of as u64);
                     progress.inc(1);
                     let per_layer: Vec<String> =
-                        current.iter().map(|s| format!("{s:.1}")).collect();
+                        current.iter().flatten().map(|s| format!("{s:.1}")).collect();
                     step_seconds.push(seconds);
                     outputs.push(output);
                     if !quiet {
@@ -111,7 +118,7 @@ impl Args {
                             progress.println(line);
                         }
                     }
-                    layer_seconds.push(std::mem::take(&mut current));
+                    layer_seconds.push(std::mem::replace(&mut current, vec![None; vd.layers.len()]));
                 }
             },
         )?;
@@ -123,7 +130,9 @@ impl Args {
             steps: bundle.steps.len(),
             step_seconds,
             layer_seconds,
-            layer_names: vd.layers.iter().map(|l| l.name.clone()).collect(),
+            layer_names: (0..vd.layers.len())
+                .map(|k| zkc_compiler::backend::cost::layer_label(&artifact.module, k))
+                .collect(),
             bundle_bytes: std::fs::metadata(&self.output).map_or(0, |m| m.len()),
             proof_bytes_per_step: bundle.proof_bytes_per_step(),
         };

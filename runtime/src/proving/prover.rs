@@ -33,6 +33,8 @@ pub enum Event<'a> {
     Layer {
         step: usize,
         layer: &'a str,
+        /// The module layer (which bucket of the stage).
+        index: usize,
         seconds: f64,
     },
     Step {
@@ -144,6 +146,7 @@ impl<'m> Prover<'m> {
             on_event(Event::Layer {
                 step,
                 layer: &layer.name,
+                index,
                 seconds: start.elapsed().as_secs_f64(),
             });
             layers.push(LayerProof {

@@ -66,7 +66,7 @@ pub fn setup(
         layers.push(LayerKey::of(module, index, constraints, pk.vk.clone()));
         drop(pk);
         let done = LayerSetup {
-            name: layer.name.clone(),
+            name: cost::layer_label(module, index),
             constraints,
             seconds: Duration::as_secs_f64(&start.elapsed()),
             pk_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
