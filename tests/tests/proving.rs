@@ -58,6 +58,7 @@ fn compiled(seed: u64, dir: &Path) -> (artifact::Artifact, VerifyingData) {
         &artifact.module,
         &artifact.header.ir_sha256,
         vocabulary,
+        None,
         &keys,
         &mut rng,
         &mut |_, _, _| {},
@@ -483,5 +484,66 @@ fn a_wrong_witness_names_the_instruction_whose_constraint_fails() {
     assert!(
         message.contains("bug in zkc's witness generation for `softmax`"),
         "{message}"
+    );
+}
+
+#[test]
+fn keys_for_some_buckets_prove_in_the_smallest_keyed_bucket() {
+    let run = run();
+    let keys = dir("bucket4").join("keys");
+    let vd = setup(
+        &run.artifact.module,
+        &run.artifact.header.ir_sha256,
+        None,
+        Some(&[4]),
+        &keys,
+        &mut StdRng::seed_from_u64(3),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(
+        vd.context, 4,
+        "the largest keyed bucket bounds a generation"
+    );
+    assert_eq!(vd.layers.len(), 4, "embed, the blocks' bucket 4, head");
+    let prover = Prover::new(
+        &run.artifact.module,
+        &run.artifact.header.ir_sha256,
+        &keys,
+        &vd,
+    )
+    .unwrap();
+    let interp = Interpreter::new(run.artifact.module.clone()).unwrap();
+    let out = dir("bucket4").join("run.zkp");
+    let bundle = prover
+        .generate(
+            &interp,
+            &PROMPT,
+            MAX_NEW,
+            &out,
+            &mut StdRng::seed_from_u64(2),
+            &mut |_| {},
+        )
+        .unwrap();
+    // Positions 0 and 1 too run in bucket 4 (bucket 2 has no keys); the same tokens.
+    for step in &bundle.steps {
+        assert_eq!(vd.layers[step.layers[1].layer as usize].context, Some(4));
+    }
+    let verified = verify(&vd, &std::fs::read(&out).unwrap(), false).unwrap();
+    assert_eq!(verified.generated, run.generated);
+    // Buckets the artifact does not have are refused.
+    let err = setup(
+        &run.artifact.module,
+        &run.artifact.header.ir_sha256,
+        None,
+        Some(&[3]),
+        &keys,
+        &mut StdRng::seed_from_u64(3),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("has the buckets [2, 4, 8]"),
+        "{err}"
     );
 }

@@ -73,6 +73,7 @@ fn a_trained_model_proves_forty_steps_that_verify() {
         &artifact.module,
         &artifact.header.ir_sha256,
         Some(tokenizer.tokens().to_vec()),
+        None,
         &keys,
         &mut StdRng::seed_from_u64(7),
         &mut |_, _, _| {},

@@ -23,6 +23,10 @@ pub struct Args {
     /// The key directory to write.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Make keys only for these context buckets (comma-separated contexts, e.g. `16,32`):
+    /// setup takes less time and disk, and generations are limited to the largest bucket.
+    #[arg(long, value_delimiter = ',', value_name = "CONTEXTS")]
+    pub buckets: Option<Vec<usize>>,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
@@ -37,12 +41,22 @@ impl Args {
         let start = Instant::now();
         let artifact = artifact::read(&self.artifact)?;
         let vocabulary = artifact.tokenizer.as_ref().map(|t| t.tokens().to_vec());
-        let progress = bar(artifact.module.layers.len() as u64, "setup");
+        let module = &artifact.module;
+        let keyed = module
+            .layers
+            .iter()
+            .filter(|l| match (l.context(), &self.buckets) {
+                (Some(c), Some(buckets)) => buckets.contains(&c),
+                _ => true,
+            })
+            .count();
+        let progress = bar(keyed as u64, "setup");
         let mut layers: Vec<LayerSetup> = Vec::new();
         let vd = setup(
             &artifact.module,
             &artifact.header.ir_sha256,
             vocabulary,
+            self.buckets.as_deref(),
             &self.output,
             &mut rand::rngs::OsRng,
             &mut |_, name, done| match done {

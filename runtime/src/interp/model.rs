@@ -16,6 +16,8 @@ pub struct ModelRunner<'i> {
     states: Vec<Vec<Tensor>>,
     /// Run every stage in its bucket of this context instead of the smallest that fits.
     bucket: Option<usize>,
+    /// The layers a step may run (those with keys, when proving), by module layer.
+    allowed: Vec<bool>,
     position: usize,
     /// The largest position + 1 the KV caches hold.
     context: usize,
@@ -71,20 +73,18 @@ impl<'i> ModelRunner<'i> {
                 l.states.iter().map(|&v| zeros(l, v)).collect()
             })
             .collect();
-        let context = stages
-            .iter()
-            .filter_map(|s| s.context(module))
-            .min()
-            .unwrap_or(usize::MAX);
-        Ok(ModelRunner {
+        let mut runner = ModelRunner {
             interp,
             stages,
             states,
             bucket: None,
+            allowed: vec![true; module.layers.len()],
             position: 0,
-            context,
+            context: 0,
             logits,
-        })
+        };
+        runner.context = runner.largest_context();
+        Ok(runner)
     }
 
     /// Runs every stage with caches in its bucket of `context` (which must be one of each such
@@ -92,6 +92,32 @@ impl<'i> ModelRunner<'i> {
     pub fn in_bucket(mut self, context: usize) -> Self {
         self.bucket = Some(context);
         self
+    }
+
+    /// Runs only the layers `allowed` says (a stage's other buckets are skipped, a step taking
+    /// the smallest allowed bucket that holds it): proving with keys for some buckets.
+    pub fn only(mut self, allowed: &dyn Fn(usize) -> bool) -> Self {
+        self.allowed = (0..self.allowed.len()).map(allowed).collect();
+        self.context = self.largest_context();
+        self
+    }
+
+    /// The smallest, over stages with caches, of the largest allowed bucket.
+    fn largest_context(&self) -> usize {
+        let module = self.interp.module();
+        self.stages
+            .iter()
+            .filter(|s| s.context(module).is_some())
+            .map(|s| {
+                s.layers
+                    .iter()
+                    .filter(|&&l| self.allowed[l])
+                    .filter_map(|&l| module.layers[l].context())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(usize::MAX)
     }
 
     pub fn position(&self) -> usize {
@@ -117,7 +143,12 @@ impl<'i> ModelRunner<'i> {
                         .context()
                         .is_none_or(|context| context == c)
                 }),
-                None => stage.layer_at(module, self.position),
+                None => stage.layers.iter().copied().find(|&l| {
+                    self.allowed[l]
+                        && module.layers[l]
+                            .context()
+                            .is_none_or(|context| self.position < context)
+                }),
             }
             .ok_or_else(|| {
                 InterpError::Interface(format!(

@@ -47,6 +47,8 @@ pub enum KeyError {
 #[derive(Clone, Debug)]
 pub struct LayerKey {
     pub name: String,
+    /// The module layer it is for (its `KEYS/layer-N.pk`): setup may key only some buckets.
+    pub layer: usize,
     /// The context bucket (the caches' slots) of a layer with caches; adjacent keys of one
     /// name are the buckets of one stage, ascending.
     pub context: Option<usize>,
@@ -76,6 +78,7 @@ impl LayerKey {
         let layer = &module.layers[index];
         LayerKey {
             name: layer.name.clone(),
+            layer: index,
             context: layer.context(),
             constraints,
             publics: layout(layer),
@@ -106,6 +109,7 @@ impl VerifyingData {
             .map(|l| {
                 json!({
                     "name": l.name,
+                    "layer": l.layer,
                     "context": l.context,
                     "constraints": l.constraints,
                     "publics": l.publics.iter().map(|p| json!({
@@ -222,6 +226,7 @@ impl VerifyingData {
             }
             layers.push(LayerKey {
                 name,
+                layer: count(l, "layer")?,
                 context,
                 constraints: count(l, "constraints")?,
                 publics,

@@ -57,6 +57,8 @@ pub struct Prover<'m> {
     model: String,
     context: usize,
     matrices: Vec<OnceLock<Matrices>>,
+    /// Per module layer, its key's index in the verifying data (`None`: not set up).
+    key_of: Vec<Option<usize>>,
 }
 
 /// A layer's constraint matrices and sizes, kept from its first proof.
@@ -75,19 +77,30 @@ impl<'m> Prover<'m> {
         vd: &VerifyingData,
     ) -> Result<Prover<'m>, ProvingError> {
         zkc_compiler::backend::check::check(module)?;
-        if vd.ir_sha256 != ir_sha256 || vd.layers.len() != module.layers.len() {
+        let fits = vd
+            .layers
+            .iter()
+            .all(|k| module.layers.get(k.layer).is_some_and(|l| l.name == k.name));
+        if vd.ir_sha256 != ir_sha256 || !fits {
             return Err(ProvingError::KeysForAnotherModel {
                 keys: vd.ir_sha256.clone(),
                 artifact: ir_sha256.to_string(),
             });
         }
-        let sizes: u64 = (0..module.layers.len())
-            .map(|i| std::fs::metadata(pk_path(dir, i)).map_or(0, |m| m.len()))
+        let mut key_of = vec![None; module.layers.len()];
+        for (k, key) in vd.layers.iter().enumerate() {
+            key_of[key.layer] = Some(k);
+        }
+        let sizes: u64 = vd
+            .layers
+            .iter()
+            .map(|k| std::fs::metadata(pk_path(dir, k.layer)).map_or(0, |m| m.len()))
             .sum();
         let kept = if sizes <= KEEP_KEYS_BYTES {
             Some(
-                (0..module.layers.len())
-                    .map(|i| read_pk(&pk_path(dir, i), ir_sha256))
+                vd.layers
+                    .iter()
+                    .map(|k| read_pk(&pk_path(dir, k.layer), ir_sha256))
                     .collect::<Result<_, _>>()?,
             )
         } else {
@@ -103,6 +116,7 @@ impl<'m> Prover<'m> {
             model: vd.commitment.clone(),
             context: vd.context,
             matrices: module.layers.iter().map(|_| OnceLock::new()).collect(),
+            key_of,
         })
     }
 
@@ -118,10 +132,17 @@ impl<'m> Prover<'m> {
         for run in witness {
             let index = run.layer;
             let layer = &self.module.layers[index];
+            let key = self.key_of[index].ok_or_else(|| {
+                ProvingError::Request(format!(
+                    "step {step}: layer `{}` (context {:?}) has no key; rerun `zkc setup` with its bucket",
+                    layer.name,
+                    layer.context()
+                ))
+            })?;
             let start = Instant::now();
             let read;
             let pk = match &self.kept {
-                Some(keys) => &keys[index],
+                Some(keys) => &keys[key],
                 None => {
                     read = read_pk(&pk_path(&self.dir, index), &self.ir_sha256)?;
                     &read
@@ -138,7 +159,7 @@ impl<'m> Prover<'m> {
                 Err(e) => return Err(self.why(step, index, &run.values, Some(e))),
             };
             let publics = public_inputs(layer, &run.values);
-            let valid = Groth16::<Curve>::verify_proof(&self.prepared[index], &proof, &publics)
+            let valid = Groth16::<Curve>::verify_proof(&self.prepared[key], &proof, &publics)
                 .unwrap_or(false);
             if !valid {
                 return Err(self.why(step, index, &run.values, None));
@@ -150,7 +171,7 @@ impl<'m> Prover<'m> {
                 seconds: start.elapsed().as_secs_f64(),
             });
             layers.push(LayerProof {
-                layer: index as u32,
+                layer: key as u32,
                 publics,
                 proof,
             });
@@ -271,7 +292,7 @@ impl<'m> Prover<'m> {
                 self.context
             )));
         }
-        let mut runner = ModelRunner::new(interp)?;
+        let mut runner = ModelRunner::new(interp)?.only(&|l| self.key_of[l].is_some());
         let mut bundle = Bundle {
             model: self.model.clone(),
             prompt: prompt.to_vec(),

@@ -20,17 +20,44 @@ pub struct LayerSetup {
     pub pk_bytes: u64,
 }
 
-/// Keys for every layer of `module` (constants inline) into `dir`. `on_layer` is called before
+/// Keys for every layer of `module` (constants inline) into `dir`, or with `buckets` only for
+/// the context buckets it names (and the stages without caches). `on_layer` is called before
 /// each layer with its index and name, and after it with its figures.
 pub fn setup(
     module: &Module,
     ir_sha256: &str,
     vocabulary: Option<Vec<String>>,
+    buckets: Option<&[usize]>,
     dir: &Path,
     rng: &mut dyn rand_core::CryptoRngCore,
     on_layer: &mut dyn FnMut(usize, &str, Option<&LayerSetup>),
 ) -> Result<VerifyingData, ProvingError> {
     zkc_compiler::backend::check::check(module)?;
+    let wanted = |index: usize| match (module.layers[index].context(), buckets) {
+        (Some(c), Some(buckets)) => buckets.contains(&c),
+        _ => true,
+    };
+    if let Some(buckets) = buckets {
+        for stage in module.stages() {
+            let has = |c: &usize| {
+                stage
+                    .layers
+                    .iter()
+                    .any(|&l| module.layers[l].context() == Some(*c))
+            };
+            let contexts: Vec<usize> = stage
+                .layers
+                .iter()
+                .filter_map(|&l| module.layers[l].context())
+                .collect();
+            if !contexts.is_empty() && (buckets.is_empty() || !buckets.iter().all(has)) {
+                return Err(ProvingError::Request(format!(
+                    "--buckets {buckets:?}: stage `{}` has the buckets {contexts:?}",
+                    stage.name
+                )));
+            }
+        }
+    }
     std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
         path: dir.display().to_string(),
         source,
@@ -38,11 +65,10 @@ pub fn setup(
     // The circuits' shape does not depend on the values; one step of any token gives a witness
     // to synthesize them with.
     let interp = Interpreter::new(module.clone())?;
-    let context = ModelRunner::new(&interp)?.context();
     let witness = every_layer_at_step_zero(&interp)?;
     let tables = Tables::new(module);
     let mut layers = Vec::new();
-    for (index, run) in witness.iter().enumerate() {
+    for (index, run) in witness.iter().enumerate().filter(|(i, _)| wanted(*i)) {
         let layer = &module.layers[index];
         on_layer(index, &layer.name, None);
         let start = Instant::now();
@@ -73,6 +99,8 @@ pub fn setup(
         };
         on_layer(index, &layer.name, Some(&done));
     }
+    // The most positions the keys prove: the smallest of the stages' largest keyed buckets.
+    let context = ModelRunner::new(&interp)?.only(&|l| wanted(l)).context();
     let mut vd = VerifyingData {
         ir_sha256: ir_sha256.to_string(),
         context,
