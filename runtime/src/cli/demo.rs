@@ -12,8 +12,8 @@ use zkc_compiler::files::write_atomically;
 /// `scripts/train_tiny_gpt2.py` trained on the Rust books (`examples/README.md`); `--model`
 /// takes any GGUF instead. Runs the same code as `zkc compile`, `setup`, `prove` and `verify`,
 /// through the files they write (in a temporary directory, removed afterwards, unless `--dir`
-/// is given). The circuits are compiled for the context the run needs (at least 16). Takes
-/// about two minutes on two cores. Examples:
+/// is given). Keys are made for the smallest context bucket the run fits in. Takes about two
+/// minutes on two cores. Examples:
 ///
 ///     zkc demo
 ///     zkc demo --dir demo --prompt "The compiler" --max-new 12
@@ -61,25 +61,32 @@ impl Args {
                 gguf
             }
         };
-        // Circuits for the context the run can reach (the prompt has at most one token per
-        // byte), not the model's whole context: setup and every step cost less.
-        let model_context = {
-            let file = zkc_compiler::gguf::GgufFile::open(&gguf)?;
-            zkc_compiler::model::FloatModel::load(&file)?.hparams.n_ctx
-        };
-        let context = (self.prompt.len() + self.max_new)
-            .next_power_of_two()
-            .clamp(16, model_context.max(16))
-            .min(model_context)
-            .to_string();
+        println!("== 2. compile it (calibrated on text, quantized to integers, optimized)");
+        parse::<super::compile::Args>(&["compile", &gguf, "-o", &circ])?.execute()?;
+        // Keys for the one context bucket the run needs (the prompt has at most one token per
+        // byte): the blocks' circuits for 16 positions cost a third of those for 64.
+        let module = zkc_compiler::artifact::read(std::path::Path::new(&circ))?.module;
+        let needed = self.prompt.len() + self.max_new;
+        let bucket = module
+            .layers
+            .iter()
+            .filter_map(|l| l.context())
+            .filter(|&c| c >= needed)
+            .min()
+            .or_else(|| module.layers.iter().filter_map(|l| l.context()).max());
+        let buckets = bucket.map(|b| b.to_string());
         println!(
-            "== 2. compile it (calibrated on text, quantized to integers, optimized; context {context})"
+            "== 3. trusted setup (one Groth16 key pair per layer{})",
+            buckets.as_ref().map_or(String::new(), |b| format!(
+                ", the blocks' bucket of context {b}"
+            ))
         );
-        parse::<super::compile::Args>(&["compile", &gguf, "--context", &context, "-o", &circ])?
-            .execute()?;
-        println!("== 3. trusted setup (one Groth16 key pair per layer)");
         let setup_start = Instant::now();
-        let vd = parse::<setup::Args>(&["setup", &circ, "-o", &keys])?.execute()?;
+        let mut args = vec!["setup", &circ, "-o", &keys];
+        if let Some(b) = &buckets {
+            args.extend(["--buckets", b]);
+        }
+        let vd = parse::<setup::Args>(&args)?.execute()?;
         let setup_seconds = setup_start.elapsed().as_secs_f64();
         println!("== 4. prove a generation, token by token");
         let max_new = self.max_new.to_string();
@@ -121,8 +128,9 @@ impl Args {
         let proving: f64 = report.step_seconds.iter().sum();
         println!("== summary");
         println!(
-            "model: {} layers, {constraints} constraints per token at context {context}",
-            vd.stages().len()
+            "model: {} layers, {constraints} constraints per token at context {}",
+            vd.stages().len(),
+            vd.context
         );
         println!("setup: {setup_seconds:.1} s");
         println!(

@@ -84,12 +84,9 @@ impl Args {
             &mut rand::rngs::OsRng,
             &mut |event| match event {
                 Event::Layer {
-                    layer,
-                    index,
-                    seconds,
-                    ..
+                    layer, key, seconds, ..
                 } => {
-                    current[index] = Some(seconds);
+                    current[key] = Some(seconds);
                     progress.set_message(format!("layer {layer} proved in {seconds:.1} s"));
                 }
                 Event::Step {
@@ -130,8 +127,10 @@ impl Args {
             steps: bundle.steps.len(),
             step_seconds,
             layer_seconds,
-            layer_names: (0..vd.layers.len())
-                .map(|k| zkc_compiler::backend::cost::layer_label(&artifact.module, k))
+            layer_names: vd
+                .layers
+                .iter()
+                .map(|k| zkc_compiler::backend::cost::layer_label(&artifact.module, k.layer))
                 .collect(),
             bundle_bytes: std::fs::metadata(&self.output).map_or(0, |m| m.len()),
             proof_bytes_per_step: bundle.proof_bytes_per_step(),

@@ -33,8 +33,8 @@ pub enum Event<'a> {
     Layer {
         step: usize,
         layer: &'a str,
-        /// The module layer (which bucket of the stage).
-        index: usize,
+        /// The layer's key: its index in the verifying data's layers (which bucket of the stage).
+        key: usize,
         seconds: f64,
     },
     Step {
@@ -167,7 +167,7 @@ impl<'m> Prover<'m> {
             on_event(Event::Layer {
                 step,
                 layer: &layer.name,
-                index,
+                key,
                 seconds: start.elapsed().as_secs_f64(),
             });
             layers.push(LayerProof {
