@@ -39,6 +39,23 @@ impl Module {
         }
         stages
     }
+
+    /// The contexts of the module's buckets, ascending, each once (empty without caches).
+    pub fn contexts(&self) -> Vec<usize> {
+        let mut contexts: Vec<usize> = self.layers.iter().filter_map(|l| l.context()).collect();
+        contexts.sort_unstable();
+        contexts.dedup();
+        contexts
+    }
+}
+
+/// Whether a setup limited to `buckets` (all when `None`) makes keys for `layer`: layers
+/// without caches always, others when their context is one of `buckets`.
+pub fn keyed(layer: &Layer, buckets: Option<&[usize]>) -> bool {
+    match (layer.context(), buckets) {
+        (Some(c), Some(buckets)) => buckets.contains(&c),
+        _ => true,
+    }
 }
 
 impl Stage {

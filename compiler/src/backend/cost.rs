@@ -145,9 +145,7 @@ fn extra_one_hots(module: &Module, layer: &Layer) -> usize {
 /// sum over stages of the layer a step at position `c - 1` runs (`layer_costs` by module
 /// layer). A module without caches has one entry, context `None`.
 pub fn per_token(module: &Module, layer_costs: &[usize]) -> Vec<(Option<usize>, usize)> {
-    let mut contexts: Vec<usize> = module.layers.iter().filter_map(|l| l.context()).collect();
-    contexts.sort_unstable();
-    contexts.dedup();
+    let contexts = module.contexts();
     let total = |pos: usize| {
         module
             .stages()
@@ -174,20 +172,5 @@ pub fn layer_label(module: &Module, index: usize) -> String {
     match layer.context() {
         Some(c) if buckets > 1 => format!("{}@{c}", layer.name),
         _ => layer.name.clone(),
-    }
-}
-
-/// "N constraints per token" with a figure per bucket when there are several.
-pub fn per_token_summary(module: &Module, layer_costs: &[usize]) -> String {
-    let totals = per_token(module, layer_costs);
-    match totals.as_slice() {
-        [(_, total)] => format!("{total} constraints per token"),
-        _ => {
-            let parts: Vec<String> = totals
-                .iter()
-                .map(|(c, t)| format!("{t} at context {}", c.unwrap_or(0)))
-                .collect();
-            format!("constraints per token: {}", parts.join(", "))
-        }
     }
 }

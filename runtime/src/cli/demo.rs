@@ -67,13 +67,12 @@ impl Args {
         // byte): the blocks' circuits for 16 positions cost a third of those for 64.
         let module = zkc_compiler::artifact::read(std::path::Path::new(&circ))?.module;
         let needed = self.prompt.len() + self.max_new;
-        let bucket = module
-            .layers
+        let contexts = module.contexts();
+        let bucket = contexts
             .iter()
-            .filter_map(|l| l.context())
-            .filter(|&c| c >= needed)
-            .min()
-            .or_else(|| module.layers.iter().filter_map(|l| l.context()).max());
+            .copied()
+            .find(|&c| c >= needed)
+            .or(contexts.last().copied());
         let buckets = bucket.map(|b| b.to_string());
         println!(
             "== 3. trusted setup (one Groth16 key pair per layer{})",

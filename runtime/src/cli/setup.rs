@@ -45,10 +45,7 @@ impl Args {
         let keyed = module
             .layers
             .iter()
-            .filter(|l| match (l.context(), &self.buckets) {
-                (Some(c), Some(buckets)) => buckets.contains(&c),
-                _ => true,
-            })
+            .filter(|l| zkc_lang::buckets::keyed(l, self.buckets.as_deref()))
             .count();
         let progress = bar(keyed as u64, "setup");
         let mut layers: Vec<LayerSetup> = Vec::new();

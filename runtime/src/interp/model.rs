@@ -246,9 +246,7 @@ fn resized(cache: Tensor, shape: &[usize]) -> Tensor {
 /// whose shape does not depend on the values. Indexed by module layer.
 pub fn every_layer_at_step_zero(interp: &Interpreter) -> Result<Vec<LayerRun>, InterpError> {
     let module = interp.module();
-    let mut contexts: Vec<usize> = module.layers.iter().filter_map(|l| l.context()).collect();
-    contexts.sort_unstable();
-    contexts.dedup();
+    let contexts = module.contexts();
     let mut runs: Vec<Option<LayerRun>> = vec![None; module.layers.len()];
     let mut collect = |witness: Vec<LayerRun>| {
         for run in witness {

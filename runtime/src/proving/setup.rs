@@ -33,10 +33,7 @@ pub fn setup(
     on_layer: &mut dyn FnMut(usize, &str, Option<&LayerSetup>),
 ) -> Result<VerifyingData, ProvingError> {
     zkc_compiler::backend::check::check(module)?;
-    let wanted = |index: usize| match (module.layers[index].context(), buckets) {
-        (Some(c), Some(buckets)) => buckets.contains(&c),
-        _ => true,
-    };
+    let wanted = |index: usize| zkc_lang::buckets::keyed(&module.layers[index], buckets);
     if let Some(buckets) = buckets {
         for stage in module.stages() {
             let has = |c: &usize| {
