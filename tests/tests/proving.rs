@@ -150,7 +150,7 @@ fn a_flipped_byte_in_any_proof_is_rejected_at_its_step_and_layer() {
     for (t, step) in honest.steps.iter().enumerate() {
         for k in 0..step.layers.len() {
             let mut other = honest.clone();
-            other.steps[t].layers[k].proof.a = Default::default();
+            other.steps[t].layers[k].proof.proof.a = Default::default();
             let changed = other.to_bytes();
             let at = (0..run.bytes.len())
                 .find(|&i| run.bytes[i] != changed[i])

@@ -5,7 +5,7 @@
 //! `R * (L * (rc(w) + 3) + 1)` constraints. Witness: the gaps `m - x_j - before_j` are checked
 //! ([`super::int`]; honest ones are below 2^65).
 
-use super::range::{equal, range_checked};
+use super::range::{equal, range_checked, Ranges};
 use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
@@ -68,22 +68,24 @@ pub fn argmax(
         .collect()
 }
 
-pub fn cost(rows: usize, row_len: usize, w: u32) -> usize {
-    rows * (row_len * (w as usize + 3) + 1)
+pub fn cost(rows: usize, row_len: usize, w: u32, r: Ranges) -> usize {
+    rows * (row_len * (r.rc(w) + 3) + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use crate::backend::test_util::{cs, satisfied_in_every_mode, wires, Lcg, MODES};
     use zkc_lang::semantics::{self, Tensor};
     use zkc_lang::DType;
 
     fn satisfied(x: &[i64], len: usize, claimed: &[i64], mode: crate::backend::Alloc) -> bool {
-        let cs = cs();
-        argmax(&cs, &wires(&cs, x, mode), len, 16, claimed).unwrap();
-        assert_eq!(cs.num_constraints(), cost(x.len() / len, len, 16));
-        cs.is_satisfied().unwrap()
+        satisfied_in_every_mode(
+            |cs| {
+                argmax(cs, &wires(cs, x, mode), len, 16, claimed).unwrap();
+            },
+            |r| cost(x.len() / len, len, 16, r),
+        )
     }
 
     #[test]
@@ -136,7 +138,7 @@ mod tests {
                         .into_data();
                 let cs = cs();
                 argmax(&cs, &wires(&cs, &x, MODES[2]), l, dtype.bits(), &honest).unwrap();
-                assert_eq!(cs.num_constraints(), cost(1, l, dtype.bits()));
+                assert_eq!(cs.num_constraints(), cost(1, l, dtype.bits(), Ranges::Bits));
                 assert!(cs.is_satisfied().unwrap(), "{dtype} {honest:?}");
                 for other in [0, 1, l as i64 - 1] {
                     if other != honest[0] {

@@ -18,7 +18,7 @@ use super::commit::{
     hash, hash_gadget, pack, pack_checked, pack_gadget, per_element, sponge_cost, Commitment,
     Domain,
 };
-use super::range::range_checked;
+use super::range::{range_checked, Ranges};
 use super::{field, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::semantics::Tensor;
@@ -175,8 +175,8 @@ impl Caches {
     /// zero checks (one per packed element), and but for the last slot a slot hash and a
     /// selection product (none for slot 0); the new slot's range checks and hash; `C + 2` for
     /// the one-hot.
-    pub fn cost(&self) -> usize {
-        let (c, d, w) = (self.slots, self.width(), self.dtype.bits() as usize);
+    pub fn cost(&self, r: Ranges) -> usize {
+        let (c, d, w) = (self.slots, self.width(), r.rc(self.dtype.bits()));
         let e = d.div_ceil(per_element(self.dtype));
         let slot_hash = sponge_cost(Domain::CacheChain, 1 + e);
         (c + 2) + c * (d * w + e) + (c - 1) * (slot_hash + 1) + d * (w + 1) + slot_hash
@@ -197,7 +197,8 @@ pub fn link(previous: F, packed: &[F]) -> F {
 
 #[cfg(test)]
 mod tests {
-    use crate::backend::layer::{public_inputs, synthesize, Tables};
+    use crate::backend::layer::{has_lookups, public_inputs, synthesize, Tables};
+    use crate::backend::lookup::AssignmentDigest;
     use crate::backend::test_util::cs;
     use crate::backend::{cost, F};
     use zkc_lang::semantics::{kv_append, Tensor};
@@ -229,9 +230,21 @@ mod tests {
     /// Whether the circuit built from `values` is satisfied and makes public exactly `publics`.
     fn accepts(module: &Module, values: &[Tensor], publics: &[F]) -> bool {
         let cs = cs();
-        synthesize(&cs, module, &Tables::new(module), 0, values).unwrap();
+        synthesize(
+            &cs,
+            module,
+            &Tables::new(module),
+            0,
+            values,
+            &AssignmentDigest,
+        )
+        .unwrap();
         let instance = cs.borrow().unwrap().instance_assignment().unwrap()[1..].to_vec();
-        cs.is_satisfied().unwrap() && instance == publics
+        // A circuit with lookups has its challenge as a last public input.
+        let challenge = usize::from(has_lookups(module, &module.layers[0]));
+        cs.is_satisfied().unwrap()
+            && instance.len() == publics.len() + challenge
+            && instance[..publics.len()] == *publics
     }
 
     fn with(values: &[Tensor], at: usize, element: usize, value: i64) -> Vec<Tensor> {
@@ -255,7 +268,15 @@ mod tests {
             previous_after = publics[4];
             assert!(accepts(&module, &values, &publics), "pos {pos}");
             let cs = cs();
-            synthesize(&cs, &module, &Tables::new(&module), 0, &values).unwrap();
+            synthesize(
+                &cs,
+                &module,
+                &Tables::new(&module),
+                0,
+                &values,
+                &AssignmentDigest,
+            )
+            .unwrap();
             assert_eq!(cs.num_constraints(), cost::layer(&module, layer).1);
         }
     }
@@ -322,7 +343,15 @@ mod tests {
         // Two writes of 4 x 1 and one more one-hot (at `%o`) of 4 + 2; the update is free.
         assert_eq!(by_op["kv_append"], 4 + 4 + 6);
         let cs = cs();
-        synthesize(&cs, &module, &Tables::new(&module), 0, &values).unwrap();
+        synthesize(
+            &cs,
+            &module,
+            &Tables::new(&module),
+            0,
+            &values,
+            &AssignmentDigest,
+        )
+        .unwrap();
         assert_eq!(cs.num_constraints(), total);
         let publics = public_inputs(layer, &values);
         assert!(accepts(&module, &values, &publics));

@@ -6,7 +6,7 @@
 //! a bound outside `x`'s dtype is never reached. Witness: `x - lo` and `hi - x` are checked
 //! ([`super::int`]): an operand handed a value far past its dtype is an error, not a wrap.
 
-use super::range::{equal, non_negative, range_checked};
+use super::range::{equal, non_negative, range_checked, Ranges};
 use super::{constant, field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
@@ -79,17 +79,18 @@ pub fn clamp(
         .collect()
 }
 
-pub fn cost(n: usize, lo: i64, hi: i64, dtype: DType) -> usize {
+pub fn cost(n: usize, lo: i64, hi: i64, dtype: DType, r: Ranges) -> usize {
     let (min, max) = (dtype.min(), dtype.max());
     let k = usize::from(min < lo && lo <= max) + usize::from(min <= hi && hi < max);
-    n * (dtype.bits() as usize + 1 + k * (dtype.bits() as usize + 2) + usize::from(k >= 1))
+    let w = dtype.bits();
+    n * (r.rc(w) + 1 + k * r.cmp(w) + usize::from(k >= 1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::range::equal;
-    use crate::backend::test_util::{cs, wires, MODES};
+    use crate::backend::test_util::{cs, satisfied_in_every_mode, wires, MODES};
 
     /// Clamps `x` and binds each result to `claimed`.
     fn satisfied(
@@ -99,18 +100,21 @@ mod tests {
         claimed: &[i64],
         mode: crate::backend::Alloc,
     ) -> bool {
-        let cs = cs();
-        let y = clamp(&cs, &wires(&cs, x, mode), lo, hi, DType::I16).unwrap();
-        assert_eq!(cs.num_constraints(), cost(x.len(), lo, hi, DType::I16));
-        for (yi, &c) in y.iter().zip(claimed) {
-            equal(
-                &cs,
-                &yi.lc,
-                &LinearCombination::from((field(c as i128), Variable::One)),
-            )
-            .unwrap();
-        }
-        cs.is_satisfied().unwrap()
+        satisfied_in_every_mode(
+            |cs| {
+                let y = clamp(cs, &wires(cs, x, mode), lo, hi, DType::I16).unwrap();
+                for (yi, &c) in y.iter().zip(claimed) {
+                    equal(
+                        cs,
+                        &yi.lc,
+                        &LinearCombination::from((field(c as i128), Variable::One)),
+                    )
+                    .unwrap();
+                }
+            },
+            // One binding per result besides the clamp's own.
+            |r| cost(x.len(), lo, hi, DType::I16, r) + x.len(),
+        )
     }
 
     #[test]
@@ -157,7 +161,10 @@ mod tests {
             ] {
                 let cs = cs();
                 let y = clamp(&cs, &wires(&cs, &x, MODES[2]), lo, hi, dtype).unwrap();
-                assert_eq!(cs.num_constraints(), cost(x.len(), lo, hi, dtype));
+                assert_eq!(
+                    cs.num_constraints(),
+                    cost(x.len(), lo, hi, dtype, Ranges::Bits)
+                );
                 for (yi, &xi) in y.iter().zip(&x) {
                     assert_eq!(yi.value, xi.clamp(lo, hi) as i128);
                     equal(

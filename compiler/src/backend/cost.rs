@@ -3,6 +3,7 @@
 //! systems. This is what `zkc compile --emit stats` reports and what a cost model for passes
 //! can use.
 
+use super::range::Ranges;
 use super::{argmax, clamp, gelu, layernorm, requant, softmax};
 use std::collections::BTreeMap;
 use zkc_lang::{Inst, Layer, Module, Op, Operand, TensorType};
@@ -14,9 +15,9 @@ pub struct Arg<'a> {
     pub constant: bool,
 }
 
-/// The constraints of one instruction (a state's update that nothing reads costs none,
-/// [`super::layer::unused_state_updates`]).
-pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
+/// The constraints of one instruction in a circuit that checks ranges by `r` (a state's update
+/// that nothing reads costs none, [`super::layer::unused_state_updates`]).
+pub fn instruction(module: &Module, layer: &Layer, inst: &Inst, r: Ranges) -> usize {
     if inst.op == Op::KvAppend
         && super::layer::unused_state_updates(layer).contains(&inst.results[0])
     {
@@ -36,12 +37,13 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst) -> usize {
             },
         })
         .collect();
-    op(&inst.op, &args, &layer.value(inst.results[0]).ty)
+    op(&inst.op, &args, &layer.value(inst.results[0]).ty, r)
 }
 
-/// The constraints of `op` on `args` with (first) result type `out`: the one cost model, used
-/// by the stats, the backend's tests and the optimizer's extraction.
-pub fn op(op: &Op, args: &[Arg], out: &TensorType) -> usize {
+/// The constraints of `op` on `args` with (first) result type `out` in a circuit that checks
+/// ranges by `r`: the one cost model, used by the stats, the backend's tests and the
+/// optimizer's extraction.
+pub fn op(op: &Op, args: &[Arg], out: &TensorType, r: Ranges) -> usize {
     let ty = |k: usize| args[k].ty;
     let n = out.shape.iter().product::<usize>();
     let last = |k: usize| *ty(k).shape.last().unwrap_or(&1);
@@ -62,21 +64,22 @@ pub fn op(op: &Op, args: &[Arg], out: &TensorType) -> usize {
             true => 0,
             false => n,
         },
-        Op::Requant { shift, .. } => requant::cost(n, *shift, out.dtype),
-        Op::Clamp { lo, hi } => clamp::cost(n, *lo, *hi, ty(0).dtype),
+        Op::Requant { shift, .. } => requant::cost(n, *shift, out.dtype, r),
+        Op::Clamp { lo, hi } => clamp::cost(n, *lo, *hi, ty(0).dtype, r),
         Op::Softmax { ln2, b, c, shift } => {
             let params = softmax::SoftmaxParams::of([*ln2, *b, *c], *shift, ty(0), out);
-            softmax::cost(n / last(0), &params, args.len() == 2)
+            softmax::cost(n / last(0), &params, args.len() == 2, r)
         }
         Op::LayerNorm { eps, shift } => {
-            layernorm::cost(n / last(0), last(0), *eps, *shift, ty(0).dtype, out.dtype)
+            let dtypes = (ty(0).dtype, out.dtype);
+            layernorm::cost(n / last(0), last(0), *eps, *shift, dtypes, r)
         }
-        Op::Gelu(attrs) => gelu::cost(n, *attrs, ty(1).shape[1] - 1, ty(0).dtype, out.dtype),
-        Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits()),
+        Op::Gelu(attrs) => gelu::cost(n, *attrs, ty(1).shape[1] - 1, ty(0).dtype, out.dtype, r),
+        Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits(), r),
         Op::Gather => {
             let (rows, width) = (ty(0).shape[0], ty(0).shape[1..].iter().product());
             if super::merkle::cheaper(rows, width, ty(0).dtype) {
-                super::merkle::cost(rows, width, ty(0).dtype)
+                super::merkle::cost(rows, width, ty(0).dtype, r)
             } else {
                 rows + 2
             }
@@ -89,7 +92,7 @@ pub fn op(op: &Op, args: &[Arg], out: &TensorType) -> usize {
 /// its wires, the sponge over its `f` packed elements and the public input
 /// (`n * (rc(w) + 1) + sponge(f) + 1`), per scalar 1; the caches' hash chain
 /// (`backend::cache`).
-pub fn boundary(layer: &Layer) -> usize {
+pub fn boundary(layer: &Layer, r: Ranges) -> usize {
     let tensors: usize = super::layer::boundary(layer)
         .map(|v| {
             let ty = &layer.value(v).ty;
@@ -98,28 +101,52 @@ pub fn boundary(layer: &Layer) -> usize {
             }
             let n: usize = ty.shape.iter().product();
             let packed = n.div_ceil(super::commit::per_element(ty.dtype));
-            n * (ty.dtype.bits() as usize + 1)
+            n * (r.rc(ty.dtype.bits()) + 1)
                 + super::commit::sponge_cost(super::commit::Domain::Tensor, packed)
                 + 1
         })
         .sum();
-    let caches = super::cache::Caches::of(layer).map_or(0, |c| c.cost() + 2);
+    let caches = super::cache::Caches::of(layer).map_or(0, |c| c.cost(r) + 2);
     tensors + caches
 }
 
-/// Per layer: constraints by op name (and `commitments` for the boundary), and the total.
+/// The name [`layer`] gives the lookup table's constraints.
+pub const TABLE: &str = "lookup table";
+
+/// Per layer: constraints by op name (and `commitments` for the boundary, [`TABLE`] for the
+/// lookup table), and the total, with the layer's cheapest way to check ranges ([`ranges`]).
 pub fn layer(module: &Module, layer: &Layer) -> (BTreeMap<&'static str, usize>, usize) {
+    layer_with(module, layer, ranges(module, layer))
+}
+
+/// [`layer`] with ranges checked by `r`.
+pub fn layer_with(
+    module: &Module,
+    layer: &Layer,
+    r: Ranges,
+) -> (BTreeMap<&'static str, usize>, usize) {
     let mut by_op = BTreeMap::new();
     for inst in &layer.insts {
-        *by_op.entry(inst.op.name()).or_insert(0) += instruction(module, layer, inst);
+        *by_op.entry(inst.op.name()).or_insert(0) += instruction(module, layer, inst, r);
     }
     let one_hots = extra_one_hots(module, layer);
     if one_hots > 0 {
         *by_op.entry("kv_append").or_insert(0) += one_hots;
     }
-    by_op.insert("commitments", boundary(layer));
+    by_op.insert("commitments", boundary(layer, r));
+    if r.table() > 0 {
+        by_op.insert(TABLE, r.table());
+    }
     let total = by_op.values().sum();
     (by_op, total)
+}
+
+/// How the layer's circuit checks ranges: whichever of bits and the table widths gives it the
+/// fewest constraints (bits on a tie), so a circuit with few range checks pays no table.
+pub fn ranges(module: &Module, layer: &Layer) -> Ranges {
+    Ranges::choices()
+        .min_by_key(|&r| layer_with(module, layer, r).1)
+        .expect("bits is always a choice")
 }
 
 /// The one-hots `kv_append`s build besides the caches' (which [`super::cache::Caches::cost`]

@@ -4,7 +4,8 @@
 //! instruction that emitted it. The prover runs this when a proof fails its own check, to tell a
 //! bug in a gadget's witness generation (which names the op) from keys of another setup.
 
-use super::layer::{synthesize_observed, Section, Tables};
+use super::layer::{synthesize_observed, Section, Sections, Tables};
+use super::lookup::AssignmentDigest;
 use super::F;
 use ark_relations::gr1cs::predicate::polynomial_constraint::R1CS_PREDICATE_LABEL;
 use ark_relations::gr1cs::{ConstraintSystem, ConstraintSystemRef, SynthesisError};
@@ -23,6 +24,8 @@ pub enum Origin {
         result: String,
         op: &'static str,
     },
+    /// The lookup table's side of the lookup argument.
+    Lookups,
 }
 
 impl Origin {
@@ -31,6 +34,7 @@ impl Origin {
         match self {
             Origin::Boundary => "boundary",
             Origin::Inst { op, .. } => op,
+            Origin::Lookups => "lookup table",
         }
     }
 }
@@ -43,6 +47,7 @@ impl fmt::Display for Origin {
                 "the layer's boundary (commitments of its inputs and outputs, the KV-cache chain)"
             ),
             Origin::Inst { result, op, .. } => write!(f, "`%{result}` ({op})"),
+            Origin::Lookups => write!(f, "the lookup table's multiplicities and inverses"),
         }
     }
 }
@@ -67,11 +72,16 @@ pub enum Diagnosis {
 pub fn diagnose(module: &Module, tables: &Tables, index: usize, values: &[Tensor]) -> Diagnosis {
     let layer = &module.layers[index];
     let cs = ConstraintSystem::<F>::new_ref();
-    // Where each section begins: (first constraint, section).
-    let mut starts: Vec<(usize, Section)> = Vec::new();
-    let built = synthesize_observed(&cs, module, tables, index, values, &mut |section| {
-        starts.push((cs.num_constraints(), section))
-    });
+    let mut sections = Sections::default();
+    let built = synthesize_observed(
+        &cs,
+        module,
+        tables,
+        index,
+        values,
+        &AssignmentDigest,
+        &mut |section| sections.record(&cs, section),
+    );
     let origin = |section: Section| match section {
         Section::Boundary => Origin::Boundary,
         Section::Inst { index, op } => Origin::Inst {
@@ -79,29 +89,20 @@ pub fn diagnose(module: &Module, tables: &Tables, index: usize, values: &[Tensor
             result: layer.value(layer.insts[index].results[0]).name.clone(),
             op,
         },
+        Section::Lookups => Origin::Lookups,
     };
     if let Err(error) = built {
-        let last = starts.last().map_or(Section::Boundary, |&(_, s)| s);
         return Diagnosis::Failed {
             error,
-            origin: origin(last),
+            origin: origin(sections.last()),
         };
     }
     match first_unsatisfied(&cs) {
         None => Diagnosis::Satisfied,
-        Some(constraint) => {
-            // Sections are contiguous: the constraint belongs to the last one begun at or
-            // before it (an empty section is followed by one that begins at the same count).
-            let section = starts
-                .iter()
-                .rev()
-                .find(|&&(start, _)| start <= constraint)
-                .map_or(Section::Boundary, |&(_, s)| s);
-            Diagnosis::Unsatisfied {
-                constraint,
-                origin: origin(section),
-            }
-        }
+        Some(constraint) => Diagnosis::Unsatisfied {
+            constraint,
+            origin: origin(sections.owner(&cs, constraint)),
+        },
     }
 }
 

@@ -29,7 +29,7 @@
 //! `floor((P + 2^(M-1)) / 2^M)`: the semantics' `round_shift`, or no satisfying `y` at all when
 //! that does not fit the result dtype.
 
-use super::range::{decompose, equal, range_checked};
+use super::range::{decompose, equal, range_checked, Ranges};
 use super::{constant, field, witness, Wire, F};
 use ark_ff::Field;
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
@@ -262,17 +262,24 @@ pub(crate) fn element(
 }
 
 /// The cost formula of docs/ir.md.
-pub fn cost(n: usize, attrs: GeluAttrs, degree: usize, input: DType, output: DType) -> usize {
-    let (w, b) = (input.bits() as usize, output.bits() as usize);
+pub fn cost(
+    n: usize,
+    attrs: GeluAttrs,
+    degree: usize,
+    input: DType,
+    output: DType,
+    r: Ranges,
+) -> usize {
+    let w = input.bits() as usize;
     let segments = 1usize << (attrs.bound + 1 - attrs.width);
     let tails = if attrs.bound + 1 < input.bits() { 4 } else { 0 };
-    n * (w + segments + degree + attrs.shift as usize + b + 4 + tails)
+    n * (w + segments + degree + r.rc(attrs.shift) + r.rc(output.bits()) + 4 + tails)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use crate::backend::test_util::{cs, satisfied_in_every_mode, wires, Lcg, MODES};
     use crate::backend::Alloc;
     use crate::quantize::gelu::{fit, GeluFit, DEGREE};
     use zkc_lang::semantics::{gelu_int, round_shift};
@@ -329,15 +336,13 @@ mod tests {
     }
 
     fn satisfied(op: &Gelu, x: i128, hint: &Hint, mode: Alloc) -> bool {
-        let cs = cs();
-        let xw = Wire::new(&cs, x, mode).unwrap();
-        element(&cs, &xw, op, hint).unwrap();
-        assert_eq!(
-            cs.num_constraints(),
-            cost(1, op.attrs, op.degree, op.input, op.output),
-            "the count meets the formula"
-        );
-        cs.is_satisfied().unwrap()
+        satisfied_in_every_mode(
+            |cs| {
+                let xw = Wire::new(cs, x, mode).unwrap();
+                element(cs, &xw, op, hint).unwrap();
+            },
+            |r| cost(1, op.attrs, op.degree, op.input, op.output, r),
+        )
     }
 
     /// `hint` with the result that agrees with the `P` its own witnesses make, so that only the
@@ -474,7 +479,14 @@ mod tests {
             let out = gelu(&honest, &wires(&honest, &xs, mode), &op, &ys).unwrap();
             assert_eq!(
                 honest.num_constraints(),
-                cost(xs.len(), op.attrs, DEGREE, op.input, op.output)
+                cost(
+                    xs.len(),
+                    op.attrs,
+                    DEGREE,
+                    op.input,
+                    op.output,
+                    Ranges::Bits
+                )
             );
             assert!(honest.is_satisfied().unwrap());
             assert!(out.iter().zip(&ys).all(|(w, &y)| w.value == y as i128));

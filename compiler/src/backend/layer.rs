@@ -12,8 +12,9 @@
 
 use super::cache::{self, Caches};
 use super::commit::{commit, commit_gadget, publish};
+use super::lookup::{self, Challenger};
 use super::merkle::{self, MerkleTree};
-use super::range::equal;
+use super::range::{equal, Ranges};
 use super::{
     argmax, arith, clamp, field, gelu, layernorm, requant, select, softmax, Alloc, Wire, F,
 };
@@ -46,6 +47,13 @@ pub fn public_inputs(layer: &Layer, values: &[Tensor]) -> Vec<F> {
         )
         .chain(layer.outputs.iter().map(|&v| value(v)))
         .collect()
+}
+
+/// Whether the layer's circuit checks ranges by lookups: then it is proven in two rounds, and
+/// its lookups' challenge is a last public input after [`public_inputs`]
+/// (`backend::lookup`).
+pub fn has_lookups(module: &Module, layer: &Layer) -> bool {
+    super::cost::ranges(module, layer) != Ranges::Bits
 }
 
 /// The tensor and scalar values a layer exposes: its inputs and outputs.
@@ -170,17 +178,27 @@ impl Tables {
     }
 }
 
-/// One layer's proof statement, for Groth16: the layer of `module` with the record of one run.
+/// One layer's proof statement, for Groth16: the layer of `module` with the record of one run,
+/// and where its lookups' challenge comes from (if it has lookups).
 pub struct LayerCircuit<'a> {
     pub module: &'a Module,
     pub tables: &'a Tables,
     pub index: usize,
     pub values: &'a [Tensor],
+    pub challenger: &'a dyn Challenger,
 }
 
 impl ConstraintSynthesizer<F> for LayerCircuit<'_> {
     fn generate_constraints(self, cs: ConstraintSystemRef<F>) -> Result<(), SynthesisError> {
-        synthesize(&cs, self.module, self.tables, self.index, self.values).map(|_| ())
+        synthesize(
+            &cs,
+            self.module,
+            self.tables,
+            self.index,
+            self.values,
+            self.challenger,
+        )
+        .map(|_| ())
     }
 }
 
@@ -218,8 +236,9 @@ pub fn synthesize(
     tables: &Tables,
     index: usize,
     values: &[Tensor],
+    challenger: &dyn Challenger,
 ) -> Result<Vec<Wire>, SynthesisError> {
-    synthesize_observed(cs, module, tables, index, values, &mut |_| {})
+    synthesize_observed(cs, module, tables, index, values, challenger, &mut |_| {})
 }
 
 /// What the constraints that follow a call of the observer of [`synthesize_observed`] are for.
@@ -229,6 +248,87 @@ pub enum Section {
     Boundary,
     /// Instruction `index` of the layer, with its op's name.
     Inst { index: usize, op: &'static str },
+    /// The lookup argument (`backend::lookup::finish`): a constraint per lookup the sections
+    /// before recorded (in their order), then the table's.
+    Lookups,
+}
+
+/// Where each [`Section`] of a layer's constraint system begins, recorded while it is built
+/// (call [`Sections::record`] from the observer of [`synthesize_observed`]), and what each
+/// section owns: its own constraints and witnesses, and the constraint and inverse of every
+/// lookup it recorded, which the lookup argument emits at the end.
+#[derive(Default)]
+pub struct Sections {
+    /// (section, first constraint, witnesses before it, lookups before it)
+    starts: Vec<(Section, usize, usize, usize)>,
+}
+
+/// What one section of a built layer owns.
+pub struct Part {
+    pub section: Section,
+    /// Its constraints (row indices), in up to two runs.
+    pub rows: Vec<std::ops::Range<usize>>,
+    pub witnesses: usize,
+}
+
+impl Sections {
+    pub fn record(&mut self, cs: &ConstraintSystemRef<F>, section: Section) {
+        self.starts.push((
+            section,
+            cs.num_constraints(),
+            cs.num_witness_variables(),
+            lookup::count(cs),
+        ));
+    }
+
+    /// The parts of the finished system `cs`, one per recorded section.
+    pub fn parts(&self, cs: &ConstraintSystemRef<F>) -> Vec<Part> {
+        let end = (cs.num_constraints(), cs.num_witness_variables());
+        let table = self
+            .starts
+            .iter()
+            .find(|s| s.0 == Section::Lookups)
+            .map(|&(_, c, _, l)| (c, l));
+        (0..self.starts.len())
+            .map(|k| {
+                let (section, c, w, l) = self.starts[k];
+                let (c1, w1, l1) = self
+                    .starts
+                    .get(k + 1)
+                    .map_or((end.0, end.1, l), |&(_, c, w, l)| (c, w, l));
+                match (section, table) {
+                    (Section::Lookups, _) => Part {
+                        section,
+                        rows: vec![c + l..end.0],
+                        witnesses: end.1 - w - l,
+                    },
+                    (_, Some((start, _))) => Part {
+                        section,
+                        rows: vec![c..c1, start + l..start + l1],
+                        witnesses: w1 - w + (l1 - l),
+                    },
+                    (_, None) => Part {
+                        section,
+                        rows: vec![c..c1],
+                        witnesses: w1 - w,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The section that owns constraint `row` of the finished system `cs`.
+    pub fn owner(&self, cs: &ConstraintSystemRef<F>, row: usize) -> Section {
+        self.parts(cs)
+            .into_iter()
+            .find(|p| p.rows.iter().any(|r| r.contains(&row)))
+            .map_or(Section::Boundary, |p| p.section)
+    }
+
+    /// The section being built when the build stopped.
+    pub fn last(&self) -> Section {
+        self.starts.last().map_or(Section::Boundary, |s| s.0)
+    }
 }
 
 /// [`synthesize`], calling `observe` where each [`Section`] begins (for measuring).
@@ -238,10 +338,14 @@ pub fn synthesize_observed(
     tables: &Tables,
     index: usize,
     values: &[Tensor],
+    challenger: &dyn Challenger,
     observe: &mut dyn FnMut(Section),
 ) -> Result<Vec<Wire>, SynthesisError> {
-    observe(Section::Boundary);
     let layer = &module.layers[index];
+    if let Ranges::Table { width } = super::cost::ranges(module, layer) {
+        lookup::begin(cs, width);
+    }
+    observe(Section::Boundary);
     let konst = |c: zkc_lang::ConstId| -> &[i64] {
         match &module.constant(c).data {
             ConstData::Inline(d) => d,
@@ -471,6 +575,8 @@ pub fn synthesize_observed(
             values,
         )?;
     }
+    observe(Section::Lookups);
+    lookup::finish(cs, challenger)?;
     Ok(layer
         .outputs
         .iter()

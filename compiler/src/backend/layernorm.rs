@@ -10,36 +10,11 @@
 //! and everything computed from an operand's integer go through [`super::int`] (the
 //! interpreter refuses an honest overflow there, `IntermediateOverflow`).
 
-use super::range::{equal, range_checked};
+use super::range::{below, bits_of, equal, range_checked, Ranges};
 use super::{constant, field, int, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::semantics::{floor_div, isqrt};
 use zkc_lang::DType;
-
-fn bits_of(v: u128) -> u32 {
-    128 - v.leading_zeros()
-}
-
-/// `lt(B)`: `0 <= v < B` for a constant `B >= 1`: `rc(k)` when `B = 2^k`, else `v` and
-/// `B - 1 - v` in `k = ceil(log2 B)` bits (`2 rc(k) + 1`).
-pub fn below(cs: &ConstraintSystemRef<F>, v: i128, bound: u128) -> Result<Wire, SynthesisError> {
-    let k = bits_of(bound - 1);
-    let w = range_checked(cs, v, 0, k)?;
-    if !bound.is_power_of_two() {
-        let rest = range_checked(cs, bound as i128 - 1 - v, 0, k)?;
-        equal(cs, &(constant(bound as i128 - 1) - &w.lc), &rest.lc)?;
-    }
-    Ok(w)
-}
-
-fn lt_cost(bound: u128) -> usize {
-    let k = bits_of(bound - 1) as usize;
-    if bound.is_power_of_two() {
-        k
-    } else {
-        2 * k + 1
-    }
-}
 
 /// Bits of the square root of the largest variance (`sb` in docs/ir.md). Total for every
 /// width, as the cost model asks it of any valid module (the gadget itself takes `w <= 32`).
@@ -139,22 +114,29 @@ pub fn layernorm(
 }
 
 /// `R * LN_row` of docs/ir.md.
-pub fn cost(rows: usize, l: usize, eps: i64, shift: i32, input: DType, out: DType) -> usize {
-    let (w, b) = (input.bits() as usize, out.bits() as usize);
-    let sb = sqrt_bits(input.bits(), eps) as usize;
-    let down = shift.min(0).unsigned_abs() as usize;
-    let lt = lt_cost(l as u128);
-    rows * ((w + lt + 1)
+pub fn cost(
+    rows: usize,
+    l: usize,
+    eps: i64,
+    shift: i32,
+    dtypes: (DType, DType),
+    r: Ranges,
+) -> usize {
+    let (w, b) = (dtypes.0.bits(), dtypes.1.bits());
+    let sb = sqrt_bits(w, eps);
+    let down = shift.min(0).unsigned_abs();
+    let lt = r.below(l as u128);
+    rows * ((r.rc(w) + lt + 1)
         + l
-        + (2 * w + lt + 1)
-        + (sb + 2 * (sb + 1) + 3)
-        + l * (b + 2 * (sb + down) + 2))
+        + (r.rc(2 * w) + lt + 1)
+        + (r.rc(sb) + 2 * r.rc(sb + 1) + 3)
+        + l * (r.rc(b) + 2 * r.rc(sb + down) + 2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use crate::backend::test_util::{cs, satisfied_in_every_mode, wires, Lcg, MODES};
     use zkc_lang::semantics::{self, Tensor};
 
     fn satisfied(
@@ -165,14 +147,13 @@ mod tests {
         claimed: &[i64],
         mode: crate::backend::Alloc,
     ) -> bool {
-        let cs = cs();
         let dtypes = (DType::I16, DType::I8);
-        layernorm(&cs, &wires(&cs, x, mode), g, b, 3, shift, dtypes, claimed).unwrap();
-        assert_eq!(
-            cs.num_constraints(),
-            cost(x.len() / g.len(), g.len(), 3, shift, DType::I16, DType::I8)
-        );
-        cs.is_satisfied().unwrap()
+        satisfied_in_every_mode(
+            |cs| {
+                layernorm(cs, &wires(cs, x, mode), g, b, 3, shift, dtypes, claimed).unwrap();
+            },
+            |r| cost(x.len() / g.len(), g.len(), 3, shift, dtypes, r),
+        )
     }
 
     /// Rows of 64 at the ends of i8, i16 and i32 (the widest input the backend takes): all at the
@@ -208,7 +189,7 @@ mod tests {
                     layernorm(&cs, &xs, &g, &b, eps, shift, (input, DType::I64), claimed).unwrap();
                     assert_eq!(
                         cs.num_constraints(),
-                        cost(1, l, eps, shift, input, DType::I64)
+                        cost(1, l, eps, shift, (input, DType::I64), Ranges::Bits)
                     );
                     cs.is_satisfied().unwrap()
                 };

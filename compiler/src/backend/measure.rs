@@ -3,7 +3,8 @@
 //! for the boundary. [`super::cost`] gives constraints from formulas at any size; this gives the
 //! rest where the layer is small enough to build (`zkc compile --emit stats --exact`).
 
-use super::layer::{synthesize_observed, Section, Tables};
+use super::layer::{synthesize_observed, Section, Sections, Tables};
+use super::lookup::AssignmentDigest;
 use super::F;
 use ark_relations::gr1cs::predicate::polynomial_constraint::R1CS_PREDICATE_LABEL;
 use ark_relations::gr1cs::{ConstraintSystem, OptimizationGoal, SynthesisError};
@@ -29,7 +30,8 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// Builds layer `index` from `values` (one run's record) and counts it, by op name and
-/// `commitments` for the boundary, as `backend::cost::layer` names them.
+/// `commitments` for the boundary and `lookup table` for the table, as `backend::cost::layer`
+/// names them (each lookup's constraint counts with the op that made it).
 pub fn layer(
     module: &Module,
     tables: &Tables,
@@ -38,16 +40,17 @@ pub fn layer(
 ) -> Result<BTreeMap<&'static str, Counts>, SynthesisError> {
     let cs = ConstraintSystem::<F>::new_ref();
     cs.set_optimization_goal(OptimizationGoal::Constraints);
-    // Where each section starts: (name, first constraint, witnesses before it).
-    let mut starts: Vec<(&'static str, usize, usize)> = Vec::new();
-    synthesize_observed(&cs, module, tables, index, values, &mut |section| {
-        let name = match section {
-            Section::Boundary => "commitments",
-            Section::Inst { op, .. } => op,
-        };
-        starts.push((name, cs.num_constraints(), cs.num_witness_variables()));
-    })?;
-    starts.push(("", cs.num_constraints(), cs.num_witness_variables()));
+    let mut sections = Sections::default();
+    synthesize_observed(
+        &cs,
+        module,
+        tables,
+        index,
+        values,
+        &AssignmentDigest,
+        &mut |section| sections.record(&cs, section),
+    )?;
+    let parts = sections.parts(&cs);
     cs.finalize();
     let matrices = cs
         .to_matrices()?
@@ -55,12 +58,20 @@ pub fn layer(
         .ok_or(SynthesisError::PredicateNotFound)?;
     let row = |r: usize| -> usize { matrices.iter().map(|m| m[r].len()).sum() };
     let mut counts: BTreeMap<&'static str, Counts> = BTreeMap::new();
-    for pair in starts.windows(2) {
-        let ((name, from, w0), (_, to, w1)) = (pair[0], pair[1]);
+    for part in parts {
+        let name = match part.section {
+            Section::Boundary => "commitments",
+            Section::Inst { op, .. } => op,
+            Section::Lookups => super::cost::TABLE,
+        };
+        let rows = || part.rows.iter().flat_map(|r| r.clone());
+        if part.section == Section::Lookups && rows().next().is_none() {
+            continue; // a circuit that checks ranges by bits
+        }
         *counts.entry(name).or_default() += Counts {
-            constraints: to - from,
-            witnesses: w1 - w0,
-            nonzeros: (from..to).map(row).sum(),
+            constraints: rows().count(),
+            witnesses: part.witnesses,
+            nonzeros: rows().map(row).sum(),
         };
     }
     Ok(counts)

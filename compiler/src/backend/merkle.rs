@@ -5,8 +5,7 @@
 //! circuit, which is what makes a 50,257-row table affordable.
 
 use super::commit::{commit, commit_gadget, hash, hash_gadget, sponge_cost, Commitment, Domain};
-use super::layernorm::below;
-use super::range::{decompose, equal};
+use super::range::{below, decompose, equal, Ranges};
 use super::{witness, Wire, F};
 use ark_ff::Zero;
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
@@ -117,27 +116,20 @@ fn witness_field(cs: &ConstraintSystemRef<F>, value: F) -> Result<Commitment, Sy
 }
 
 /// The constraints of [`gather`].
-pub fn cost(rows: usize, width: usize, dtype: DType) -> usize {
+pub fn cost(rows: usize, width: usize, dtype: DType, r: Ranges) -> usize {
     let packed = width.div_ceil(super::commit::per_element(dtype));
-    let lt = {
-        let k = (usize::BITS - (rows - 1).leading_zeros()) as usize;
-        if rows.is_power_of_two() {
-            k
-        } else {
-            2 * k + 1
-        }
-    };
-    width * (dtype.bits() as usize + 1)
+    width * (r.rc(dtype.bits()) + 1)
         + sponge_cost(Domain::Tensor, packed)
-        + (lt + 1)
+        + (r.below(rows as u128) + 1)
         + (depth(rows) + 1)
         + depth(rows) * (1 + sponge_cost(Domain::MerkleNode, 2))
         + 1
 }
 
-/// Whether a table is cheaper proven by Merkle path than by one-hot selection over its rows.
+/// Whether a table is cheaper proven by Merkle path than by one-hot selection over its rows
+/// (weighed with bit range checks, so the choice does not depend on the circuit's table).
 pub fn cheaper(rows: usize, width: usize, dtype: DType) -> bool {
-    cost(rows, width, dtype) < rows + 2
+    cost(rows, width, dtype, Ranges::Bits) < rows + 2
 }
 
 #[cfg(test)]
@@ -165,7 +157,7 @@ mod tests {
                 let row = gather(&cs, &tree, &t, 3, DType::I16, &i).unwrap();
                 assert_eq!(
                     cs.num_constraints(),
-                    cost(rows, 3, DType::I16),
+                    cost(rows, 3, DType::I16, Ranges::Bits),
                     "rows {rows}"
                 );
                 let want = &t[idx as usize * 3..idx as usize * 3 + 3];
@@ -225,6 +217,6 @@ mod tests {
     fn big_tables_choose_merkle_paths() {
         assert!(!cheaper(256, 64, DType::I16));
         assert!(cheaper(50257, 768, DType::I16));
-        assert!(cost(50257, 768, DType::I16) < 30_000);
+        assert!(cost(50257, 768, DType::I16, Ranges::Bits) < 30_000);
     }
 }

@@ -19,6 +19,7 @@ pub mod gelu;
 pub mod int;
 pub mod layer;
 pub mod layernorm;
+pub mod lookup;
 pub mod measure;
 pub mod merkle;
 pub mod range;
@@ -103,6 +104,46 @@ pub(crate) mod test_util {
 
     pub fn cs() -> ConstraintSystemRef<F> {
         ConstraintSystem::<F>::new_ref()
+    }
+
+    /// The ways of checking ranges gadget tests build in: bits, and tables of two widths (one
+    /// narrower than most ranges, one wider than some).
+    pub const RANGES: [range::Ranges; 3] = [
+        range::Ranges::Bits,
+        range::Ranges::Table { width: 4 },
+        range::Ranges::Table { width: 8 },
+    ];
+
+    /// Builds a circuit with `build` once per way of [`RANGES`]; checks that its constraints
+    /// (a lookup's counted where it is made) meet `cost`, and that every way agrees on whether
+    /// it is satisfied, which it returns. A table's lookup argument is closed with the
+    /// assignment's digest as its challenge.
+    pub fn satisfied_in_every_mode(
+        build: impl Fn(&ConstraintSystemRef<F>),
+        cost: impl Fn(range::Ranges) -> usize,
+    ) -> bool {
+        let results: Vec<bool> = RANGES
+            .iter()
+            .map(|&r| {
+                let cs = cs();
+                if let range::Ranges::Table { width } = r {
+                    lookup::begin(&cs, width);
+                }
+                build(&cs);
+                assert_eq!(
+                    cs.num_constraints() + lookup::count(&cs),
+                    cost(r),
+                    "{r:?}: the count meets the formula"
+                );
+                lookup::finish(&cs, &lookup::AssignmentDigest).unwrap();
+                cs.is_satisfied().unwrap()
+            })
+            .collect();
+        assert!(
+            results.iter().all(|&s| s == results[0]),
+            "ranges checked by {RANGES:?} disagree: {results:?}"
+        );
+        results[0]
     }
 
     pub fn wires(cs: &ConstraintSystemRef<F>, values: &[i64], mode: Alloc) -> Vec<Wire> {

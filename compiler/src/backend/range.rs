@@ -1,21 +1,95 @@
-//! The one range-check component: `v in [lo, lo + 2^k)` by bit decomposition, `k` constraints
-//! (`rc(k)` in docs/ir.md). The checked value is returned as the linear combination
-//! `lo + sum 2^i b_i`, which the caller uses directly in the equation that needs it. Replacing
-//! this with lookups later changes this file only.
+//! The one range-check component: `v in [lo, lo + 2^k)`, `rc(k)` constraints in docs/ir.md.
+//! A circuit checks its ranges one of two ways ([`Ranges`]), chosen per circuit by cost
+//! (`backend::cost::ranges`): by bit decomposition (`k` constraints), or by looking up `w`-bit
+//! limbs in a table of `2^w` entries (`backend::lookup`, one constraint per limb, plus the
+//! table once per circuit). Either way the checked value is returned as a linear combination
+//! (`lo + sum 2^i b_i`, or `lo + sum 2^(w i) l_i`) that the caller uses directly in the
+//! equation that needs it.
 
-use super::{field, Wire, F};
+use super::{constant, field, lookup, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
-/// Allocates the `k` bits of `value - lo` (its low `k` bits when it is out of range, so that the
-/// returned combination then differs from `value` and the caller's equation fails). `k <= 126`
-/// and `lo` within `i64` (every caller's ranges are far narrower), so `lo + 2^k` fits `i128`.
+/// How a circuit checks ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ranges {
+    /// Bit decomposition: `rc(k) = k`.
+    Bits,
+    /// LogUp lookups of `width`-bit limbs in the table `[0, 2^width)`: `rc(k)` is one lookup
+    /// per full limb and two for a narrower top limb; the table costs `2^width + 1` once.
+    Table { width: u32 },
+}
+
+/// The table widths the cost model considers.
+pub const TABLE_WIDTHS: std::ops::RangeInclusive<u32> = 4..=20;
+
+impl Ranges {
+    /// Every choice the cost model weighs.
+    pub fn choices() -> impl Iterator<Item = Ranges> {
+        std::iter::once(Ranges::Bits).chain(TABLE_WIDTHS.map(|width| Ranges::Table { width }))
+    }
+
+    /// `rc(k)`: the constraints of one `k`-bit range check.
+    pub fn rc(self, k: u32) -> usize {
+        match self {
+            Ranges::Bits => k as usize,
+            Ranges::Table { width } => lookup::limbs(k, width).map(|l| l.lookups()).sum(),
+        }
+    }
+
+    /// `CMP(k)`: the bit `[u >= 0]` for `|u| < 2^k` ([`non_negative`]).
+    pub fn cmp(self, k: u32) -> usize {
+        self.rc(k) + 2
+    }
+
+    /// `lt(B)`: `0 <= v < B` ([`below`]).
+    pub fn below(self, bound: u128) -> usize {
+        let k = bits_of(bound - 1);
+        match bound.is_power_of_two() {
+            true => self.rc(k),
+            false => 2 * self.rc(k) + 1,
+        }
+    }
+
+    /// The constraints a circuit pays once for its table: one per entry and the sums' check.
+    pub fn table(self) -> usize {
+        match self {
+            Ranges::Bits => 0,
+            Ranges::Table { width } => (1usize << width) + 1,
+        }
+    }
+}
+
+/// The bits of `v`: the `k` with `v < 2^k`.
+pub fn bits_of(v: u128) -> u32 {
+    128 - v.leading_zeros()
+}
+
+/// Checks `value - lo` in `[0, 2^k)`: by its `k` bits, or by its limbs when the circuit looks
+/// ranges up. Out of range, the bits or limbs are those of its low `k` bits, so that the
+/// returned combination differs from `value` and the caller's equation fails. `k <= 126` and
+/// `lo` within `i64` (every caller's ranges are far narrower), so `lo + 2^k` fits `i128`.
 pub fn range_checked(
     cs: &ConstraintSystemRef<F>,
     value: i128,
     lo: i128,
     k: u32,
 ) -> Result<Wire, SynthesisError> {
-    Ok(decompose(cs, value, lo, k)?.0)
+    match lookup::width(cs) {
+        Some(width) => lookup::range(cs, value, lo, k, width),
+        None => Ok(decompose(cs, value, lo, k)?.0),
+    }
+}
+
+/// `lt(B)`: `0 <= v < B` for a constant `B >= 1`: `rc(k)` when `B = 2^k`, else `v` and
+/// `B - 1 - v` in `k = ceil(log2 B)` bits (`2 rc(k) + 1`).
+pub fn below(cs: &ConstraintSystemRef<F>, v: i128, bound: u128) -> Result<Wire, SynthesisError> {
+    let k = bits_of(bound - 1);
+    let w = range_checked(cs, v, 0, k)?;
+    if !bound.is_power_of_two() {
+        let rest = range_checked(cs, bound as i128 - 1 - v, 0, k)?;
+        equal(cs, &(constant(bound as i128 - 1) - &w.lc), &rest.lc)?;
+    }
+    Ok(w)
 }
 
 /// [`range_checked`], also returning the bit variables (least significant first).
@@ -64,10 +138,28 @@ pub fn equal(
     cs.enforce_r1cs_constraint(|| a.clone(), || Variable::One.into(), || b.clone())
 }
 
-/// `CMP(k)` of docs/ir.md: the bit `[u >= 0]` for `|u| < 2^k`, from the `k + 1` bits of
-/// `u + 2^k` (`rc(k+1) + 1`). A `u` outside that range makes the circuit unsatisfiable.
+/// `CMP(k)` of docs/ir.md: the bit `[u >= 0]` for `|u| < 2^k` (`rc(k) + 2`). With bits, the top
+/// one of the `k + 1` bits of `u + 2^k`; with lookups, a boolean `b` and `u + 2^k (1 - b)` in
+/// `[0, 2^k)`, which holds for exactly one `b`. A `u` outside that range makes the circuit
+/// unsatisfiable.
 pub fn non_negative(cs: &ConstraintSystemRef<F>, u: &Wire, k: u32) -> Result<Wire, SynthesisError> {
     let shifted = super::int::add(u.value, 1i128 << k.min(126))?;
+    if lookup::width(cs).is_some() {
+        let bit = (u.value >= 0) as i128;
+        let b = cs.new_witness_variable(|| Ok(field(bit)))?;
+        cs.enforce_r1cs_constraint(
+            || b.into(),
+            || LinearCombination::from(b) - Variable::One,
+            LinearCombination::zero,
+        )?;
+        let low = range_checked(cs, shifted - (bit << k), 0, k)?;
+        let expected = u.lc.clone() + (field(1i128 << k), Variable::One) - (field(1i128 << k), b);
+        equal(cs, &expected, &low.lc)?;
+        return Ok(Wire {
+            lc: b.into(),
+            value: bit,
+        });
+    }
     let (w, bits) = decompose(cs, shifted, 0, k + 1)?;
     equal(
         cs,

@@ -7,7 +7,7 @@
 //! `q * 2^shift` (`shift <= 62`, validated) stay below 2^127; `r` is computed checked all the
 //! same, since `x` may be a free combination handed a wrong value.
 
-use super::range::range_checked;
+use super::range::{range_checked, Ranges};
 use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
@@ -43,8 +43,8 @@ pub fn requant(
 }
 
 /// The cost formula of docs/ir.md.
-pub fn cost(n: usize, shift: u32, out: DType) -> usize {
-    n * (shift as usize + out.bits() as usize + 1)
+pub fn cost(n: usize, shift: u32, out: DType, r: Ranges) -> usize {
+    n * (r.rc(shift) + r.rc(out.bits()) + 1)
 }
 
 /// Binds a wire to a fresh witness (tests and layer outputs): `lc = v`, 1 constraint.
@@ -60,7 +60,7 @@ pub fn bind(cs: &ConstraintSystemRef<F>, w: &Wire, value: i128) -> Result<(), Sy
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::test_util::{cs, wires, Lcg, MODES};
+    use crate::backend::test_util::{satisfied_in_every_mode, wires, Lcg, MODES};
     use zkc_lang::semantics::{self, Tensor};
 
     fn honest(x: &[i64], mult: &[i64], shift: u32, out: DType) -> Option<Vec<i64>> {
@@ -79,15 +79,13 @@ mod tests {
         claimed: &[i64],
         mode: crate::backend::Alloc,
     ) -> bool {
-        let cs = cs();
-        let xs = wires(&cs, x, mode);
-        requant(&cs, &xs, mult, shift, out, claimed).unwrap();
-        assert_eq!(
-            cs.num_constraints(),
-            cost(x.len(), shift, out),
-            "the count meets the formula"
-        );
-        cs.is_satisfied().unwrap()
+        satisfied_in_every_mode(
+            |cs| {
+                let xs = wires(cs, x, mode);
+                requant(cs, &xs, mult, shift, out, claimed).unwrap();
+            },
+            |r| cost(x.len(), shift, out, r),
+        )
     }
 
     #[test]

@@ -21,15 +21,12 @@
 //! below 2^63 and `e * 2^shift < 2^125`; `q * den` is checked (a wrong `q` may be anything in
 //! its dtype).
 
-use super::layernorm::below;
-use super::range::{decompose, equal, non_negative, range_checked};
+use super::range::{
+    below, bits_of as bitlen, decompose, equal, non_negative, range_checked, Ranges,
+};
 use super::{constant, field, int, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
-
-fn bitlen(v: u128) -> u32 {
-    128 - v.leading_zeros()
-}
 
 /// `a * b = c` for three combinations.
 fn product(
@@ -326,33 +323,25 @@ fn synthesize(
 }
 
 /// The cost formula of docs/ir.md, with `k = 32` bits for `pos`.
-pub fn cost(rows: usize, p: &SoftmaxParams, masked: bool) -> usize {
+pub fn cost(rows: usize, p: &SoftmaxParams, masked: bool, r: Ranges) -> usize {
     let l = p.row_len;
     let bd = Bounds::new(p.input.bits(), p.consts, l);
-    let lt = |bound: u128| {
-        let k = bitlen(bound - 1) as usize;
-        if bound.is_power_of_two() {
-            k
-        } else {
-            2 * k + 1
-        }
-    };
     let nb = if bd.saturate { bd.sb } else { bd.zb } as usize;
     let sat = if bd.saturate {
-        (bd.zb as usize + 2) + 1 + bd.sb as usize
+        r.cmp(bd.zb) + 1 + bd.sb as usize
     } else {
         0
     };
-    let exp = lt(p.consts[0] as u128)
+    let exp = r.below(p.consts[0] as u128)
         + bd.zb as usize
-        + 3 * bd.pb as usize
+        + 3 * r.rc(bd.pb)
         + 4
         + nb.saturating_sub(1)
         + sat;
-    let div = p.out.bits() as usize + 2 * bd.tb as usize + 2;
+    let div = r.rc(p.out.bits()) + 2 * r.rc(bd.tb) + 2;
     let mut total = rows * ((l - 1) + l * (exp + div));
     if masked {
-        total += l + 32 + 3;
+        total += l + r.rc(32) + 3;
         total += (0..rows)
             .map(|r| (l - 1).saturating_sub(r % p.rows_per_batch.max(1)))
             .sum::<usize>();
@@ -363,7 +352,7 @@ pub fn cost(rows: usize, p: &SoftmaxParams, masked: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::test_util::{cs, wires, Lcg};
+    use crate::backend::test_util::{cs, satisfied_in_every_mode, wires, Lcg};
     use crate::backend::Alloc;
     use zkc_lang::semantics::{self, Tensor};
 
@@ -386,15 +375,13 @@ mod tests {
         claimed: &[i64],
         mode: Alloc,
     ) -> bool {
-        let cs = cs();
-        let pos_wire = pos.map(|v| Wire::new(&cs, v as i128, Alloc::Input).unwrap());
-        softmax(&cs, &wires(&cs, x, mode), pos_wire.as_ref(), p, claimed).unwrap();
-        assert_eq!(
-            cs.num_constraints(),
-            cost(x.len() / p.row_len, p, pos.is_some()),
-            "count meets the formula"
-        );
-        cs.is_satisfied().unwrap()
+        satisfied_in_every_mode(
+            |cs| {
+                let pos_wire = pos.map(|v| Wire::new(cs, v as i128, Alloc::Input).unwrap());
+                softmax(cs, &wires(cs, x, mode), pos_wire.as_ref(), p, claimed).unwrap();
+            },
+            |r| cost(x.len() / p.row_len, p, pos.is_some(), r),
+        )
     }
 
     fn honest(x: &[i64], pos: Option<i64>, p: &SoftmaxParams) -> Vec<i64> {

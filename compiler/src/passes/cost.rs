@@ -6,14 +6,17 @@
 use super::facts::Graph;
 use super::node::Node;
 use crate::backend::cost::{self, Arg};
+use crate::backend::range::Ranges;
 
+/// Costs in a circuit that checks ranges by `ranges` (the layer's choice before optimizing).
 pub struct ConstraintCost<'a> {
     egraph: &'a Graph,
+    ranges: Ranges,
 }
 
 impl<'a> ConstraintCost<'a> {
-    pub fn new(egraph: &'a Graph) -> ConstraintCost<'a> {
-        ConstraintCost { egraph }
+    pub fn new(egraph: &'a Graph, ranges: Ranges) -> ConstraintCost<'a> {
+        ConstraintCost { egraph, ranges }
     }
 
     /// The constraints of one e-node alone.
@@ -31,6 +34,6 @@ impl<'a> ConstraintCost<'a> {
                 }
             })
             .collect();
-        cost::op(&head.op, &args, &head.results[0])
+        cost::op(&head.op, &args, &head.results[0], self.ranges)
     }
 }

@@ -12,6 +12,7 @@
 use super::cost::ConstraintCost;
 use super::facts::Graph;
 use super::node::Node;
+use crate::backend::range::Ranges;
 use egg::{Id, Language};
 use std::collections::{HashMap, HashSet};
 
@@ -29,10 +30,10 @@ pub struct DagExtractor<'a> {
 }
 
 impl<'a> DagExtractor<'a> {
-    pub fn new(egraph: &'a Graph) -> DagExtractor<'a> {
+    pub fn new(egraph: &'a Graph, ranges: Ranges) -> DagExtractor<'a> {
         let mut extractor = DagExtractor {
             egraph,
-            cost: ConstraintCost::new(egraph),
+            cost: ConstraintCost::new(egraph, ranges),
             best: HashMap::new(),
         };
         for _ in 0..MAX_ROUNDS {

@@ -366,7 +366,11 @@ mod tests {
     fn ranges(source: &str) -> Vec<(String, Interval)> {
         let module = zkc_lang::check(source).map_err(|_| "valid").unwrap().module;
         let layer = &module.layers[0];
-        let graph = LayerGraph::new(Facts::of_constants(&module), layer);
+        let graph = LayerGraph::new(
+            Facts::of_constants(&module),
+            layer,
+            crate::backend::range::Ranges::Bits,
+        );
         layer
             .values
             .iter()

@@ -10,6 +10,7 @@ use super::cost::ConstraintCost;
 use super::extract::DagExtractor;
 use super::facts::{ConstFacts, Facts, Graph};
 use super::node::Node;
+use crate::backend::range::Ranges;
 use egg::{Id, Language};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use zkc_lang::{Inst, Layer, Op, Operand, ValueData, ValueDef, ValueId};
@@ -21,10 +22,12 @@ pub struct LayerGraph {
     classes: Vec<Id>,
     original: Layer,
     original_names: HashSet<String>,
+    /// How the layer's circuit checks ranges, which prices the nodes.
+    ranges: Ranges,
 }
 
 impl LayerGraph {
-    pub fn new(consts: Vec<ConstFacts>, layer: &Layer) -> LayerGraph {
+    pub fn new(consts: Vec<ConstFacts>, layer: &Layer, ranges: Ranges) -> LayerGraph {
         let types = |ids: &[ValueId]| ids.iter().map(|&v| layer.value(v).ty.clone()).collect();
         let facts = Facts::new(consts, types(&layer.inputs), types(&layer.states));
         let mut egraph = Graph::new(facts);
@@ -61,6 +64,7 @@ impl LayerGraph {
             classes,
             original_names: layer.values.iter().map(|v| v.name.clone()).collect(),
             original: layer.clone(),
+            ranges,
         }
     }
 
@@ -123,7 +127,7 @@ impl LayerGraph {
     /// The cheapest equivalent layer, and its constraints by the cost model (without the
     /// boundary, which extraction cannot change).
     pub fn extract(&self) -> (Layer, usize) {
-        let extractor = DagExtractor::new(&self.egraph);
+        let extractor = DagExtractor::new(&self.egraph, self.ranges);
         let mut out = Emitter {
             graph: self,
             extractor: &extractor,
@@ -297,7 +301,7 @@ impl Emitter<'_, '_> {
         let args: Vec<Operand> = children.iter().map(|&c| self.emit(c)).collect();
         self.context.pop();
         if self.needed.contains(&class) {
-            self.constraints += ConstraintCost::new(self.egraph()).node(&node);
+            self.constraints += ConstraintCost::new(self.egraph(), self.graph.ranges).node(&node);
         }
         let inst = self.layer.insts.len();
         let mut results = Vec::new();

@@ -170,7 +170,8 @@ fn run_pass(mut module: Module, pass: &'static Pass, limits: &Limits) -> (Module
     for index in 0..module.layers.len() {
         let layer = &module.layers[index];
         let before = cost::layer(&module, layer).1;
-        let mut graph = LayerGraph::new(consts, layer);
+        let ranges = cost::ranges(&module, layer);
+        let mut graph = LayerGraph::new(consts, layer, ranges);
         let (runner, applied) = graph.saturate(&rewrites, limits);
         let (optimized, _) = graph.extract();
         let (known, new_consts) = graph.into_constants();

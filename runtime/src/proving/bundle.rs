@@ -3,20 +3,20 @@
 //! the Groth16 proof. The prover rewrites the file (atomically) after every step, so an
 //! interrupted run leaves a complete bundle of the steps it finished.
 //!
-//! Layout: `zkc-proof 2`, a JSON line (`model`, `prompt`, `max_new`), then per step a `u32`
+//! Layout: `zkc-proof 3`, a JSON line (`model`, `prompt`, `max_new`), then per step a `u32`
 //! length and the record: `u32` step number, `u32` stage count, and per stage the `u32` index of
 //! the layer that proved it (which context bucket: an index into the verifying data's layers), a
-//! `u32` count of public inputs, the inputs (32 bytes each) and the proof (128 bytes),
-//! compressed.
+//! `u32` count of public inputs, the inputs (32 bytes each), the Groth16 proof (128 bytes) and
+//! the first round's commitment as an option (a byte, then 32 bytes when the layer has
+//! lookups), all compressed.
 
+use super::committed::Proof;
 use super::encoding::{header_bytes, put, put_u32, split_header, DecodeError, Reader};
-use super::Curve;
-use ark_groth16::Proof;
 use serde_json::json;
 use zkc_compiler::backend::F;
 
 pub const KIND: &str = "zkc-proof";
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 
 /// One stage's proof for one step.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +24,7 @@ pub struct LayerProof {
     /// The layer (bucket) that proved it, by its index in the verifying data.
     pub layer: u32,
     pub publics: Vec<F>,
-    pub proof: Proof<Curve>,
+    pub proof: Proof,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -56,7 +56,8 @@ impl Bundle {
                 for p in &layer.publics {
                     put(&mut record, p);
                 }
-                put(&mut record, &layer.proof);
+                put(&mut record, &layer.proof.proof);
+                put(&mut record, &layer.proof.commitment);
             }
             put_u32(&mut out, record.len() as u32);
             out.extend_from_slice(&record);
@@ -90,9 +91,9 @@ impl Bundle {
             let what = |part: &str| format!("step record {k}'s {part}");
             let step = record.u32(&what("number"))?;
             let n_layers = record.u32(&what("layer count"))? as usize;
-            // Each layer takes at least its index, count and proof: bound the count before
-            // allocating.
-            if n_layers > record.remaining() / 136 {
+            // Each layer takes at least its index, count, proof and option byte: bound the
+            // count before allocating.
+            if n_layers > record.remaining() / 137 {
                 return Err(DecodeError::Invalid(what("layer count")));
             }
             let mut layers = Vec::with_capacity(n_layers);
@@ -105,7 +106,10 @@ impl Bundle {
                 let publics = (0..n)
                     .map(|i| record.value(&what(&format!("layer {l} public input {i}"))))
                     .collect::<Result<_, _>>()?;
-                let proof = record.value(&what(&format!("layer {l} proof")))?;
+                let proof = Proof {
+                    proof: record.value(&what(&format!("layer {l} proof")))?,
+                    commitment: record.value(&what(&format!("layer {l} commitment")))?,
+                };
                 layers.push(LayerProof {
                     layer,
                     publics,
@@ -125,9 +129,15 @@ impl Bundle {
         })
     }
 
-    /// Bytes of Groth16 proofs per step (the figure the benchmarks report beside the bundle).
+    /// Bytes of proofs per step: 128 per Groth16 proof and 32 per commitment (the figure the
+    /// benchmarks report beside the bundle).
     pub fn proof_bytes_per_step(&self) -> usize {
-        self.steps.first().map_or(0, |s| s.layers.len() * 128)
+        self.steps.first().map_or(0, |s| {
+            s.layers
+                .iter()
+                .map(|l| 128 + 32 * usize::from(l.proof.commitment.is_some()))
+                .sum()
+        })
     }
 }
 

@@ -8,11 +8,12 @@
 //! A local setup is a trusted setup: whoever knows the randomness it drew can prove false
 //! statements. zkc draws it from the OS and never writes it down (docs/proving.md).
 
+use super::committed::{Prepared, ProvingKey, RoundOneKey, VerifyingKey};
 use super::encoding::{
-    field_hex, header_bytes, hex, parse_field_hex, put, put_u32, split_header, DecodeError, Reader,
+    field_hex, header_bytes, hex, parse_field_hex, put_u32, split_header, DecodeError, Reader,
 };
 use super::Curve;
-use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, ProvingKey, VerifyingKey};
+use ark_bn254::{G1Affine, G2Affine};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -24,7 +25,7 @@ use zkc_lang::Module;
 
 pub const VK_KIND: &str = "zkc-vk";
 pub const PK_KIND: &str = "zkc-pk";
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -56,7 +57,9 @@ pub struct LayerKey {
     pub publics: Vec<Public>,
     /// The commitment of the layer's caches before step 0 (the empty chain), if it has caches.
     pub initial_states: Vec<F>,
-    pub vk: VerifyingKey<Curve>,
+    /// Groth16's key, with the first round's `[δ₁]₂` when the layer has lookups
+    /// (`super::committed`).
+    pub vk: VerifyingKey,
 }
 
 /// The contents of `KEYS/vk`.
@@ -74,7 +77,7 @@ pub struct VerifyingData {
 
 impl LayerKey {
     /// Describes layer `index` of `module` for its verifying key.
-    pub fn of(module: &Module, index: usize, constraints: usize, vk: VerifyingKey<Curve>) -> Self {
+    pub fn of(module: &Module, index: usize, constraints: usize, vk: VerifyingKey) -> Self {
         let layer = &module.layers[index];
         LayerKey {
             name: layer.name.clone(),
@@ -128,8 +131,7 @@ impl VerifyingData {
         });
         let mut out = header_bytes(VK_KIND, VERSION, &header);
         for l in &self.layers {
-            let mut vk = Vec::new();
-            put(&mut vk, &l.vk);
+            let vk = l.vk.to_bytes();
             put_u32(&mut out, vk.len() as u32);
             out.extend_from_slice(&vk);
         }
@@ -200,9 +202,14 @@ impl VerifyingData {
             }
             let what = format!("layer {k}'s verifying key");
             let mut vk_bytes = Reader::new(reader.sized(&what)?);
-            let vk: VerifyingKey<Curve> = vk_bytes.value(&what)?;
-            // Groth16's verifier does not check the count of public inputs itself.
-            if !vk_bytes.is_empty() || vk.gamma_abc_g1.len() != publics.len() + 1 {
+            let vk = VerifyingKey {
+                vk: vk_bytes.value(&what)?,
+                delta1_g2: vk_bytes.value::<Option<G2Affine>>(&what)?,
+            };
+            // Groth16's verifier does not check the count of public inputs itself; a layer
+            // with lookups has its challenge as one more.
+            let inputs = publics.len() + 1 + usize::from(vk.delta1_g2.is_some());
+            if !vk_bytes.is_empty() || vk.vk.gamma_abc_g1.len() != inputs {
                 return Err(DecodeError::Invalid(format!(
                     "{what} (it does not take the layer's {} public inputs)",
                     publics.len()
@@ -266,11 +273,8 @@ impl VerifyingData {
         })
     }
 
-    pub fn prepared(&self) -> Vec<PreparedVerifyingKey<Curve>> {
-        self.layers
-            .iter()
-            .map(|l| prepare_verifying_key(&l.vk))
-            .collect()
+    pub fn prepared(&self) -> Vec<Prepared> {
+        self.layers.iter().map(|l| Prepared::new(&l.vk)).collect()
     }
 }
 
@@ -295,14 +299,19 @@ pub fn write_pk(
     path: &Path,
     layer: &str,
     ir_sha256: &str,
-    pk: &ProvingKey<Curve>,
+    pk: &ProvingKey,
 ) -> Result<(), KeyError> {
     let mut out = header_bytes(
         PK_KIND,
         VERSION,
         &json!({"layer": layer, "ir_sha256": ir_sha256}),
     );
-    pk.serialize_uncompressed(&mut out)
+    let round_one = pk
+        .round_one
+        .as_ref()
+        .map(|r| (r.query.clone(), r.delta1_g1, r.delta1_g2));
+    (&pk.pk, round_one)
+        .serialize_uncompressed(&mut out)
         .expect("writing to a Vec cannot fail");
     write_atomically(path, &out).map_err(|source| KeyError::Io {
         path: path.display().to_string(),
@@ -313,7 +322,7 @@ pub fn write_pk(
 /// Reads a proving key, refusing one made for another IR. The points are not re-checked: the
 /// key is the prover's own file, and a wrong key only yields proofs that do not verify (the
 /// prover checks each proof it makes).
-pub fn read_pk(path: &Path, ir_sha256: &str) -> Result<ProvingKey<Curve>, KeyError> {
+pub fn read_pk(path: &Path, ir_sha256: &str) -> Result<ProvingKey, KeyError> {
     let bytes = read_file(path)?;
     let name = path.display().to_string();
     let decode = |source| KeyError::Decode {
@@ -331,6 +340,16 @@ pub fn read_pk(path: &Path, ir_sha256: &str) -> Result<ProvingKey<Curve>, KeyErr
             expected: ir_sha256.to_string(),
         });
     }
-    ProvingKey::deserialize_uncompressed_unchecked(&mut rest)
-        .map_err(|_| decode(DecodeError::Invalid("the proving key".into())))
+    type RoundOne = Option<(Vec<G1Affine>, G1Affine, G2Affine)>;
+    let (pk, round_one) =
+        <(ark_groth16::ProvingKey<Curve>, RoundOne)>::deserialize_uncompressed_unchecked(&mut rest)
+            .map_err(|_| decode(DecodeError::Invalid("the proving key".into())))?;
+    Ok(ProvingKey {
+        pk,
+        round_one: round_one.map(|(query, delta1_g1, delta1_g2)| RoundOneKey {
+            query,
+            delta1_g1,
+            delta1_g2,
+        }),
+    })
 }

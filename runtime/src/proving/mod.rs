@@ -3,6 +3,7 @@
 //! data alone ([`verifier`]).
 
 pub mod bundle;
+pub mod committed;
 pub mod encoding;
 pub mod keys;
 pub mod prover;

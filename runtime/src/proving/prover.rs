@@ -4,21 +4,17 @@
 //! one leaves a valid prefix.
 
 use super::bundle::{planned_steps, Bundle, LayerProof, StepProof};
+use super::committed::{self, Prepared, ProvingKey, Shape};
 use super::keys::{pk_path, read_pk, VerifyingData};
-use super::{Curve, ProvingError};
+use super::ProvingError;
 use crate::interp::{Interpreter, ModelRunner};
-use ark_ff::UniformRand;
-use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey};
-use ark_relations::gr1cs::predicate::polynomial_constraint::R1CS_PREDICATE_LABEL;
-use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode,
-};
-use ark_relations::utils::matrix::Matrix;
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 use zkc_compiler::backend::diagnose::{diagnose, Diagnosis};
 use zkc_compiler::backend::layer::{public_inputs, LayerCircuit, Tables};
+use zkc_compiler::backend::lookup::Challenger;
 use zkc_compiler::backend::F;
 use zkc_compiler::files::write_atomically;
 use zkc_lang::Module;
@@ -52,20 +48,14 @@ pub struct Prover<'m> {
     ir_sha256: String,
     tables: Tables,
     dir: PathBuf,
-    kept: Option<Vec<ProvingKey<Curve>>>,
-    prepared: Vec<PreparedVerifyingKey<Curve>>,
+    kept: Option<Vec<ProvingKey>>,
+    prepared: Vec<Prepared>,
     model: String,
     context: usize,
-    matrices: Vec<OnceLock<Matrices>>,
+    /// Per module layer, its circuit's shape, from its first proof.
+    shapes: Vec<OnceLock<Shape>>,
     /// Per module layer, its key's index in the verifying data (`None`: not set up).
     key_of: Vec<Option<usize>>,
-}
-
-/// A layer's constraint matrices and sizes, kept from its first proof.
-struct Matrices {
-    matrices: Vec<Matrix<F>>,
-    inputs: usize,
-    constraints: usize,
 }
 
 impl<'m> Prover<'m> {
@@ -115,7 +105,7 @@ impl<'m> Prover<'m> {
             prepared: vd.prepared(),
             model: vd.commitment.clone(),
             context: vd.context,
-            matrices: module.layers.iter().map(|_| OnceLock::new()).collect(),
+            shapes: module.layers.iter().map(|_| OnceLock::new()).collect(),
             key_of,
         })
     }
@@ -148,20 +138,12 @@ impl<'m> Prover<'m> {
                     &read
                 }
             };
-            let circuit = LayerCircuit {
-                module: self.module,
-                tables: &self.tables,
-                index,
-                values: &run.values,
-            };
-            let proof = match self.prove(index, circuit, pk, rng) {
+            let proof = match self.prove(index, &run.values, pk, &self.prepared[key], rng) {
                 Ok(proof) => proof,
                 Err(e) => return Err(self.why(step, index, &run.values, Some(e))),
             };
             let publics = public_inputs(layer, &run.values);
-            let valid = Groth16::<Curve>::verify_proof(&self.prepared[key], &proof, &publics)
-                .unwrap_or(false);
-            if !valid {
+            if !committed::verify(&self.prepared[key], &proof, &publics) {
                 return Err(self.why(step, index, &run.values, None));
             }
             on_event(Event::Layer {
@@ -218,55 +200,32 @@ impl<'m> Prover<'m> {
         }
     }
 
-    /// One Groth16 proof of layer `index`. The constraint matrices are built once, at the
-    /// layer's first proof, and kept: later proofs only compute the witness (the circuit's
-    /// shape does not depend on its values), which skips building and inlining every linear
-    /// combination again.
+    /// One proof of layer `index` from `values` (its record), in two rounds when it has
+    /// lookups. The layer's shape is built at its first proof and kept.
     fn prove(
         &self,
         index: usize,
-        circuit: LayerCircuit,
-        pk: &ProvingKey<Curve>,
+        values: &[zkc_lang::semantics::Tensor],
+        pk: &ProvingKey,
+        prepared: &Prepared,
         rng: &mut dyn rand_core::CryptoRngCore,
-    ) -> Result<Proof<Curve>, SynthesisError> {
-        let cs = ConstraintSystem::<F>::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        let kept = self.matrices[index].get();
-        cs.set_mode(SynthesisMode::Prove {
-            construct_matrices: kept.is_none(),
-            generate_lc_assignments: false,
-        });
-        circuit.generate_constraints(cs.clone())?;
-        let kept = match kept {
-            Some(kept) => kept,
-            None => {
-                cs.finalize();
-                let matrices = cs
-                    .to_matrices()?
-                    .remove(R1CS_PREDICATE_LABEL)
-                    .ok_or(SynthesisError::PredicateNotFound)?;
-                let shape = Matrices {
-                    matrices,
-                    inputs: cs.num_instance_variables(),
-                    constraints: cs.num_constraints(),
-                };
-                self.matrices[index].get_or_init(|| shape)
+    ) -> Result<committed::Proof, SynthesisError> {
+        let build = |cs: ConstraintSystemRef<F>, challenger: &dyn Challenger| {
+            LayerCircuit {
+                module: self.module,
+                tables: &self.tables,
+                index,
+                values,
+                challenger,
             }
+            .generate_constraints(cs)
         };
-        let assignment = [cs.instance_assignment()?, cs.witness_assignment()?].concat();
-        let (r, s) = (
-            F::rand(&mut rng.as_rngcore()),
-            F::rand(&mut rng.as_rngcore()),
-        );
-        Groth16::<Curve>::create_proof_with_reduction_and_matrices(
-            pk,
-            r,
-            s,
-            &kept.matrices,
-            kept.inputs,
-            kept.constraints,
-            &assignment,
-        )
+        let kept = self.shapes[index].get();
+        let (proof, built) = committed::prove_circuit(pk, prepared.digest, build, kept, rng)?;
+        if let Some(shape) = built {
+            let _ = self.shapes[index].set(shape);
+        }
+        Ok(proof)
     }
 
     /// Greedy generation from `prompt`, every step proven and appended to the bundle at

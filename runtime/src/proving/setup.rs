@@ -1,10 +1,11 @@
-//! `zkc setup`: Groth16 keys for every layer (every context bucket of a stage has its own), one
+//! `zkc setup`: Groth16 keys (with a first round for layers with lookups, `super::committed`)
+//! for every layer (every context bucket of a stage has its own), one
 //! layer at a time (so memory is bounded by the largest layer), from OS randomness.
 
 use super::keys::{pk_path, vk_path, write_pk, KeyError, LayerKey, VerifyingData};
-use super::{Curve, ProvingError};
+use super::{committed, ProvingError};
 use crate::interp::{every_layer_at_step_zero, Interpreter, ModelRunner};
-use ark_groth16::Groth16;
+use ark_relations::gr1cs::ConstraintSynthesizer;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use zkc_compiler::backend::cost;
@@ -69,15 +70,18 @@ pub fn setup(
         let layer = &module.layers[index];
         on_layer(index, &layer.name, None);
         let start = Instant::now();
-        let circuit = LayerCircuit {
-            module,
-            tables: &tables,
-            index,
-            values: &run.values,
-        };
-        let pk = Groth16::<Curve>::generate_random_parameters_with_reduction(
-            circuit,
-            &mut rng.as_rngcore(),
+        let pk = committed::setup(
+            |cs, challenger| {
+                LayerCircuit {
+                    module,
+                    tables: &tables,
+                    index,
+                    values: &run.values,
+                    challenger,
+                }
+                .generate_constraints(cs)
+            },
+            rng,
         )
         .map_err(|e| ProvingError::Synthesis {
             layer: layer.name.clone(),
@@ -86,7 +90,7 @@ pub fn setup(
         let path = pk_path(dir, index);
         write_pk(&path, &layer.name, ir_sha256, &pk)?;
         let constraints = cost::layer(module, layer).1;
-        layers.push(LayerKey::of(module, index, constraints, pk.vk.clone()));
+        layers.push(LayerKey::of(module, index, constraints, pk.verifying_key()));
         drop(pk);
         let done = LayerSetup {
             name: cost::layer_label(module, index),

@@ -19,11 +19,10 @@
 //!   prefix).
 
 use super::bundle::{planned_steps, Bundle};
+use super::committed;
 use super::encoding::DecodeError;
 use super::keys::VerifyingData;
-use super::Curve;
 use ark_ff::PrimeField;
-use ark_groth16::Groth16;
 use std::collections::HashMap;
 use zkc_compiler::backend::layer::Role;
 use zkc_compiler::backend::{field, F};
@@ -214,9 +213,7 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
                     }
                 }
             }
-            if !Groth16::<Curve>::verify_proof(&prepared[k], &proof.proof, &proof.publics)
-                .unwrap_or(false)
-            {
+            if !committed::verify(&prepared[k], &proof.proof, &proof.publics) {
                 return Err(Rejection::Proof {
                     step: t,
                     layer: key.name.clone(),
