@@ -39,7 +39,7 @@ fn honest() -> &'static Honest {
         let module = quantize(&FloatModel::load(&gguf).unwrap(), &QuantConfig::default()).unwrap();
         let dir = std::env::temp_dir().join(format!("zkc-fuzz-{}", std::process::id()));
         let mut rng = StdRng::seed_from_u64(0);
-        setup(&module, "fuzz", None, &dir, &mut rng, &mut |_, _, _| {}).unwrap();
+        setup(&module, "fuzz", None, None, &dir, &mut rng, &mut |_, _, _| {}).unwrap();
         let vd = VerifyingData::read(&vk_path(&dir)).unwrap();
         let prover = Prover::new(&module, "fuzz", &dir, &vd).unwrap();
         let interp = Interpreter::new(module.clone()).unwrap();

@@ -173,6 +173,46 @@ fn a_flipped_byte_in_any_proof_is_rejected_at_its_step_and_layer() {
     }
 }
 
+/// The blocks check ranges by lookup, so their proofs carry a first-round commitment: a bundle
+/// whose commitment is altered, dropped, or moved to another layer's proof is rejected at that
+/// proof, and a commitment added to a proof of a layer without lookups too.
+#[test]
+fn an_altered_missing_or_added_round_one_commitment_is_rejected() {
+    use ark_ec::{AffineRepr, CurveGroup};
+    let honest = bundle();
+    let vd = &run().vd;
+    let with_lookups: Vec<usize> = (0..honest.steps[0].layers.len())
+        .filter(|&k| honest.steps[0].layers[k].proof.commitment.is_some())
+        .collect();
+    assert!(
+        !with_lookups.is_empty(),
+        "some layer of the tiny model has lookups"
+    );
+    for t in [0, 1] {
+        for (k, proof) in honest.steps[t].layers.iter().enumerate() {
+            let name = &vd.layers[proof.layer as usize].name;
+            let d = proof.proof.commitment;
+            let other = honest.steps[t].layers[with_lookups[0]].proof.commitment;
+            let altered = [
+                d.map(|d| (d + ark_bn254::G1Affine::generator()).into_affine()),
+                d.and(None),
+                d.map_or(Some(ark_bn254::G1Affine::generator()), |_| None),
+                other.filter(|&o| Some(o) != d),
+                honest.steps[t + 1].layers[k].proof.commitment,
+            ];
+            for commitment in altered.into_iter().filter(|&c| c != d) {
+                let mut b = honest.clone();
+                b.steps[t].layers[k].proof.commitment = commitment;
+                let why = rejected(&b);
+                assert!(
+                    matches!(&why, Rejection::Proof { step, layer } if *step == t && layer == name),
+                    "step {t}, `{name}`, commitment {commitment:?}: {why}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_changed_public_input_or_commitment_is_rejected() {
     let honest = bundle();

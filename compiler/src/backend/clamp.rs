@@ -83,7 +83,7 @@ pub fn cost(n: usize, lo: i64, hi: i64, dtype: DType, r: Ranges) -> usize {
     let (min, max) = (dtype.min(), dtype.max());
     let k = usize::from(min < lo && lo <= max) + usize::from(min <= hi && hi < max);
     let w = dtype.bits();
-    n * (r.rc(w) + 1 + k * r.cmp(w) + usize::from(k >= 1))
+    n * (r.rc(w) + 1 + k * r.comparison(w) + usize::from(k >= 1))
 }
 
 #[cfg(test)]

@@ -266,8 +266,8 @@ pub struct Sections {
 /// What one section of a built layer owns.
 pub struct Part {
     pub section: Section,
-    /// Its constraints (row indices), in up to two runs.
-    pub rows: Vec<std::ops::Range<usize>>,
+    /// Its constraints (row indices), in two runs (the second empty but for its lookups).
+    pub rows: [std::ops::Range<usize>; 2],
     pub witnesses: usize,
 }
 
@@ -299,17 +299,17 @@ impl Sections {
                 match (section, table) {
                     (Section::Lookups, _) => Part {
                         section,
-                        rows: vec![c + l..end.0],
+                        rows: [c + l..end.0, 0..0],
                         witnesses: end.1 - w - l,
                     },
                     (_, Some((start, _))) => Part {
                         section,
-                        rows: vec![c..c1, start + l..start + l1],
+                        rows: [c..c1, start + l..start + l1],
                         witnesses: w1 - w + (l1 - l),
                     },
                     (_, None) => Part {
                         section,
-                        rows: vec![c..c1],
+                        rows: [c..c1, 0..0],
                         witnesses: w1 - w,
                     },
                 }

@@ -37,7 +37,7 @@ impl Ranges {
     }
 
     /// `CMP(k)`: the bit `[u >= 0]` for `|u| < 2^k` ([`non_negative`]).
-    pub fn cmp(self, k: u32) -> usize {
+    pub fn comparison(self, k: u32) -> usize {
         self.rc(k) + 2
     }
 

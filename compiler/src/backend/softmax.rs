@@ -328,7 +328,7 @@ pub fn cost(rows: usize, p: &SoftmaxParams, masked: bool, r: Ranges) -> usize {
     let bd = Bounds::new(p.input.bits(), p.consts, l);
     let nb = if bd.saturate { bd.sb } else { bd.zb } as usize;
     let sat = if bd.saturate {
-        r.cmp(bd.zb) + 1 + bd.sb as usize
+        r.comparison(bd.zb) + 1 + bd.sb as usize
     } else {
         0
     };
