@@ -47,6 +47,17 @@ impl Module {
         contexts.dedup();
         contexts
     }
+
+    /// The bucket a run of `positions` steps needs keys for: the smallest holding them, else
+    /// the largest (`None` without caches).
+    pub fn bucket_for(&self, positions: usize) -> Option<usize> {
+        let contexts = self.contexts();
+        contexts
+            .iter()
+            .copied()
+            .find(|&c| c >= positions)
+            .or(contexts.last().copied())
+    }
 }
 
 /// Whether a setup limited to `buckets` (all when `None`) makes keys for `layer`: layers

@@ -1,9 +1,12 @@
 //! `argmax` per row of length `L`: a one-hot selector `σ` (L booleanity + 1 sum), the chosen
 //! value `m` with `σ_j * (m - x_j) = 0` (L), and `m - x_j - before_j` in `w` bits (`rc(w) + 1`
 //! each), where `before_j = sum_{k > j} σ_k` is 1 exactly before the chosen index: `m >= x_j`
-//! everywhere and `m > x_j` before it, the lowest-index tie rule.
-//! `R * (L * (rc(w) + 3) + 1)` constraints. Witness: the gaps `m - x_j - before_j` are checked
-//! ([`super::int`]; honest ones are below 2^65).
+//! everywhere and `m > x_j` before it, the lowest-index tie rule. `before_j` is a running sum,
+//! one variable per slot (`before_j = before_{j+1} + σ_{j+1}`, `L - 2` constraints), so that
+//! every row stays short: as one combination per slot it would put `L^2 / 2` terms in the
+//! matrices (1.3 billion for GPT-2's vocabulary).
+//! `R * (L * (rc(w) + 3) + 1 + max(L - 2, 0))` constraints. Witness: the gaps
+//! `m - x_j - before_j` are checked ([`super::int`]; honest ones are below 2^65).
 
 use super::range::{equal, range_checked, Ranges};
 use super::{field, int, Wire, F};
@@ -41,19 +44,34 @@ pub fn argmax(
                 .and_then(|c| row.get(c))
                 .map_or(0, |x| x.value);
             let m = cs.new_witness_variable(|| Ok(field(m_value)))?;
-            for (j, xj) in row.iter().enumerate() {
+            // From the last slot back: before = sum of σ after slot j.
+            let mut before = LinearCombination::zero();
+            for (j, xj) in row.iter().enumerate().rev() {
                 cs.enforce_r1cs_constraint(
                     || sigma[j].into(),
                     || LinearCombination::from(m) - &xj.lc,
                     LinearCombination::zero,
                 )?;
-                let before: Vec<Variable> = sigma[j + 1..].to_vec();
                 let before_value = (chosen as i128 > j as i128) as i128;
                 let gap_value = int::sub(int::sub(m_value, xj.value)?, before_value)?;
                 let gap = range_checked(cs, gap_value, 0, w)?;
-                let lhs =
-                    LinearCombination::from(m) - &xj.lc - &LinearCombination::sum_vars(&before);
+                let lhs = LinearCombination::from(m) - &xj.lc - &before;
                 equal(cs, &lhs, &gap.lc)?;
+                // before_{j-1} = before_j + σ_j: a new variable but for the last two slots.
+                before = match j {
+                    0 => break,
+                    _ if j == row.len() - 1 => sigma[j].into(),
+                    _ => {
+                        let value = (chosen as i128 >= j as i128) as i128;
+                        let next = cs.new_witness_variable(|| Ok(field(value)))?;
+                        cs.enforce_r1cs_constraint(
+                            || before.clone() + sigma[j],
+                            || Variable::One.into(),
+                            || next.into(),
+                        )?;
+                        next.into()
+                    }
+                };
             }
             let index: Vec<(F, Variable)> = sigma
                 .iter()
@@ -69,7 +87,7 @@ pub fn argmax(
 }
 
 pub fn cost(rows: usize, row_len: usize, w: u32, r: Ranges) -> usize {
-    rows * (row_len * (r.rc(w) + 3) + 1)
+    rows * (row_len * (r.rc(w) + 3) + 1 + row_len.saturating_sub(2))
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use std::process::{Command, ExitCode, Stdio};
 /// Measure the main job: setup, proving per token and per layer, verification, sizes and peak
 /// memory, each stage in its own process (as a user runs them).
 ///
-/// Makes a model of the preset's shape, compiles it, then runs `zkc setup`, `zkc prove` (one
-/// prompt token, `--tokens` generated) and `zkc verify` as child processes and reads their
-/// figures and peak RSS. Prints a Markdown table; with `-o`, also writes it into that file
+/// Makes a model of the preset's shape, compiles it, then runs `zkc setup` (keys for the one
+/// context bucket the run needs), `zkc prove` (one prompt token, `--tokens` generated) and `zkc
+/// verify` as child processes and reads their figures and peak RSS. Prints a Markdown table; with `-o`, also writes it into that file
 /// between `<!-- bench:NAME -->` markers (replacing an earlier run of the same name). A model
 /// whose largest layer cannot be set up in this machine's memory is refused with the estimate.
 /// Examples:
@@ -32,10 +32,10 @@ pub struct Args {
     output: Option<PathBuf>,
 }
 
-/// Bytes of proving key per constraint, measured on the tiny model's blocks (136.5 MiB for
-/// 354k constraints); with setup's peak at [`SETUP_PEAK_PER_KEY`] times the key, what decides
-/// feasibility.
-const PK_BYTES_PER_CONSTRAINT: f64 = 404.0;
+/// Bytes of proving key per constraint, measured on the tiny model's blocks with lookups
+/// (26.5 MiB for 51,633 constraints at bucket 16: more witnesses per constraint than with bits);
+/// with setup's peak at [`SETUP_PEAK_PER_KEY`] times the key, what decides feasibility.
+const PK_BYTES_PER_CONSTRAINT: f64 = 540.0;
 
 /// Setup's peak memory over the proving key's size: 3.1 on tiny (548 MiB for 174 MiB of keys);
 /// a gpt2-small block's setup (21.1M constraints, an 8.5 GB key by the estimate) was at 15 GB a
@@ -69,9 +69,13 @@ impl Args {
             .execute()?;
         parse::<compile::Args>(&["compile", &gguf, "-o", &circ])?.execute()?;
         let module = zkc_compiler::artifact::read(Path::new(&circ))?.module;
+        let bucket = module.bucket_for(1 + self.tokens);
+        let buckets: Option<Vec<usize>> = bucket.map(|b| vec![b]);
+        // The keyed layers' constraints, in the setup's order.
         let counts: Vec<usize> = module
             .layers
             .iter()
+            .filter(|l| zkc_lang::buckets::keyed(l, buckets.as_deref()))
             .map(|l| zkc_compiler::backend::cost::layer(&module, l).1)
             .collect();
         let largest = counts.iter().copied().max().unwrap_or(0);
@@ -85,7 +89,12 @@ impl Args {
             )
             .into());
         }
-        let (setup, setup_rss) = child(&["setup", &circ, "-o", &keys, "--json"])?;
+        let bucket = bucket.map(|b| b.to_string());
+        let mut setup_args = vec!["setup", &circ, "-o", &keys, "--json"];
+        if let Some(b) = &bucket {
+            setup_args.extend(["--buckets", b]);
+        }
+        let (setup, setup_rss) = child(&setup_args)?;
         let max_new = self.tokens.to_string();
         let (prove, prove_rss) = child(&[
             "prove",

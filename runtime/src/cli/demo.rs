@@ -66,14 +66,9 @@ impl Args {
         // Keys for the one context bucket the run needs (the prompt has at most one token per
         // byte): the blocks' circuits for 16 positions cost a third of those for 64.
         let module = zkc_compiler::artifact::read(std::path::Path::new(&circ))?.module;
-        let needed = self.prompt.len() + self.max_new;
-        let contexts = module.contexts();
-        let bucket = contexts
-            .iter()
-            .copied()
-            .find(|&c| c >= needed)
-            .or(contexts.last().copied());
-        let buckets = bucket.map(|b| b.to_string());
+        let buckets = module
+            .bucket_for(self.prompt.len() + self.max_new)
+            .map(|b| b.to_string());
         println!(
             "== 3. trusted setup (one Groth16 key pair per layer{})",
             buckets.as_ref().map_or(String::new(), |b| format!(
