@@ -2,7 +2,12 @@
 //! `w` the input's bits, `b` the result's, `K = bound`, `G = width`, `E = tail`, `M = shift`,
 //! `S = 2^(K+1-G)` segments and degree `D`:
 //!
-//! 1. The `w` bits `b_i` of `x + 2^(w-1)`, equated with `x` (`rc(w) + 1`); `σ = b_{w-1} = [x >= 0]`.
+//! 1. The `w` bits `b_i` of `x + 2^(w-1)`, equated with `x` (`w + 1`); `σ = b_{w-1} = [x >= 0]`.
+//!    With a lookup table the bits are not needed one by one: `x + 2^(w-1) = σ 2^(w-1) + h 2^K +
+//!    low 2^G + t` with `σ` boolean and `t`, `low`, `h` looked up in `G`, `K - G` and
+//!    `w - 1 - K` bits (`rc(G) + rc(K-G) + rc(w-1-K) + 2`); in 2. `h` plays the count's part
+//!    (`s = (1-σ)(2^(w-1-K) - 1 - h) + σ h`, zero exactly inside), in 3. `low` the bits
+//!    `G..K-1`.
 //! 2. Only if `K < w - 1` (else every input is in `[-2^K, 2^K)`): `x` is outside exactly when one
 //!    of the bits `K..w-2` differs from `σ` (for `x >= 0` they are `x`'s high bits, for `x < 0`
 //!    they are all 1 down to `-2^K`). Their count `s = (1-σ)(w-1-K) + (2σ-1) sum_{i=K}^{w-2} b_i`
@@ -17,10 +22,12 @@
 //!    With them `sx = σ x` (1) and `o (sx 2^E - P_poly) = R - P_poly` (1): `R` is `P_poly`
 //!    inside, `x 2^E` above and 0 below.
 //!
-//! `n * (rc(w) + S + D + rc(M) + rc(b) + 4)` constraints, `+ 4` more per element with the tails.
+//! `n * (SPLIT + S + D + rc(M) + rc(b) + 3)` constraints with `SPLIT` the cost of 1., `+ 4` more
+//! per element with the tails.
 //!
-//! Soundness: the bits fix `σ`, `s` (an integer in `0..=w-1-K`, so nonzero in the field exactly
-//! when nonzero), `o`, `j` and `t`. Booleans summing to 1 (`S` is far below the field's size) are
+//! Soundness: the bits (or the range-checked parts, whose weighted sum is then the unique
+//! decomposition of `x + 2^(w-1)`) fix `σ`, `s` (an integer below `2^(w-1-K)`, so nonzero in
+//! the field exactly when nonzero), `o`, `j` and `t`. Booleans summing to 1 (`S` is far below the field's size) are
 //! one-hot, and `sum k φ_k = j` puts the 1 at `j`, so `coef_i = c_{j,i}` and `P_poly` is row
 //! `j`'s polynomial at `t`, computed without wrapping: the validator keeps
 //! `sum_i |c_{j,i}| (2^G - 1)^i` and `2^E 2^(w-1)` below 2^120, so `|P| < 2^120`. Then
@@ -59,12 +66,13 @@ impl Gelu<'_> {
 }
 
 /// The prover's choices for one element, which the constraints check: the one-hot, the
-/// "outside" bit and its inverse witness, and the result. Tests forge them.
+/// "outside" bit and the inverse witness beside it (`None`: the honest one, which depends on
+/// how the circuit splits the input), and the result. Tests forge them.
 #[derive(Clone, Debug)]
 pub(crate) struct Hint {
     pub phi: Vec<i128>,
     pub outside: i128,
-    pub inverse: F,
+    pub inverse: Option<F>,
     pub y: i128,
 }
 
@@ -77,19 +85,11 @@ impl Hint {
         let off = (sigma << k) | (u & ((1i128 << k) - 1));
         let mut phi = vec![0; op.segments()];
         phi[(off >> g) as usize] = 1;
-        let (outside, inverse) = if op.has_tails() {
-            let s = outside_count(u, sigma, w, k);
-            (
-                (s != 0) as i128,
-                field(s).inverse().unwrap_or(F::from(0u64)),
-            )
-        } else {
-            (0, F::from(0u64))
-        };
+        let outside = op.has_tails() && outside_count(u, sigma, w, k) != 0;
         Hint {
             phi,
-            outside,
-            inverse,
+            outside: outside as i128,
+            inverse: None,
             y,
         }
     }
@@ -125,6 +125,80 @@ fn product(cs: &ConstraintSystemRef<F>, a: &Wire, b: &Wire) -> Result<Wire, Synt
     Ok(p)
 }
 
+/// `x + 2^(w-1)` split into `σ 2^(w-1) + h 2^K + low 2^G + t` (`σ = [x >= 0]`, `t` in `G`
+/// bits, `low` in `K - G`, `h` in `w - 1 - K`), each part range-checked and their sum equated
+/// with `x`.
+struct Split {
+    sigma: Wire,
+    /// With tails: a measure of the high part that is 0 below zero exactly when every bit
+    /// `K..w-2` is 1 and above zero when every one is 0, with its value when they are all 1
+    /// (`full`): their count with bits, `h` itself with a table.
+    high: Option<(Wire, i128)>,
+    low: Wire,
+    t: Wire,
+}
+
+/// [`Split`] by the `w` bits of `x + 2^(w-1)` (`w + 1` constraints), or with a table by `σ`
+/// (boolean) and the three parts looked up (`rc(G) + rc(K-G) + rc(w-1-K) + 2`).
+fn split(cs: &ConstraintSystemRef<F>, x: &Wire, op: &Gelu) -> Result<Split, SynthesisError> {
+    let (w, k, g) = (op.input.bits(), op.attrs.bound, op.attrs.width);
+    let min = op.input.min() as i128;
+    if super::lookup::width(cs).is_some() {
+        // Wrapping on purpose, as in `range`: out of range, the sum differs from `x`.
+        let u = x.value.wrapping_sub(min) & ((1i128 << w) - 1);
+        let part = |from: u32, bits: u32| (u >> from) & ((1i128 << bits) - 1);
+        let sigma = witness(cs, u >> (w - 1))?;
+        cs.enforce_r1cs_constraint(
+            || sigma.lc.clone(),
+            || sigma.lc.clone() - (field(1), Variable::One),
+            LinearCombination::zero,
+        )?;
+        let t = range_checked(cs, part(0, g), 0, g)?;
+        let low = range_checked(cs, part(g, k - g), 0, k - g)?;
+        let high = match op.has_tails() {
+            true => Some(range_checked(cs, part(k, w - 1 - k), 0, w - 1 - k)?),
+            false => None,
+        };
+        let mut sum = &sigma.lc * field(1i128 << (w - 1)) + &(&low.lc * field(1i128 << g)) + &t.lc;
+        if let Some(h) = &high {
+            sum = sum + &(&h.lc * field(1i128 << k));
+        }
+        equal(cs, &(x.lc.clone() - &constant(min)), &sum)?;
+        let full = (1i128 << (w - 1 - k)) - 1;
+        return Ok(Split {
+            sigma,
+            high: high.map(|h| (h, full)),
+            low,
+            t,
+        });
+    }
+    let (u, bits) = decompose(cs, x.value, min, w)?;
+    equal(cs, &x.lc, &u.lc)?;
+    let bit = |i: u32| ((u.value - min) >> i) & 1;
+    let sum = |range: std::ops::Range<u32>, shift: u32| {
+        range.fold(Wire::constant(0), |acc, i| Wire {
+            lc: acc.lc + (field(1i128 << (i - shift)), bits[i as usize]),
+            value: acc.value + (bit(i) << (i - shift)),
+        })
+    };
+    let high = op.has_tails().then(|| {
+        let count = Wire {
+            lc: (k..w - 1).fold(LinearCombination::zero(), |a, i| a + bits[i as usize]),
+            value: (k..w - 1).map(bit).sum::<i128>(),
+        };
+        (count, (w - 1 - k) as i128)
+    });
+    Ok(Split {
+        sigma: Wire {
+            lc: bits[w as usize - 1].into(),
+            value: bit(w - 1),
+        },
+        high,
+        low: sum(g..k, g),
+        t: sum(0..g, 0),
+    })
+}
+
 /// One element with the prover's `hint`; returns the result and the `P` its witnesses make
 /// (the honest `P` for an honest hint).
 pub(crate) fn element(
@@ -133,54 +207,44 @@ pub(crate) fn element(
     op: &Gelu,
     hint: &Hint,
 ) -> Result<(Wire, i128), SynthesisError> {
-    let (w, k, g) = (op.input.bits(), op.attrs.bound, op.attrs.width);
-    let min = op.input.min() as i128;
-    let (u, bits) = decompose(cs, x.value, min, w)?;
-    equal(cs, &x.lc, &u.lc)?;
-    let bit = |i: u32| Wire {
-        lc: bits[i as usize].into(),
-        value: ((u.value - min) >> i) & 1,
+    let (k, g) = (op.attrs.bound, op.attrs.width);
+    let Split {
+        sigma,
+        high,
+        low,
+        t,
+    } = split(cs, x, op)?;
+    let outside = match high {
+        Some((high, full)) => {
+            // s = (1-σ) full + (2σ-1) high: how far the high part is from "inside" (all
+            // ones below zero, all zeros above); zero exactly inside.
+            let s_value = (1 - sigma.value) * full + (2 * sigma.value - 1) * high.value;
+            let s = witness(cs, s_value)?;
+            cs.enforce_r1cs_constraint(
+                || &sigma.lc * field(2) - (field(1), Variable::One),
+                || high.lc.clone(),
+                || s.lc.clone() - &constant(full) + &(&sigma.lc * field(full)),
+            )?;
+            let o = witness(cs, hint.outside)?;
+            let inverse = hint
+                .inverse
+                .unwrap_or_else(|| field(s_value).inverse().unwrap_or(F::from(0u64)));
+            let inv = cs.new_witness_variable(|| Ok(inverse))?;
+            cs.enforce_r1cs_constraint(|| s.lc.clone(), || inv.into(), || o.lc.clone())?;
+            cs.enforce_r1cs_constraint(
+                || s.lc.clone(),
+                || constant(1) - &o.lc,
+                LinearCombination::zero,
+            )?;
+            Some(o)
+        }
+        None => None,
     };
-    let sum = |range: std::ops::Range<u32>, shift: i32| {
-        range.fold(Wire::constant(0), |acc, i| Wire {
-            lc: acc.lc + (field(1i128 << (i as i32 - shift)), bits[i as usize]),
-            value: acc.value + (bit(i).value << (i as i32 - shift)),
-        })
-    };
-    let sigma = bit(w - 1);
-    let outside = if op.has_tails() {
-        let high = Wire {
-            lc: (k..w - 1).fold(LinearCombination::zero(), |a, i| a + bits[i as usize]),
-            value: (k..w - 1).map(|i| bit(i).value).sum::<i128>(),
-        };
-        let n_high = (w - 1 - k) as i128;
-        let s_value = (1 - sigma.value) * n_high + (2 * sigma.value - 1) * high.value;
-        let s = witness(cs, s_value)?;
-        // (2σ - 1) * B = s - (1 - σ)(w-1-K)
-        cs.enforce_r1cs_constraint(
-            || &sigma.lc * field(2) - (field(1), Variable::One),
-            || high.lc.clone(),
-            || s.lc.clone() - &constant(n_high) + &(&sigma.lc * field(n_high)),
-        )?;
-        let o = witness(cs, hint.outside)?;
-        let inv = cs.new_witness_variable(|| Ok(hint.inverse))?;
-        cs.enforce_r1cs_constraint(|| s.lc.clone(), || inv.into(), || o.lc.clone())?;
-        cs.enforce_r1cs_constraint(
-            || s.lc.clone(),
-            || constant(1) - &o.lc,
-            LinearCombination::zero,
-        )?;
-        Some(o)
-    } else {
-        None
-    };
-    // off = σ 2^K + sum_{i<K} b_i 2^i: j = off >> G, t = off mod 2^G.
-    let low = sum(g..k, g as i32);
+    // off = σ 2^K + low 2^G + t: j = off >> G, t = off mod 2^G.
     let j = Wire {
-        lc: low.lc + (field(1i128 << (k - g)), bits[w as usize - 1]),
+        lc: low.lc + (field(1i128 << (k - g)), &sigma.lc),
         value: low.value + (sigma.value << (k - g)),
     };
-    let t = sum(0..g, 0);
     let phi: Vec<Wire> = hint
         .phi
         .iter()
@@ -270,10 +334,17 @@ pub fn cost(
     output: DType,
     r: Ranges,
 ) -> usize {
-    let w = input.bits() as usize;
-    let segments = 1usize << (attrs.bound + 1 - attrs.width);
-    let tails = if attrs.bound + 1 < input.bits() { 4 } else { 0 };
-    n * (w + segments + degree + r.rc(attrs.shift) + r.rc(output.bits()) + 4 + tails)
+    let (w, k, g) = (input.bits(), attrs.bound, attrs.width);
+    let segments = 1usize << (k + 1 - g);
+    let has_tails = k + 1 < w;
+    let split = match r {
+        Ranges::Bits => w as usize + 1,
+        Ranges::Table { .. } => {
+            2 + r.rc(g) + r.rc(k - g) + if has_tails { r.rc(w - 1 - k) } else { 0 }
+        }
+    };
+    let tails = if has_tails { 4 } else { 0 };
+    n * (split + segments + 2 + degree + r.rc(attrs.shift) + r.rc(output.bits()) + 1 + tails)
 }
 
 #[cfg(test)]
@@ -424,13 +495,13 @@ mod tests {
                 if op.has_tails() {
                     let flipped = Hint {
                         outside: 1 - honest.outside,
-                        inverse: F::from(1u64),
+                        inverse: Some(F::from(1u64)),
                         ..honest.clone()
                     };
                     forged.push(("o flipped".into(), consistent(&op, x, flipped)));
                     let zero_inverse = Hint {
                         outside: 1 - honest.outside,
-                        inverse: F::from(0u64),
+                        inverse: Some(F::from(0u64)),
                         ..honest.clone()
                     };
                     forged.push(("o flipped, inv 0".into(), consistent(&op, x, zero_inverse)));
