@@ -67,7 +67,10 @@ impl Args {
         );
         parse::<gen_model::Args>(&["gen-model", "gpt2", "--preset", &self.preset, "-o", &gguf])?
             .execute()?;
-        parse::<compile::Args>(&["compile", &gguf, "-o", &circ])?.execute()?;
+        // Calibrated on random tokens: the bench measures proving, and a float pass over the
+        // built-in text takes minutes on gpt2-small shape for random weights that gain nothing.
+        parse::<compile::Args>(&["compile", &gguf, "--calib-tokens", "128", "-o", &circ])?
+            .execute()?;
         let module = zkc_compiler::artifact::read(Path::new(&circ))?.module;
         let bucket = module.bucket_for(1 + self.tokens);
         let buckets: Option<Vec<usize>> = bucket.map(|b| vec![b]);
