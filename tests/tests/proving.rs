@@ -437,6 +437,25 @@ fn damaged_or_inconsistent_verifying_data_is_refused() {
         VerifyingData::from_bytes(&swapped.to_bytes()),
         Err(DecodeError::Header(h)) if h.contains("not a larger context bucket")
     ));
+    // A first-round key of zero (any commitment would pass), or one taken away.
+    use ark_ec::AffineRepr;
+    let k = vd
+        .layers
+        .iter()
+        .position(|l| l.vk.delta1_g2.is_some())
+        .unwrap();
+    let mut zero = vd.clone();
+    zero.layers[k].vk.delta1_g2 = Some(ark_bn254::G2Affine::zero());
+    assert!(matches!(
+        VerifyingData::from_bytes(&zero.to_bytes()),
+        Err(DecodeError::Invalid(what)) if what.contains("zero")
+    ));
+    let mut plain = vd.clone();
+    plain.layers[k].vk.delta1_g2 = None;
+    assert!(matches!(
+        VerifyingData::from_bytes(&plain.to_bytes()),
+        Err(DecodeError::Invalid(what)) if what.contains("public inputs")
+    ));
     for at in [bytes.len() - 1, bytes.len() - 40, bytes.len() / 2] {
         let mut damaged = bytes.clone();
         damaged[at] ^= 0x55;

@@ -14,6 +14,7 @@ use super::encoding::{
 };
 use super::Curve;
 use ark_bn254::{G1Affine, G2Affine};
+use ark_ec::AffineRepr;
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -214,6 +215,10 @@ impl VerifyingData {
                     "{what} (it does not take the layer's {} public inputs)",
                     publics.len()
                 )));
+            }
+            // `[δ₁]₂ = 0` would let any first-round commitment pass.
+            if vk.delta1_g2.is_some_and(|d| d.is_zero()) {
+                return Err(DecodeError::Invalid(format!("{what} (its [δ₁]₂ is zero)")));
             }
             let context = match &l["context"] {
                 Value::Null => None,
