@@ -8,7 +8,7 @@
 //! `R * (L * (rc(w) + 3) + 1 + max(L - 2, 0))` constraints. Witness: the gaps
 //! `m - x_j - before_j` are checked ([`super::int`]; honest ones are below 2^65).
 
-use super::range::{equal, range_checked, Ranges};
+use super::range::{boolean, equal, range_checked, Ranges};
 use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
@@ -24,15 +24,7 @@ pub fn argmax(
         .zip(claimed)
         .map(|(row, &chosen)| {
             let sigma: Vec<Variable> = (0..row.len())
-                .map(|j| {
-                    let s = cs.new_witness_variable(|| Ok(field((j as i64 == chosen) as i128)))?;
-                    cs.enforce_r1cs_constraint(
-                        || s.into(),
-                        || LinearCombination::from(s) - Variable::One,
-                        LinearCombination::zero,
-                    )?;
-                    Ok(s)
-                })
+                .map(|j| boolean(cs, (j as i64 == chosen) as i128))
                 .collect::<Result<_, SynthesisError>>()?;
             equal(
                 cs,

@@ -197,10 +197,11 @@ pub fn link(previous: F, packed: &[F]) -> F {
 
 #[cfg(test)]
 mod tests {
-    use crate::backend::layer::{has_lookups, public_inputs, synthesize, Tables};
+    use crate::backend::layer::{public_inputs, synthesize, Tables};
     use crate::backend::lookup::AssignmentDigest;
     use crate::backend::test_util::cs;
     use crate::backend::{cost, F};
+    use ark_relations::gr1cs::ConstraintSystemRef;
     use zkc_lang::semantics::{kv_append, Tensor};
     use zkc_lang::Module;
 
@@ -227,21 +228,21 @@ mod tests {
         vec![k(pos), v(pos), p, kc, vc, keys, values]
     }
 
+    /// The module's only layer built from `values`.
+    fn built(module: &Module, values: &[Tensor]) -> ConstraintSystemRef<F> {
+        let cs = cs();
+        let tables = Tables::new(module);
+        synthesize(&cs, module, &tables, 0, values, &AssignmentDigest).unwrap();
+        cs
+    }
+
     /// Whether the circuit built from `values` is satisfied and makes public exactly `publics`.
     fn accepts(module: &Module, values: &[Tensor], publics: &[F]) -> bool {
-        let cs = cs();
-        synthesize(
-            &cs,
-            module,
-            &Tables::new(module),
-            0,
-            values,
-            &AssignmentDigest,
-        )
-        .unwrap();
+        let cs = built(module, values);
         let instance = cs.borrow().unwrap().instance_assignment().unwrap()[1..].to_vec();
         // A circuit with lookups has its challenge as a last public input.
-        let challenge = usize::from(has_lookups(module, &module.layers[0]));
+        let ranges = cost::ranges(module, &module.layers[0]);
+        let challenge = usize::from(ranges != crate::backend::range::Ranges::Bits);
         cs.is_satisfied().unwrap()
             && instance.len() == publics.len() + challenge
             && instance[..publics.len()] == *publics
@@ -267,16 +268,7 @@ mod tests {
             assert_eq!(publics[3], previous_after, "before = the last step's after");
             previous_after = publics[4];
             assert!(accepts(&module, &values, &publics), "pos {pos}");
-            let cs = cs();
-            synthesize(
-                &cs,
-                &module,
-                &Tables::new(&module),
-                0,
-                &values,
-                &AssignmentDigest,
-            )
-            .unwrap();
+            let cs = built(&module, &values);
             assert_eq!(cs.num_constraints(), cost::layer(&module, layer).1);
         }
     }
@@ -342,16 +334,7 @@ mod tests {
         let (by_op, total) = cost::layer(&module, layer);
         // Two writes of 4 x 1 and one more one-hot (at `%o`) of 4 + 2; the update is free.
         assert_eq!(by_op["kv_append"], 4 + 4 + 6);
-        let cs = cs();
-        synthesize(
-            &cs,
-            &module,
-            &Tables::new(&module),
-            0,
-            &values,
-            &AssignmentDigest,
-        )
-        .unwrap();
+        let cs = built(&module, &values);
         assert_eq!(cs.num_constraints(), total);
         let publics = public_inputs(layer, &values);
         assert!(accepts(&module, &values, &publics));

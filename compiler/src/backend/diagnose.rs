@@ -1,11 +1,10 @@
 //! Why a layer's witness gives no valid proof. The layer's constraint system is rebuilt from the
-//! witness, recording where each instruction's constraints begin ([`synthesize_observed`]); its
+//! witness, recording where each instruction's constraints begin ([`Sections::build`]); its
 //! first unsatisfied constraint, or the error that stopped the build, is traced back to the
 //! instruction that emitted it. The prover runs this when a proof fails its own check, to tell a
 //! bug in a gadget's witness generation (which names the op) from keys of another setup.
 
-use super::layer::{synthesize_observed, Section, Sections, Tables};
-use super::lookup::AssignmentDigest;
+use super::layer::{Section, Sections, Tables};
 use super::F;
 use ark_relations::gr1cs::predicate::polynomial_constraint::R1CS_PREDICATE_LABEL;
 use ark_relations::gr1cs::{ConstraintSystem, ConstraintSystemRef, SynthesisError};
@@ -72,16 +71,7 @@ pub enum Diagnosis {
 pub fn diagnose(module: &Module, tables: &Tables, index: usize, values: &[Tensor]) -> Diagnosis {
     let layer = &module.layers[index];
     let cs = ConstraintSystem::<F>::new_ref();
-    let mut sections = Sections::default();
-    let built = synthesize_observed(
-        &cs,
-        module,
-        tables,
-        index,
-        values,
-        &AssignmentDigest,
-        &mut |section| sections.record(&cs, section),
-    );
+    let (sections, built) = Sections::build(&cs, module, tables, index, values);
     let origin = |section: Section| match section {
         Section::Boundary => Origin::Boundary,
         Section::Inst { index, op } => Origin::Inst {

@@ -36,7 +36,7 @@
 //! `floor((P + 2^(M-1)) / 2^M)`: the semantics' `round_shift`, or no satisfying `y` at all when
 //! that does not fit the result dtype.
 
-use super::range::{decompose, equal, range_checked, Ranges};
+use super::range::{boolean, decompose, equal, range_checked, Ranges};
 use super::{constant, field, witness, Wire, F};
 use ark_ff::Field;
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
@@ -147,12 +147,10 @@ fn split(cs: &ConstraintSystemRef<F>, x: &Wire, op: &Gelu) -> Result<Split, Synt
         // Wrapping on purpose, as in `range`: out of range, the sum differs from `x`.
         let u = x.value.wrapping_sub(min) & ((1i128 << w) - 1);
         let part = |from: u32, bits: u32| (u >> from) & ((1i128 << bits) - 1);
-        let sigma = witness(cs, u >> (w - 1))?;
-        cs.enforce_r1cs_constraint(
-            || sigma.lc.clone(),
-            || sigma.lc.clone() - (field(1), Variable::One),
-            LinearCombination::zero,
-        )?;
+        let sigma = Wire {
+            lc: boolean(cs, u >> (w - 1))?.into(),
+            value: u >> (w - 1),
+        };
         let t = range_checked(cs, part(0, g), 0, g)?;
         let low = range_checked(cs, part(g, k - g), 0, k - g)?;
         let high = match op.has_tails() {
@@ -249,13 +247,10 @@ pub(crate) fn element(
         .phi
         .iter()
         .map(|&v| {
-            let f = witness(cs, v)?;
-            cs.enforce_r1cs_constraint(
-                || f.lc.clone(),
-                || f.lc.clone() - (field(1), Variable::One),
-                LinearCombination::zero,
-            )?;
-            Ok(f)
+            Ok(Wire {
+                lc: boolean(cs, v)?.into(),
+                value: v,
+            })
         })
         .collect::<Result<_, SynthesisError>>()?;
     let total = phi.iter().fold(LinearCombination::zero(), |a, f| a + &f.lc);

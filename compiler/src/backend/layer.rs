@@ -49,13 +49,6 @@ pub fn public_inputs(layer: &Layer, values: &[Tensor]) -> Vec<F> {
         .collect()
 }
 
-/// Whether the layer's circuit checks ranges by lookups: then it is proven in two rounds, and
-/// its lookups' challenge is a last public input after [`public_inputs`]
-/// (`backend::lookup`).
-pub fn has_lookups(module: &Module, layer: &Layer) -> bool {
-    super::cost::ranges(module, layer) != Ranges::Bits
-}
-
 /// The tensor and scalar values a layer exposes: its inputs and outputs.
 pub fn boundary(layer: &Layer) -> impl Iterator<Item = ValueId> + '_ {
     layer.inputs.iter().chain(&layer.outputs).copied()
@@ -241,7 +234,7 @@ pub fn synthesize(
     synthesize_observed(cs, module, tables, index, values, challenger, &mut |_| {})
 }
 
-/// What the constraints that follow a call of the observer of [`synthesize_observed`] are for.
+/// What a run of a layer's constraints is for ([`Sections`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Section {
     /// The public boundary: commitments of inputs and outputs, the caches' chain.
@@ -254,9 +247,9 @@ pub enum Section {
 }
 
 /// Where each [`Section`] of a layer's constraint system begins, recorded while it is built
-/// (call [`Sections::record`] from the observer of [`synthesize_observed`]), and what each
-/// section owns: its own constraints and witnesses, and the constraint and inverse of every
-/// lookup it recorded, which the lookup argument emits at the end.
+/// ([`Sections::build`]), and what each section owns: its own constraints and witnesses, and
+/// the constraint and inverse of every lookup it recorded, which the lookup argument emits at
+/// the end.
 #[derive(Default)]
 pub struct Sections {
     /// (section, first constraint, witnesses before it, lookups before it)
@@ -272,7 +265,30 @@ pub struct Part {
 }
 
 impl Sections {
-    pub fn record(&mut self, cs: &ConstraintSystemRef<F>, section: Section) {
+    /// Builds layer `index` of `module` into `cs` from `values` (as [`synthesize`]), recording
+    /// its sections: for measuring and diagnosing, so the lookups' challenge is the
+    /// assignment's digest (no commitment is made).
+    pub fn build(
+        cs: &ConstraintSystemRef<F>,
+        module: &Module,
+        tables: &Tables,
+        index: usize,
+        values: &[Tensor],
+    ) -> (Sections, Result<Vec<Wire>, SynthesisError>) {
+        let mut sections = Sections::default();
+        let built = synthesize_observed(
+            cs,
+            module,
+            tables,
+            index,
+            values,
+            &lookup::AssignmentDigest,
+            &mut |section| sections.record(cs, section),
+        );
+        (sections, built)
+    }
+
+    fn record(&mut self, cs: &ConstraintSystemRef<F>, section: Section) {
         self.starts.push((
             section,
             cs.num_constraints(),
@@ -331,8 +347,8 @@ impl Sections {
     }
 }
 
-/// [`synthesize`], calling `observe` where each [`Section`] begins (for measuring).
-pub fn synthesize_observed(
+/// [`synthesize`], calling `observe` where each [`Section`] begins.
+fn synthesize_observed(
     cs: &ConstraintSystemRef<F>,
     module: &Module,
     tables: &Tables,

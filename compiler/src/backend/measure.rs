@@ -3,8 +3,7 @@
 //! for the boundary. [`super::cost`] gives constraints from formulas at any size; this gives the
 //! rest where the layer is small enough to build (`zkc compile --emit stats --exact`).
 
-use super::layer::{synthesize_observed, Section, Sections, Tables};
-use super::lookup::AssignmentDigest;
+use super::layer::{Section, Sections, Tables};
 use super::F;
 use ark_relations::gr1cs::predicate::polynomial_constraint::R1CS_PREDICATE_LABEL;
 use ark_relations::gr1cs::{ConstraintSystem, OptimizationGoal, SynthesisError};
@@ -40,16 +39,8 @@ pub fn layer(
 ) -> Result<BTreeMap<&'static str, Counts>, SynthesisError> {
     let cs = ConstraintSystem::<F>::new_ref();
     cs.set_optimization_goal(OptimizationGoal::Constraints);
-    let mut sections = Sections::default();
-    synthesize_observed(
-        &cs,
-        module,
-        tables,
-        index,
-        values,
-        &AssignmentDigest,
-        &mut |section| sections.record(&cs, section),
-    )?;
+    let (sections, built) = Sections::build(&cs, module, tables, index, values);
+    built?;
     let parts = sections.parts(&cs);
     cs.finalize();
     let matrices = cs

@@ -110,12 +110,7 @@ pub fn decompose(
     let mut bits = Vec::with_capacity(k as usize);
     for i in 0..k {
         let bit = (offset >> i) & 1;
-        let b = cs.new_witness_variable(|| Ok(field(bit)))?;
-        cs.enforce_r1cs_constraint(
-            || b.into(),
-            || LinearCombination::from(b) - Variable::One,
-            LinearCombination::zero,
-        )?;
+        let b = boolean(cs, bit)?;
         lc += (field(1i128 << i), b);
         represented += bit << i;
         bits.push(b);
@@ -127,6 +122,18 @@ pub fn decompose(
         },
         bits,
     ))
+}
+
+/// A fresh witness holding `value` with its booleanity `b (b - 1) = 0` (1 constraint): a
+/// `value` other than 0 or 1 makes the circuit unsatisfiable.
+pub fn boolean(cs: &ConstraintSystemRef<F>, value: i128) -> Result<Variable, SynthesisError> {
+    let b = cs.new_witness_variable(|| Ok(field(value)))?;
+    cs.enforce_r1cs_constraint(
+        || b.into(),
+        || LinearCombination::from(b) - Variable::One,
+        LinearCombination::zero,
+    )?;
+    Ok(b)
 }
 
 /// Enforces `a = b` for two combinations (1 constraint).
@@ -146,12 +153,7 @@ pub fn non_negative(cs: &ConstraintSystemRef<F>, u: &Wire, k: u32) -> Result<Wir
     let shifted = super::int::add(u.value, 1i128 << k.min(126))?;
     if lookup::width(cs).is_some() {
         let bit = (u.value >= 0) as i128;
-        let b = cs.new_witness_variable(|| Ok(field(bit)))?;
-        cs.enforce_r1cs_constraint(
-            || b.into(),
-            || LinearCombination::from(b) - Variable::One,
-            LinearCombination::zero,
-        )?;
+        let b = boolean(cs, bit)?;
         let low = range_checked(cs, shifted - (bit << k), 0, k)?;
         let expected = u.lc.clone() + (field(1i128 << k), Variable::One) - (field(1i128 << k), b);
         equal(cs, &expected, &low.lc)?;

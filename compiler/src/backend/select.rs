@@ -6,7 +6,7 @@
 //! commitment-based forms of docs/ir.md (Merkle-committed tables, hash-chained caches) replace
 //! how the data is authenticated, not what is selected.
 
-use super::range::equal;
+use super::range::{boolean, equal};
 use super::{field, int, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
@@ -19,14 +19,8 @@ pub fn one_hot(
     let phi: Vec<Wire> = (0..slots)
         .map(|k| {
             let v = (index.value == k as i128) as i128;
-            let f = cs.new_witness_variable(|| Ok(field(v)))?;
-            cs.enforce_r1cs_constraint(
-                || f.into(),
-                || LinearCombination::from(f) - Variable::One,
-                LinearCombination::zero,
-            )?;
             Ok(Wire {
-                lc: f.into(),
+                lc: boolean(cs, v)?.into(),
                 value: v,
             })
         })

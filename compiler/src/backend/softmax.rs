@@ -21,9 +21,7 @@
 //! below 2^63 and `e * 2^shift < 2^125`; `q * den` is checked (a wrong `q` may be anything in
 //! its dtype).
 
-use super::range::{
-    below, bits_of as bitlen, decompose, equal, non_negative, range_checked, Ranges,
-};
+use super::range::{below, bits_of, decompose, equal, non_negative, range_checked, Ranges};
 use super::{constant, field, int, witness, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::DType;
@@ -60,13 +58,13 @@ impl Bounds {
         let (ln2, b, c) = (ln2 as i128, b as i128, c as i128);
         let zmax = ((1i128 << w) - 1) / ln2;
         let pmax = b.pow(2).max((b - ln2 + 1).pow(2)) + c;
-        let pb = bitlen(pmax as u128);
+        let pb = bits_of(pmax as u128);
         Bounds {
-            zb: bitlen(zmax as u128),
+            zb: bits_of(zmax as u128),
             pb,
-            sb: bitlen(pb as u128),
+            sb: bits_of(pb as u128),
             saturate: zmax > pb as i128,
-            tb: bitlen((row_len as i128 * pmax) as u128),
+            tb: bits_of((row_len as i128 * pmax) as u128),
         }
     }
 }

@@ -169,8 +169,8 @@ fn run_pass(mut module: Module, pass: &'static Pass, limits: &Limits) -> (Module
     let mut layers = Vec::new();
     for index in 0..module.layers.len() {
         let layer = &module.layers[index];
-        let before = cost::layer(&module, layer).1;
         let ranges = cost::ranges(&module, layer);
+        let before = cost::layer_with(&module, layer, ranges).1;
         let mut graph = LayerGraph::new(consts, layer, ranges);
         let (runner, applied) = graph.saturate(&rewrites, limits);
         let (optimized, _) = graph.extract();
