@@ -5,7 +5,7 @@
 //! ones are the interpreter's results and fit their dtype, but an operand past its dtype (a
 //! wrong value handed in) must give an error, not a wrapped integer.
 
-use super::{field, int, Wire, F};
+use super::{constant, field, int, weighted_sum, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError};
 
 /// `x[rows, k] * w[k, n] + bias[n]` with constant `w` and `bias`: the weights become
@@ -36,16 +36,20 @@ pub fn linear(
     for row in x.chunks(k.max(1)) {
         for j in 0..n {
             let b = bias.map_or(0, |b| b[j] as i128);
-            let mut lc = LinearCombination::from((field(b), ark_relations::gr1cs::Variable::One));
+            let one = constant(1);
+            let mut terms = vec![(field(b), &one)];
             let mut value = b;
             for (i, xi) in row.iter().enumerate() {
                 let c = w[i * n + j] as i128;
                 if c != 0 {
-                    lc = lc + (field(c), &xi.lc);
+                    terms.push((field(c), &xi.lc));
                     value = int::add(value, int::mul(c, xi.value)?)?;
                 }
             }
-            out.push(Wire { lc, value });
+            out.push(Wire {
+                lc: weighted_sum(terms),
+                value,
+            });
         }
     }
     Ok(out)

@@ -11,7 +11,7 @@
 //! [`Domain`] tag. Tests pin outputs so a change of parameters cannot go unnoticed.
 
 use super::range::{equal, range_checked};
-use super::{field, Wire, F};
+use super::{constant, field, weighted_sum, Wire, F};
 use ark_crypto_primitives::sponge::constraints::CryptographicSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::constraints::PoseidonSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::{
@@ -159,14 +159,18 @@ pub fn pack_checked(values: &[Wire], dtype: DType) -> Vec<Commitment> {
     values
         .chunks(per_element(dtype))
         .map(|chunk| {
-            let mut lc = LinearCombination::zero();
+            let one = constant(1);
+            let mut terms = Vec::new();
             let mut value = F::from(0u8);
             for (i, v) in chunk.iter().enumerate() {
                 let scale = pow2(dtype.bits() * i as u32);
-                lc = lc + (scale, &(v.lc.clone() + (field(offset), Variable::One)));
+                terms.extend([(scale, &v.lc), (scale * field(offset), &one)]);
                 value += field(v.value + offset) * scale;
             }
-            Commitment { lc, value }
+            Commitment {
+                lc: weighted_sum(terms),
+                value,
+            }
         })
         .collect()
 }

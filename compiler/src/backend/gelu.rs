@@ -37,7 +37,7 @@
 //! that does not fit the result dtype.
 
 use super::range::{boolean, decompose, equal, range_checked, Ranges};
-use super::{constant, field, witness, Wire, F};
+use super::{constant, field, weighted_sum, witness, Wire, F};
 use ark_ff::Field;
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use zkc_lang::semantics::GeluAttrs;
@@ -264,16 +264,19 @@ pub(crate) fn element(
     equal(cs, &index, &j.lc)?;
     let d1 = op.degree + 1;
     let coef = |i: usize| -> Result<Wire, SynthesisError> {
-        let mut lc = LinearCombination::zero();
+        let mut terms = Vec::new();
         let mut value = 0i128;
         for (s, f) in phi.iter().enumerate() {
             let c = op.coef[s * d1 + i] as i128;
             if c != 0 {
-                lc = lc + (field(c), &f.lc);
+                terms.push((field(c), &f.lc));
                 value = checked(c.checked_mul(f.value).and_then(|v| v.checked_add(value)))?;
             }
         }
-        Ok(Wire { lc, value })
+        Ok(Wire {
+            lc: weighted_sum(terms),
+            value,
+        })
     };
     let mut h = coef(op.degree)?;
     for i in (0..op.degree).rev() {

@@ -47,6 +47,21 @@ pub fn constant(v: i128) -> LinearCombination<F> {
     LinearCombination::from((field(v), Variable::One))
 }
 
+/// `Σ c·x` over `terms` as one combination, built at once: adding them one at a time
+/// (`lc + (c, &x)`) merges into a new vector at each step, quadratic in the terms, which was most
+/// of a d=768 block's proving time (its `linear` outputs have 768 or 3072 terms).
+pub fn weighted_sum<'a>(
+    terms: impl IntoIterator<Item = (F, &'a LinearCombination<F>)>,
+) -> LinearCombination<F> {
+    let mut out = Vec::new();
+    for (c, x) in terms {
+        out.extend(x.iter().map(|&(k, v)| (c * k, v)));
+    }
+    let mut lc = LinearCombination(out);
+    lc.compactify();
+    lc
+}
+
 /// A fresh witness variable holding `v`.
 pub fn witness(cs: &ConstraintSystemRef<F>, v: i128) -> Result<Wire, SynthesisError> {
     Ok(Wire {

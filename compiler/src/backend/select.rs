@@ -7,7 +7,7 @@
 //! how the data is authenticated, not what is selected.
 
 use super::range::{boolean, equal};
-use super::{field, int, Wire, F};
+use super::{field, int, weighted_sum, Wire, F};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 /// `φ` one-hot at `index` over `slots`: `slots + 2` constraints.
@@ -52,16 +52,19 @@ pub fn gather(
     let phi = one_hot(cs, index, rows)?;
     Ok((0..width)
         .map(|t| {
-            let mut lc = LinearCombination::zero();
+            let mut terms = Vec::new();
             let mut value = 0;
             for (k, f) in phi.iter().enumerate() {
                 let c = table[k * width + t] as i128;
                 if c != 0 {
-                    lc = lc + (field(c), &f.lc);
+                    terms.push((field(c), &f.lc));
                     value += c * f.value;
                 }
             }
-            Wire { lc, value }
+            Wire {
+                lc: weighted_sum(terms),
+                value,
+            }
         })
         .collect())
 }
