@@ -41,11 +41,11 @@ fn honest() -> &'static Honest {
         let mut rng = StdRng::seed_from_u64(0);
         setup(&module, "fuzz", None, None, &dir, &mut rng, &mut |_, _, _| {}).unwrap();
         let vd = VerifyingData::read(&vk_path(&dir)).unwrap();
-        let prover = Prover::new(&module, "fuzz", &dir, &vd).unwrap();
-        let interp = Interpreter::new(module.clone()).unwrap();
+        let interp = Interpreter::new(module).unwrap();
+        let prover = Prover::new(&interp, "fuzz", &dir, &vd).unwrap();
         let out = dir.join("run.zkp");
         prover
-            .generate(&interp, &[1, 2], 2, &out, &mut rng, &mut |_| {})
+            .generate(&[1, 2], 2, &out, &mut rng, &mut |_| {})
             .unwrap();
         let bundle = std::fs::read(&out).unwrap();
         let _ = std::fs::remove_dir_all(&dir);

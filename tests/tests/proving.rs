@@ -84,19 +84,13 @@ fn run() -> &'static Run {
         let here = dir("honest");
         let (artifact, vd) = compiled(11, &here);
         let (_, other) = compiled(12, &dir("other"));
-        let prover = Prover::new(
-            &artifact.module,
-            &artifact.header.ir_sha256,
-            &here.join("keys"),
-            &vd,
-        )
-        .unwrap();
         let interp = Interpreter::new(artifact.module.clone()).unwrap();
+        let prover =
+            Prover::new(&interp, &artifact.header.ir_sha256, &here.join("keys"), &vd).unwrap();
         let out = here.join("run.zkp");
         let mut outputs = Vec::new();
         prover
             .generate(
-                &interp,
                 &PROMPT,
                 MAX_NEW,
                 &out,
@@ -470,8 +464,8 @@ fn damaged_or_inconsistent_verifying_data_is_refused() {
 #[test]
 fn the_prover_refuses_keys_of_another_artifact() {
     let run = run();
-    let module = &run.artifact.module;
-    let err = Prover::new(module, "0000", &run.keys, &run.vd)
+    let interp = Interpreter::new(run.artifact.module.clone()).unwrap();
+    let err = Prover::new(&interp, "0000", &run.keys, &run.vd)
         .err()
         .expect("refused");
     assert!(err.to_string().contains("rerun `zkc setup`"), "{err}");
@@ -506,8 +500,8 @@ fn a_wrong_witness_names_the_instruction_whose_constraint_fails() {
     use zkc_runtime::proving::ProvingError;
     let run = run();
     let module = &run.artifact.module;
-    let prover = Prover::new(module, &run.artifact.header.ir_sha256, &run.keys, &run.vd).unwrap();
     let interp = Interpreter::new(module.clone()).unwrap();
+    let prover = Prover::new(&interp, &run.artifact.header.ir_sha256, &run.keys, &run.vd).unwrap();
     let mut runner = zkc_runtime::interp::ModelRunner::new(&interp).unwrap();
     let mut witness = runner.step(PROMPT[0], true).unwrap().witness.unwrap();
     let is_softmax = |i: &&zkc_lang::Inst| matches!(i.op, zkc_lang::Op::Softmax { .. });
@@ -565,18 +559,11 @@ fn keys_for_some_buckets_prove_in_the_smallest_keyed_bucket() {
         "the largest keyed bucket bounds a generation"
     );
     assert_eq!(vd.layers.len(), 4, "embed, the blocks' bucket 4, head");
-    let prover = Prover::new(
-        &run.artifact.module,
-        &run.artifact.header.ir_sha256,
-        &keys,
-        &vd,
-    )
-    .unwrap();
     let interp = Interpreter::new(run.artifact.module.clone()).unwrap();
+    let prover = Prover::new(&interp, &run.artifact.header.ir_sha256, &keys, &vd).unwrap();
     let out = dir("bucket4").join("run.zkp");
     let bundle = prover
         .generate(
-            &interp,
             &PROMPT,
             MAX_NEW,
             &out,

@@ -84,13 +84,12 @@ fn a_trained_model_proves_forty_steps_that_verify() {
     assert_eq!(prompt.len(), PROMPT.len(), "one token per byte");
     let max_new = STEPS + 1 - prompt.len();
     assert!(prompt.len() + max_new <= vd.context);
-    let prover = Prover::new(&artifact.module, &artifact.header.ir_sha256, &keys, &vd).unwrap();
     let interp = Interpreter::new(artifact.module.clone()).unwrap();
+    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &keys, &vd).unwrap();
     let out = dir.join("run.zkp");
     let mut outputs = Vec::new();
     let bundle = prover
         .generate(
-            &interp,
             &prompt,
             max_new,
             &out,

@@ -145,29 +145,50 @@ fn expose(
     publish(cs, &c, commit(values[v.index()].data(), ty.dtype))
 }
 
-/// The Merkle trees of the module's large tables (those whose rows are cheaper to prove by a
-/// path than by selection), built once per model.
-pub struct Tables {
+/// What a module's circuits read besides its instructions: its constants' data and the Merkle
+/// trees of its large tables (those whose rows are cheaper to prove by a path than by
+/// selection), built once per model.
+pub struct Tables<'a> {
+    consts: Vec<&'a [i64]>,
     trees: HashMap<ConstId, MerkleTree>,
 }
 
-impl Tables {
-    pub fn new(module: &Module) -> Tables {
+impl<'a> Tables<'a> {
+    /// From the module's inline constants.
+    pub fn new(module: &'a Module) -> Tables<'a> {
+        let consts = module
+            .consts
+            .iter()
+            .map(|c| match &c.data {
+                ConstData::Inline(d) => d.as_slice(),
+                ConstData::Extern => &[],
+            })
+            .collect();
+        Tables::with_constants(module, consts)
+    }
+
+    /// With each constant's data (by `ConstId`) held elsewhere, e.g. by the interpreter, so
+    /// that a large model's weights are held once.
+    pub fn with_constants(module: &Module, consts: Vec<&'a [i64]>) -> Tables<'a> {
         let mut trees = HashMap::new();
         for inst in module.layers.iter().flat_map(|l| &l.insts) {
             if let (Op::Gather, Operand::Const(c)) = (&inst.op, inst.args[0]) {
                 let table = module.constant(c);
                 let (rows, width) = (table.ty.shape[0], table.ty.shape[1..].iter().product());
-                if let (true, ConstData::Inline(data)) =
-                    (merkle::cheaper(rows, width, table.ty.dtype), &table.data)
-                {
+                let data = consts[c.index()];
+                if merkle::cheaper(rows, width, table.ty.dtype) && !data.is_empty() {
                     trees
                         .entry(c)
                         .or_insert_with(|| MerkleTree::new(data, width, table.ty.dtype));
                 }
             }
         }
-        Tables { trees }
+        Tables { consts, trees }
+    }
+
+    /// Constant `c`'s data (empty if the module does not carry it).
+    pub fn constant(&self, c: ConstId) -> &[i64] {
+        self.consts[c.index()]
     }
 }
 
@@ -175,7 +196,7 @@ impl Tables {
 /// and where its lookups' challenge comes from (if it has lookups).
 pub struct LayerCircuit<'a> {
     pub module: &'a Module,
-    pub tables: &'a Tables,
+    pub tables: &'a Tables<'a>,
     pub index: usize,
     pub values: &'a [Tensor],
     pub challenger: &'a dyn Challenger,
@@ -362,12 +383,7 @@ fn synthesize_observed(
         lookup::begin(cs, width);
     }
     observe(Section::Boundary);
-    let konst = |c: zkc_lang::ConstId| -> &[i64] {
-        match &module.constant(c).data {
-            ConstData::Inline(d) => d,
-            ConstData::Extern => &[],
-        }
-    };
+    let konst = |c: zkc_lang::ConstId| tables.constant(c);
     let mut wires: Vec<Option<Vec<Wire>>> = vec![None; layer.values.len()];
     for &v in &layer.inputs {
         let ws: Vec<Wire> = values[v.index()]

@@ -1,5 +1,6 @@
 use super::setup::bytes;
 use super::{compile, gen_model, parse};
+use crate::proving::reference::chain_rate;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -9,7 +10,9 @@ use std::process::{Command, ExitCode, Stdio};
 ///
 /// Makes a model of the preset's shape, compiles it, then runs `zkc setup` (keys for the one
 /// context bucket the run needs), `zkc prove` (one prompt token, `--tokens` generated) and `zkc
-/// verify` as child processes and reads their figures and peak RSS. Prints a Markdown table; with `-o`, also writes it into that file
+/// verify` as child processes and reads their figures and peak RSS, then proves an x·x chain of
+/// 2^19 constraints in-process: the reference rate the blocks' is compared with. Prints a
+/// Markdown table; with `-o`, also writes it into that file
 /// between `<!-- bench:NAME -->` markers (replacing an earlier run of the same name). A model
 /// whose largest layer cannot be set up in this machine's memory is refused with the estimate.
 /// Examples:
@@ -114,6 +117,7 @@ impl Args {
         ])?;
         let vk = Path::new(&keys).join("vk").display().to_string();
         let (verify, _) = child(&["verify", &vk, &run, "--json"])?;
+        let reference = chain_rate(REFERENCE_CHAIN, &mut rand::rngs::OsRng)?;
         Ok(table(
             &self.preset,
             &counts,
@@ -122,10 +126,16 @@ impl Args {
             &prove,
             prove_rss,
             &verify,
+            reference,
         ))
     }
 }
 
+/// Constraints of the reference `x·x` chain the layers' proving rate is compared with (about a
+/// d=768 block's size).
+const REFERENCE_CHAIN: usize = 1 << 19;
+
+#[allow(clippy::too_many_arguments)]
 fn table(
     preset: &str,
     counts: &[usize],
@@ -134,6 +144,7 @@ fn table(
     prove: &Value,
     prove_rss: u64,
     verify: &Value,
+    reference: f64,
 ) -> String {
     let num = |v: &Value| v.as_f64().unwrap_or(0.0);
     let steps = prove["steps"].as_u64().unwrap_or(0).max(1) as f64;
@@ -163,14 +174,39 @@ fn table(
         bytes(prove["bundle_bytes"].as_u64().unwrap_or(0)),
         steps,
     );
-    out += "\n| layer | constraints | setup s | proving key | prove s per token |\n| --- | --- | --- | --- | --- |\n";
     let layer_seconds = prove["layer_seconds"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    for (k, layer) in setup["layers"].as_array().into_iter().flatten().enumerate() {
-        // Over the steps that ran this layer (bucket).
-        let ran: Vec<f64> = layer_seconds.iter().filter_map(|s| s[k].as_f64()).collect();
+    // Per layer, over the steps that ran it (its bucket): the mean and the fastest.
+    let ran =
+        |k: usize| -> Vec<f64> { layer_seconds.iter().filter_map(|s| s[k].as_f64()).collect() };
+    let layers: Vec<&Value> = setup["layers"].as_array().into_iter().flatten().collect();
+    let blocks: Vec<usize> = (0..layers.len())
+        .filter(|&k| {
+            layers[k]["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("block")
+        })
+        .filter(|&k| !ran(k).is_empty())
+        .collect();
+    let block_constraints: usize = blocks
+        .iter()
+        .map(|&k| counts.get(k).copied().unwrap_or(0))
+        .sum();
+    let block_seconds: f64 = blocks
+        .iter()
+        .map(|&k| ran(k).into_iter().fold(f64::MAX, f64::min))
+        .sum();
+    let block_rate = block_constraints as f64 / block_seconds.max(1e-9);
+    out += &format!(
+        "| prover rate | blocks {block_rate:.0} constraints/s at their fastest step; an x·x chain of {REFERENCE_CHAIN} constraints {reference:.0}/s in the same run (ratio {:.2}) |\n",
+        block_rate / reference
+    );
+    out += "\n| layer | constraints | setup s | proving key | prove s per token |\n| --- | --- | --- | --- | --- |\n";
+    for (k, layer) in layers.iter().enumerate() {
+        let ran = ran(k);
         let mean = ran.iter().sum::<f64>() / ran.len().max(1) as f64;
         out += &format!(
             "| {} | {} | {:.1} | {} | {mean:.2} |\n",

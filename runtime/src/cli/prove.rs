@@ -63,21 +63,15 @@ impl Args {
         let artifact = artifact::read(&self.artifact)?;
         let prompt = self.prompt.ids(artifact.tokenizer.as_ref())?;
         let vd = VerifyingData::read(&vk_path(&self.keys))?;
-        let prover = Prover::new(
-            &artifact.module,
-            &artifact.header.ir_sha256,
-            &self.keys,
-            &vd,
-        )?;
-        let interp = Interpreter::new(artifact.module.clone())?;
-        let progress = bar(0, "prove");
+        let interp = Interpreter::new(artifact.module)?;
+        let prover = Prover::new(&interp, &artifact.header.ir_sha256, &self.keys, &vd)?;
+        let progress = bar(0, "prove (steps)");
         let mut layer_seconds: Vec<Vec<Option<f64>>> = Vec::new();
         let mut step_seconds = Vec::new();
         let mut current = vec![None; vd.layers.len()];
         let mut outputs = Vec::new();
         let quiet = self.json;
         let bundle = prover.generate(
-            &interp,
             &prompt,
             self.max_new,
             &self.output,
@@ -130,7 +124,7 @@ impl Args {
             layer_names: vd
                 .layers
                 .iter()
-                .map(|k| zkc_compiler::backend::cost::layer_label(&artifact.module, k.layer))
+                .map(|k| zkc_compiler::backend::cost::layer_label(interp.module(), k.layer))
                 .collect(),
             bundle_bytes: std::fs::metadata(&self.output).map_or(0, |m| m.len()),
             proof_bytes_per_step: bundle.proof_bytes_per_step(),

@@ -42,12 +42,14 @@ impl Args {
         let artifact = artifact::read(&self.artifact)?;
         let vocabulary = artifact.tokenizer.as_ref().map(|t| t.tokens().to_vec());
         let module = &artifact.module;
-        let keyed = module
+        // Progress in constraints, which setup's time follows more closely than layers.
+        let constraints: usize = module
             .layers
             .iter()
             .filter(|l| zkc_lang::buckets::keyed(l, self.buckets.as_deref()))
-            .count();
-        let progress = bar(keyed as u64, "setup");
+            .map(|l| zkc_compiler::backend::cost::layer(module, l).1)
+            .sum();
+        let progress = bar(constraints as u64, "setup (constraints)");
         let mut layers: Vec<LayerSetup> = Vec::new();
         let vd = setup(
             &artifact.module,
@@ -59,7 +61,7 @@ impl Args {
             &mut |_, name, done| match done {
                 None => progress.set_message(format!("layer {name}")),
                 Some(figures) => {
-                    progress.inc(1);
+                    progress.inc(figures.constraints as u64);
                     layers.push(figures.clone());
                 }
             },

@@ -132,6 +132,13 @@ impl Interpreter {
         &self.module
     }
 
+    /// Each constant's data, by `ConstId`: what the circuits read ([`Tables::with_constants`]).
+    ///
+    /// [`Tables::with_constants`]: zkc_compiler::backend::layer::Tables::with_constants
+    pub fn constants(&self) -> Vec<&[i64]> {
+        self.consts.iter().map(Tensor::data).collect()
+    }
+
     /// Runs layer `index` on its inputs and states (in declaration order).
     pub fn run_layer(
         &self,

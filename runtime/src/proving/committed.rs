@@ -281,6 +281,16 @@ pub struct Shape {
     pub constraints: usize,
 }
 
+impl Shape {
+    /// The memory its matrices hold: a vector per row and a coefficient and index per nonzero.
+    pub fn bytes(&self) -> u64 {
+        let rows = self.matrices.iter().map(Vec::len).sum::<usize>();
+        let nonzeros = self.matrices.iter().flatten().map(Vec::len).sum::<usize>();
+        (rows * std::mem::size_of::<Vec<(F, usize)>>()
+            + nonzeros * std::mem::size_of::<(F, usize)>()) as u64
+    }
+}
+
 /// Builds the circuit `build` makes (given its challenger: the prover's [`Commitment`]) and
 /// proves it with `key`, whose verifying key has digest `digest`. Its matrices are built when
 /// `shape` is `None`, and returned for the next proof of the same circuit, which then only

@@ -7,6 +7,7 @@ pub mod committed;
 pub mod encoding;
 pub mod keys;
 pub mod prover;
+pub mod reference;
 pub mod setup;
 pub mod verifier;
 

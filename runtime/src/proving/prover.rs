@@ -10,6 +10,7 @@ use super::ProvingError;
 use crate::interp::{Interpreter, ModelRunner};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 use zkc_compiler::backend::diagnose::{diagnose, Diagnosis};
@@ -23,6 +24,12 @@ use zkc_lang::Module;
 /// beyond it each layer's key is read again at every step, so memory stays bounded by the
 /// largest layer.
 const KEEP_KEYS_BYTES: u64 = 2 << 30;
+
+/// Circuit shapes (constraint matrices) are kept between steps while they add up to no more
+/// than this; a layer whose shape does not fit builds its matrices again at every step (a d=768
+/// block's take about twice its proof's other work). gpt2-small shape's 13 layers hold about
+/// 8 GiB of matrices: with this budget its prover stays under 12 GiB.
+const KEEP_SHAPES_BYTES: u64 = 4 << 30;
 
 /// What the driver reports as it goes.
 pub enum Event<'a> {
@@ -44,28 +51,32 @@ pub enum Event<'a> {
 
 /// Proves the layers of one model with the keys in one directory.
 pub struct Prover<'m> {
+    interp: &'m Interpreter,
     module: &'m Module,
     ir_sha256: String,
-    tables: Tables,
+    tables: Tables<'m>,
     dir: PathBuf,
     kept: Option<Vec<ProvingKey>>,
     prepared: Vec<Prepared>,
     model: String,
     context: usize,
-    /// Per module layer, its circuit's shape, from its first proof.
+    /// Per module layer, its circuit's shape, from its first proof (while they fit in
+    /// [`KEEP_SHAPES_BYTES`]).
     shapes: Vec<OnceLock<Shape>>,
+    shape_bytes: AtomicU64,
     /// Per module layer, its key's index in the verifying data (`None`: not set up).
     key_of: Vec<Option<usize>>,
 }
 
 impl<'m> Prover<'m> {
-    /// `module` must carry its constants and be the one `vd` was set up for.
+    /// `interp` runs the module `vd` was set up for; its constants serve the circuits too.
     pub fn new(
-        module: &'m Module,
+        interp: &'m Interpreter,
         ir_sha256: &str,
         dir: &Path,
         vd: &VerifyingData,
     ) -> Result<Prover<'m>, ProvingError> {
+        let module = interp.module();
         zkc_compiler::backend::check::check(module)?;
         let fits = vd
             .layers
@@ -97,15 +108,17 @@ impl<'m> Prover<'m> {
             None
         };
         Ok(Prover {
+            interp,
             module,
             ir_sha256: ir_sha256.to_string(),
-            tables: Tables::new(module),
+            tables: Tables::with_constants(module, interp.constants()),
             dir: dir.to_path_buf(),
             kept,
             prepared: vd.prepared(),
             model: vd.commitment.clone(),
             context: vd.context,
             shapes: module.layers.iter().map(|_| OnceLock::new()).collect(),
+            shape_bytes: AtomicU64::new(0),
             key_of,
         })
     }
@@ -201,7 +214,7 @@ impl<'m> Prover<'m> {
     }
 
     /// One proof of layer `index` from `values` (its record), in two rounds when it has
-    /// lookups. The layer's shape is built at its first proof and kept.
+    /// lookups. The layer's shape is built at its first proof and kept if it fits the budget.
     fn prove(
         &self,
         index: usize,
@@ -223,7 +236,12 @@ impl<'m> Prover<'m> {
         let kept = self.shapes[index].get();
         let (proof, built) = committed::prove_circuit(pk, prepared.digest, build, kept, rng)?;
         if let Some(shape) = built {
-            let _ = self.shapes[index].set(shape);
+            let bytes = shape.bytes();
+            let kept = self.shape_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            match kept <= KEEP_SHAPES_BYTES {
+                true => drop(self.shapes[index].set(shape)),
+                false => drop(self.shape_bytes.fetch_sub(bytes, Ordering::Relaxed)),
+            }
         }
         Ok(proof)
     }
@@ -232,7 +250,6 @@ impl<'m> Prover<'m> {
     /// `output` as soon as it is done. Returns the finished bundle.
     pub fn generate(
         &self,
-        interp: &Interpreter,
         prompt: &[u32],
         max_new: usize,
         output: &Path,
@@ -251,7 +268,7 @@ impl<'m> Prover<'m> {
                 self.context
             )));
         }
-        let mut runner = ModelRunner::new(interp)?.only(&|l| self.key_of[l].is_some());
+        let mut runner = ModelRunner::new(self.interp)?.only(&|l| self.key_of[l].is_some());
         let mut bundle = Bundle {
             model: self.model.clone(),
             prompt: prompt.to_vec(),
