@@ -20,7 +20,8 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// Calibrates the float model on text (`--calibrate FILE`, or zkc's built-in English text for
 /// models with a tokenizer; seeded random tokens otherwise), picks fixed-point scales, quantizes the
 /// weights (per output channel) and lowers every op to integer ops: one IR layer for the
-/// embedding, one per transformer block, one for the head. Then the optimizer (equality
+/// embedding, one per transformer block, one for the head; a layer above `--max-constraints` is
+/// cut into parts. Then the optimizer (equality
 /// saturation, fewest constraints; `--no-opt` skips it, `--passes` picks passes, `--approx` adds
 /// the approximate one, `--emit ir --after PASS` stops after PASS). The default output is the versioned
 /// artifact `MODEL.circ` (a header with the model's and the IR's SHA-256, then the IR); `--emit
@@ -51,6 +52,12 @@ pub struct Args {
     /// Stats from built constraint systems: also witness variables and matrix nonzeros.
     #[arg(long)]
     exact: bool,
+    /// The most constraints one circuit may have: a layer above it is cut into parts at value
+    /// boundaries (`NAME.partK`, each its own circuit and proof, linked by commitments), before
+    /// the optimizer runs on them. The default, 2^21, keeps a part's setup (about 3 times its
+    /// ~1.1 GB proving key) and proof well under 12 GB.
+    #[arg(long, default_value_t = 1 << 21, value_name = "N")]
+    max_constraints: usize,
     /// With `--emit ir`: the IR as it is after this pass of the pipeline.
     #[arg(long, value_name = "PASS")]
     after: Option<String>,
@@ -74,9 +81,16 @@ impl Args {
         if self.after.is_some() && self.emit != "ir" {
             return Err("--after needs --emit ir (the IR after that pass)".into());
         }
-        let module = self
-            .opt
-            .optimize(quantize(&model, &config)?, self.after.as_deref())?;
+        let (module, oversized) =
+            zkc_compiler::parts::split(quantize(&model, &config)?, self.max_constraints)?;
+        for o in &oversized {
+            let at = o.context.map_or(String::new(), |c| format!("@{c}"));
+            eprintln!(
+                "warning: `{}{at}` has {} constraints, above --max-constraints {}, and no value boundary cuts it further",
+                o.layer, o.constraints, self.max_constraints
+            );
+        }
+        let module = self.opt.optimize(module, self.after.as_deref())?;
         zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
             let measured = if self.exact {

@@ -1,0 +1,360 @@
+//! Bounded circuits (DESIGN §3): a layer with more constraints than the artifact's bound is cut
+//! into parts at a value boundary, each part a layer of its own (its own circuit, key and
+//! proof), linked as layers are: the part before the cut returns the boundary value and the part
+//! after takes it as an input of the same name, so the boundary's commitment is a link the
+//! verifier checks like any other.
+//!
+//! Cutting layer `L` at value `c` puts into the second part every instruction that computes
+//! `L`'s outputs from `c` and `L`'s inputs. The cut is valid when that reaches no state and the
+//! first part reads nothing the second computes: the KV caches stay in the first part, so the
+//! second is the same in every context bucket and is one stateless layer. Of the valid cuts the
+//! one whose larger part is smallest is taken (its boundary's commitment counted), and a part
+//! still above the bound is cut again while it can be. A stage's buckets are cut at the same
+//! values, chosen on its largest bucket. Parts are named `NAME.partK`.
+
+use crate::backend::cost;
+use std::collections::HashSet;
+use zkc_lang::{Inst, Layer, Module, Operand, ValueData, ValueDef, ValueId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartError {
+    #[error("layer `{layer}` (context {context:?}): the cut at `%{value}` chosen on its largest bucket does not apply here; compile with a larger --max-constraints")]
+    Bucket {
+        layer: String,
+        context: Option<usize>,
+        value: String,
+    },
+    #[error("layer `{layer}`: its buckets' part {part} differ, so it cannot be one stateless layer; compile with a larger --max-constraints")]
+    Differ { layer: String, part: usize },
+}
+
+/// A part above the bound that no value boundary cuts further.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Oversized {
+    pub layer: String,
+    pub context: Option<usize>,
+    pub constraints: usize,
+}
+
+/// `module` with every layer above `max` constraints cut into parts; also the parts that are
+/// still above it.
+pub fn split(module: Module, max: usize) -> Result<(Module, Vec<Oversized>), PartError> {
+    let mut layers = Vec::with_capacity(module.layers.len());
+    let mut oversized = Vec::new();
+    for stage in module.stages() {
+        let constraints = |l: &Layer| cost::layer(&module, l).1;
+        let largest = *stage.layers.last().expect("a stage has a layer");
+        if stage
+            .layers
+            .iter()
+            .all(|&l| constraints(&module.layers[l]) <= max)
+        {
+            layers.extend(stage.layers.iter().map(|&l| module.layers[l].clone()));
+            continue;
+        }
+        let mut plan = Vec::new();
+        let mut choose_best = |l: &Layer| -> Result<Option<ValueId>, PartError> {
+            let choice = match constraints(l) <= max {
+                true => None,
+                false => best_cut(&module, l),
+            };
+            plan.push(choice.map(|c| l.value(c).name.clone()));
+            Ok(choice)
+        };
+        let cut_largest = parts(module.layers[largest].clone(), &mut choose_best)?;
+        if cut_largest.len() == 1 {
+            // No value boundary makes it smaller: kept whole, and reported.
+            for &l in &stage.layers {
+                let layer = &module.layers[l];
+                if constraints(layer) > max {
+                    oversized.push(Oversized {
+                        layer: layer.name.clone(),
+                        context: layer.context(),
+                        constraints: constraints(layer),
+                    });
+                }
+                layers.push(layer.clone());
+            }
+            continue;
+        }
+        let mut per_bucket = Vec::new();
+        for &l in &stage.layers[..stage.layers.len() - 1] {
+            let layer = &module.layers[l];
+            let mut planned = plan.iter();
+            let mut choose_planned = |part: &Layer| -> Result<Option<ValueId>, PartError> {
+                let Some(name) = planned.next().cloned().flatten() else {
+                    return Ok(None);
+                };
+                let missing = || PartError::Bucket {
+                    layer: layer.name.clone(),
+                    context: layer.context(),
+                    value: name.clone(),
+                };
+                let c = (0..part.values.len() as u32)
+                    .map(ValueId)
+                    .find(|&v| part.value(v).name == name)
+                    .ok_or_else(missing)?;
+                cut(part, c).map(|_| Some(c)).ok_or_else(missing)
+            };
+            per_bucket.push(parts(layer.clone(), &mut choose_planned)?);
+        }
+        per_bucket.push(cut_largest);
+        let named: Vec<Vec<Layer>> = per_bucket
+            .into_iter()
+            .map(|ps| {
+                ps.into_iter()
+                    .enumerate()
+                    .map(|(k, mut p)| {
+                        p.name = format!("{}.part{k}", stage.name);
+                        p
+                    })
+                    .collect()
+            })
+            .collect();
+        let count = named[0].len();
+        if let Some(k) = (1..count).find(|&k| named.iter().any(|ps| ps[k] != named[0][k])) {
+            return Err(PartError::Differ {
+                layer: stage.name.clone(),
+                part: k,
+            });
+        }
+        // The first part in every bucket (it keeps the caches), the others once.
+        let added = named.len() + count - 1;
+        layers.extend(named.iter().map(|ps| ps[0].clone()));
+        layers.extend(named[0][1..].iter().cloned());
+        for part in &layers[layers.len() - added..] {
+            let n = constraints(part);
+            if n > max {
+                oversized.push(Oversized {
+                    layer: part.name.clone(),
+                    context: part.context(),
+                    constraints: n,
+                });
+            }
+        }
+    }
+    Ok((
+        Module {
+            consts: module.consts,
+            layers,
+        },
+        oversized,
+    ))
+}
+
+/// `layer` cut wherever `choose` says, recursively, first part first.
+fn parts(
+    layer: Layer,
+    choose: &mut dyn FnMut(&Layer) -> Result<Option<ValueId>, PartError>,
+) -> Result<Vec<Layer>, PartError> {
+    let Some(c) = choose(&layer)? else {
+        return Ok(vec![layer]);
+    };
+    let (first, second) = cut(&layer, c).expect("chosen cuts are valid");
+    let mut all = parts(first, choose)?;
+    all.extend(parts(second, choose)?);
+    Ok(all)
+}
+
+/// The valid cut of `layer` whose larger part has the fewest constraints, if one is smaller
+/// than the layer.
+fn best_cut(module: &Module, layer: &Layer) -> Option<ValueId> {
+    let whole = cost::layer(module, layer).1;
+    layer
+        .insts
+        .iter()
+        .flat_map(|i| i.results.iter().copied())
+        .filter_map(|c| {
+            let (first, second) = cut(layer, c)?;
+            let larger = cost::layer(module, &first)
+                .1
+                .max(cost::layer(module, &second).1);
+            Some((larger, c))
+        })
+        .filter(|&(larger, _)| larger < whole)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// `layer` cut at `c` (see the module doc), or `None` if that cut is not valid.
+fn cut(layer: &Layer, c: ValueId) -> Option<(Layer, Layer)> {
+    if layer.outputs.contains(&c) || !matches!(layer.value(c).def, ValueDef::Inst { .. }) {
+        return None;
+    }
+    // The second part: what the outputs need, back to `c` and the layer's inputs.
+    let mut second = HashSet::new();
+    let mut read_inputs = HashSet::new();
+    let mut stack: Vec<ValueId> = layer.outputs.clone();
+    while let Some(v) = stack.pop() {
+        match layer.value(v).def {
+            _ if v == c => {}
+            ValueDef::Input(_) => {
+                read_inputs.insert(v);
+            }
+            ValueDef::State(_) => return None,
+            ValueDef::Inst { inst, .. } => {
+                if second.insert(inst) {
+                    stack.extend(values_read(&layer.insts[inst]));
+                }
+            }
+        }
+    }
+    let first: Vec<usize> = (0..layer.insts.len())
+        .filter(|i| !second.contains(i))
+        .collect();
+    let defined_in_second = |v: ValueId| matches!(layer.value(v).def, ValueDef::Inst { inst, .. } if second.contains(&inst));
+    if second.is_empty()
+        || first
+            .iter()
+            .any(|&i| values_read(&layer.insts[i]).any(defined_in_second))
+    {
+        return None;
+    }
+    let mut second: Vec<usize> = second.into_iter().collect();
+    second.sort_unstable();
+    let outputs_of = |part: &[usize]| -> Vec<ValueId> {
+        layer
+            .outputs
+            .iter()
+            .copied()
+            .filter(|&o| match layer.value(o).def {
+                ValueDef::Inst { inst, .. } => part.contains(&inst),
+                _ => false,
+            })
+            .collect()
+    };
+    let mut first_outputs = outputs_of(&first);
+    first_outputs.push(c);
+    let second_inputs: Vec<ValueId> = std::iter::once(c)
+        .chain(
+            layer
+                .inputs
+                .iter()
+                .copied()
+                .filter(|v| read_inputs.contains(v)),
+        )
+        .collect();
+    Some((
+        sub_layer(layer, &layer.inputs, &layer.states, &first, &first_outputs),
+        sub_layer(layer, &second_inputs, &[], &second, &outputs_of(&second)),
+    ))
+}
+
+fn values_read(inst: &Inst) -> impl Iterator<Item = ValueId> + '_ {
+    inst.args.iter().filter_map(|a| match a {
+        Operand::Value(v) => Some(*v),
+        Operand::Const(_) => None,
+    })
+}
+
+/// The layer of `layer`'s `insts` (in order) with these inputs, states and outputs, its values
+/// renumbered (names kept: they link the parts).
+fn sub_layer(
+    layer: &Layer,
+    inputs: &[ValueId],
+    states: &[ValueId],
+    insts: &[usize],
+    outputs: &[ValueId],
+) -> Layer {
+    let mut new_id = vec![None; layer.values.len()];
+    let mut values = Vec::new();
+    let mut define = |v: ValueId, def: ValueDef| {
+        new_id[v.index()] = Some(ValueId(values.len() as u32));
+        values.push(ValueData {
+            def,
+            ..layer.value(v).clone()
+        });
+    };
+    for (k, &v) in inputs.iter().enumerate() {
+        define(v, ValueDef::Input(k));
+    }
+    for (k, &v) in states.iter().enumerate() {
+        define(v, ValueDef::State(k));
+    }
+    for (i, &inst) in insts.iter().enumerate() {
+        for (result, &v) in layer.insts[inst].results.iter().enumerate() {
+            define(v, ValueDef::Inst { inst: i, result });
+        }
+    }
+    let id = |v: &ValueId| new_id[v.index()].expect("a part defines what it reads");
+    Layer {
+        name: layer.name.clone(),
+        values,
+        inputs: inputs.iter().map(id).collect(),
+        states: states.iter().map(id).collect(),
+        insts: insts
+            .iter()
+            .map(|&i| {
+                let inst = &layer.insts[i];
+                Inst {
+                    op: inst.op.clone(),
+                    args: inst
+                        .args
+                        .iter()
+                        .map(|a| match a {
+                            Operand::Value(v) => Operand::Value(id(v)),
+                            c => *c,
+                        })
+                        .collect(),
+                    results: inst.results.iter().map(id).collect(),
+                }
+            })
+            .collect(),
+        outputs: outputs.iter().map(id).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufFile;
+    use crate::model::{generate_gpt2, FloatModel, ModelConfig};
+    use crate::quantize::{quantize, QuantConfig};
+
+    fn tiny() -> Module {
+        let gguf = GgufFile::from_bytes(generate_gpt2(&ModelConfig::tiny()).to_bytes()).unwrap();
+        let quant = QuantConfig {
+            context: Some(16),
+            ..QuantConfig::default()
+        };
+        quantize(&FloatModel::load(&gguf).unwrap(), &quant).unwrap()
+    }
+
+    fn named(layer: &Layer, name: &str) -> ValueId {
+        (0..layer.values.len() as u32)
+            .map(ValueId)
+            .find(|&v| layer.value(v).name == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_cut_keeps_the_caches_and_what_reads_them_in_the_first_part() {
+        let module = tiny();
+        let block = module.layers.iter().find(|l| l.name == "block.0").unwrap();
+        let (first, second) = cut(block, named(block, "blk.0.attn_residual")).unwrap();
+        assert_eq!(first.states.len(), block.states.len());
+        assert!(second.states.is_empty());
+        assert_eq!(first.insts.len() + second.insts.len(), block.insts.len());
+        let input = |l: &Layer, k: usize| l.value(l.inputs[k]).name.clone();
+        assert_eq!(input(&second, 0), "blk.0.attn_residual");
+        // A value inside attention: the rest of the block still needs the caches.
+        assert!(cut(block, named(block, "blk.0.attn.q.0")).is_none());
+        // An output is no boundary.
+        assert!(cut(block, block.outputs[0]).is_none());
+    }
+
+    #[test]
+    fn what_no_boundary_cuts_below_the_bound_is_kept_whole_and_reported() {
+        let module = tiny();
+        let (split, oversized) = split(module.clone(), 1).unwrap();
+        assert!(split.layers.iter().any(|l| l.name == "embed"));
+        assert!(split.layers.iter().any(|l| l.name == "head.part0"));
+        assert_eq!(
+            oversized.len(),
+            split.layers.len(),
+            "every circuit is above one constraint"
+        );
+        let (same, none) = super::split(module.clone(), usize::MAX).unwrap();
+        assert_eq!((same, none), (module, vec![]));
+    }
+}
