@@ -135,10 +135,36 @@ pub fn layer_with(
     }
     by_op.insert("commitments", boundary(layer, r));
     if r.table() > 0 {
-        by_op.insert(TABLE, r.table());
+        by_op.insert(TABLE, r.table() + function_entries(module, layer, r));
     }
     let total = by_op.values().sum();
     (by_op, total)
+}
+
+/// The entries functions evaluated by table add to the layer's lookup table (`gelu`'s).
+fn function_entries(module: &Module, layer: &Layer, r: Ranges) -> usize {
+    layer
+        .insts
+        .iter()
+        .map(|inst| match &inst.op {
+            Op::Gelu(attrs) => {
+                let arg = |k: usize| match inst.args[k] {
+                    Operand::Value(v) => &layer.value(v).ty,
+                    Operand::Const(c) => &module.constant(c).ty,
+                };
+                let out = &layer.value(inst.results[0]).ty;
+                gelu::table_entries(
+                    out.shape.iter().product(),
+                    *attrs,
+                    arg(1).shape[1] - 1,
+                    arg(0).dtype,
+                    out.dtype,
+                    r,
+                )
+            }
+            _ => 0,
+        })
+        .sum()
 }
 
 /// How the layer's circuit checks ranges: whichever of bits and the table widths gives it the

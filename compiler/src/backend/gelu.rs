@@ -40,7 +40,7 @@ use super::range::{boolean, decompose, equal, range_checked, Ranges};
 use super::{constant, field, weighted_sum, witness, Wire, F};
 use ark_ff::Field;
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
-use zkc_lang::semantics::GeluAttrs;
+use zkc_lang::semantics::{gelu_int, GeluAttrs};
 use zkc_lang::DType;
 
 /// One `gelu` instruction's constants: the coefficient table (`[segments, degree + 1]`,
@@ -100,17 +100,132 @@ fn outside_count(u: i128, sigma: i128, w: u32, k: u32) -> i128 {
     (k..w - 1).map(|i| ((u >> i) & 1) ^ sigma ^ 1).sum::<i128>()
 }
 
-/// `claimed[i]` is the prover's result for `x[i]`.
+/// `claimed[i]` is the prover's result for `x[i]`: by the function's table when the circuit
+/// has a lookup table and [`tabulated`] says it is cheaper, else segment by segment.
 pub fn gelu(
     cs: &ConstraintSystemRef<F>,
     x: &[Wire],
     op: &Gelu,
     claimed: &[i64],
 ) -> Result<Vec<Wire>, SynthesisError> {
+    let r = match super::lookup::width(cs) {
+        Some(width) => Ranges::Table { width },
+        None => Ranges::Bits,
+    };
+    if tabulated(x.len(), op.attrs, op.degree, op.input, op.output, r) {
+        let first = super::lookup::function(cs, |first| table(op, first))
+            .expect("a circuit with a table takes functions");
+        return x
+            .iter()
+            .zip(claimed)
+            .map(|(x, &y)| looked_up(cs, x, y as i128, op, first))
+            .collect();
+    }
     x.iter()
         .zip(claimed)
         .map(|(x, &y)| Ok(element(cs, x, op, &Hint::honest(op, x.value, y as i128))?.0))
         .collect()
+}
+
+/// The widest input a function table covers (a million entries).
+const TABLE_BITS: u32 = 20;
+
+/// Whether a circuit checking ranges by `r` evaluates `n` elements by the function's table:
+/// when it has a lookup table, the input is at most [`TABLE_BITS`] wide, and the table's
+/// `2^w` entries plus `rc(w) + rc(b) + 2` per element cost less than the segments.
+pub fn tabulated(
+    n: usize,
+    attrs: GeluAttrs,
+    degree: usize,
+    input: DType,
+    output: DType,
+    r: Ranges,
+) -> bool {
+    matches!(r, Ranges::Table { .. })
+        && input.bits() <= TABLE_BITS
+        && n * per_lookup(input, output, r) + (1usize << input.bits())
+            < segmented(n, attrs, degree, input, output, r)
+}
+
+/// Constraints per element by the table (their lookups included).
+fn per_lookup(input: DType, output: DType, r: Ranges) -> usize {
+    r.rc(input.bits()) + r.rc(output.bits()) + 2
+}
+
+/// The table's entries a circuit that checks ranges by `r` adds for `n` elements (0 when it
+/// evaluates them by segments): the lookup table's cost, beside its own entries.
+pub fn table_entries(
+    n: usize,
+    attrs: GeluAttrs,
+    degree: usize,
+    input: DType,
+    output: DType,
+    r: Ranges,
+) -> usize {
+    match tabulated(n, attrs, degree, input, output, r) {
+        true => 1 << input.bits(),
+        false => 0,
+    }
+}
+
+/// The table's entry for input `x` (offset `x' = x - min` in `[0, 2^w)`) with result `y`
+/// (offset `y'` in `[0, 2^b)`): `2^64 (first + 1) + y' + 2^b x'`. Below `2^(w+b) <= 2^40` the
+/// pair is one integer, and the tag above 2^64 keeps this function's entries off the range
+/// table's `[0, 2^20)` and off other functions' (whose `first` differs).
+fn encode(op: &Gelu, first: u32, x_offset: i128, y_offset: i128) -> F {
+    let tag = F::from(first as u64 + 1) * F::from(2u8).pow([64]);
+    tag + field(y_offset + (x_offset << op.output.bits()))
+}
+
+/// Every input's entry, in input order, for a table whose first entry is `first`: an input
+/// whose result does not fit the result dtype (which no witness can have) repeats the entry of
+/// the first input that fits, so the table has `2^w` entries, all of them true pairs.
+fn table(op: &Gelu, first: u32) -> Vec<F> {
+    let (lo, w) = (op.input.min() as i128, op.input.bits());
+    let result = |u: i128| {
+        gelu_int(u + lo, op.coef, op.degree, op.attrs)
+            .ok()
+            .filter(|&y| op.output.contains(y))
+            .map(|y| (u, y - op.output.min() as i128))
+    };
+    let fallback = (0..1i128 << w).find_map(result).unwrap_or((0, 0));
+    (0..1i128 << w)
+        .map(|u| {
+            let (u, y) = result(u).unwrap_or(fallback);
+            encode(op, first, u, y)
+        })
+        .collect()
+}
+
+/// One element by the table: `x` range-checked in its `w` bits and equated (`rc(w) + 1`), the
+/// result `y` range-checked in its `b` (`rc(b)`), and the pair looked up as its entry (1).
+///
+/// Soundness: with `0 <= x' < 2^w` and `0 <= y' < 2^b`, the looked-up combination is the integer
+/// `2^64 (first + 1) + y' + 2^b x'` (far below `p`), and so is every entry; LogUp makes it equal
+/// to one of them, hence to this function's entry for the same `x'`, whose `y'` is the
+/// semantics' result.
+fn looked_up(
+    cs: &ConstraintSystemRef<F>,
+    x: &Wire,
+    y: i128,
+    op: &Gelu,
+    first: u32,
+) -> Result<Wire, SynthesisError> {
+    let (x_min, y_min) = (op.input.min() as i128, op.output.min() as i128);
+    let checked_x = range_checked(cs, x.value, x_min, op.input.bits())?;
+    equal(cs, &checked_x.lc, &x.lc)?;
+    let y = range_checked(cs, y, y_min, op.output.bits())?;
+    let x_offset = x.value - x_min;
+    // The prover's index: the input's own entry (an input off the table has none to count).
+    let index = u32::try_from(x_offset)
+        .ok()
+        .filter(|&u| u < 1 << op.input.bits())
+        .map_or(u32::MAX, |u| first + u);
+    let lc = &y.lc - &constant(y_min)
+        + &(&(&x.lc - &constant(x_min)) * field(1i128 << op.output.bits()))
+        + (encode(op, first, 0, 0), ark_relations::gr1cs::Variable::One);
+    super::lookup::entry(cs, lc, index);
+    Ok(y)
 }
 
 /// A witness value that does not fit i128 cannot satisfy the constraints (every honest one
@@ -323,8 +438,24 @@ pub(crate) fn element(
     Ok((y, p_value))
 }
 
-/// The cost formula of docs/ir.md.
+/// The cost formula of docs/ir.md: by the table (its lookups; the entries count with the lookup
+/// table, [`table_entries`]) or by segments, whichever [`tabulated`] picks.
 pub fn cost(
+    n: usize,
+    attrs: GeluAttrs,
+    degree: usize,
+    input: DType,
+    output: DType,
+    r: Ranges,
+) -> usize {
+    match tabulated(n, attrs, degree, input, output, r) {
+        true => n * per_lookup(input, output, r),
+        false => segmented(n, attrs, degree, input, output, r),
+    }
+}
+
+/// Segment by segment (1. to 5. above).
+fn segmented(
     n: usize,
     attrs: GeluAttrs,
     degree: usize,
@@ -511,6 +642,85 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// `gelu` over `xs` with results `ys` in a circuit with a `width`-bit table; whether it is
+    /// satisfied (the count checked against the formula first).
+    fn by_table(op: &Gelu, xs: &[i64], ys: &[i64], mode: Alloc, width: u32) -> bool {
+        use crate::backend::lookup;
+        let r = Ranges::Table { width };
+        assert!(tabulated(
+            xs.len(),
+            op.attrs,
+            op.degree,
+            op.input,
+            op.output,
+            r
+        ));
+        let cs = cs();
+        lookup::begin(&cs, width);
+        gelu(&cs, &wires(&cs, xs, mode), op, ys).unwrap();
+        let n = xs.len();
+        let (before, looked) = (cs.num_constraints(), lookup::count(&cs));
+        assert_eq!(
+            before + looked,
+            cost(n, op.attrs, op.degree, op.input, op.output, r)
+        );
+        lookup::finish(&cs, &lookup::AssignmentDigest).unwrap();
+        // The table: the range table's and this function's entries, and the sums.
+        let entries = table_entries(n, op.attrs, op.degree, op.input, op.output, r);
+        assert_eq!(entries, 1 << op.input.bits());
+        assert_eq!(cs.num_constraints(), before + looked + r.table() + entries);
+        cs.is_satisfied().unwrap()
+    }
+
+    #[test]
+    fn by_its_table_the_honest_results_satisfy_and_forged_ones_do_not() {
+        let case = Case::new(4, DType::I8, 5, DType::I8);
+        let op = case.op();
+        let xs: Vec<i64> = (-128..128)
+            .filter(|&x| case.honest(x as i128).is_some())
+            .collect();
+        assert!(xs.len() < 256, "some input's result does not fit");
+        let ys: Vec<i64> = xs
+            .iter()
+            .map(|&x| case.honest(x as i128).unwrap() as i64)
+            .collect();
+        for mode in MODES {
+            for width in [4, 8] {
+                assert!(
+                    by_table(&op, &xs, &ys, mode, width),
+                    "honest, {width}-bit table"
+                );
+                for (k, delta) in [(0, 1), (5, -1), (77, 2), (100, -3)] {
+                    let mut forged = ys.clone();
+                    forged[k] += delta;
+                    assert!(
+                        !by_table(&op, &xs, &forged, mode, width),
+                        "y[{k}] off by {delta} accepted"
+                    );
+                }
+                // Another input's result: a true entry of the table, for the wrong input.
+                let k = (1..xs.len()).find(|&k| ys[k] != ys[0]).unwrap();
+                let mut forged = ys.clone();
+                forged[0] = ys[k];
+                assert!(
+                    !by_table(&op, &xs, &forged, mode, width),
+                    "y of x[{k}] accepted"
+                );
+            }
+        }
+        // An input whose result does not fit has no entry: no result is accepted for it, not
+        // even the one its table slot repeats.
+        let x = 127;
+        assert_eq!(case.honest(x), None);
+        let mut xs = xs.clone();
+        xs.push(x as i64);
+        for y in [ys[0], 127, -128, 0] {
+            let mut ys = ys.clone();
+            ys.push(y);
+            assert!(!by_table(&op, &xs, &ys, Alloc::Witness, 8), "y = {y}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! Range checks by lookup: LogUp (Haböck, eprint 2022/1530) over the table `[0, 2^w)`, in a
-//! circuit proven in two rounds (docs/proving.md, "Lookups").
+//! circuit proven in two rounds (docs/proving.md, "Lookups"); functions tabulated by their
+//! gadgets ([`function`], `gelu`) add their entries to the same table.
 //!
 //! While a circuit is built with a table ([`begin`]), each range check splits its value into
 //! `w`-bit limbs and records a lookup of each ([`range`]); the limbs are ordinary witnesses.
@@ -25,6 +26,9 @@ use std::any::TypeId;
 /// The lookups of a circuit being built, kept on its constraint system.
 struct Recorded {
     width: u32,
+    /// Function tables' entries ([`function`]), after the range table's `2^width`.
+    entries: Vec<F>,
+    /// Each lookup's combination and the index of the entry the prover says it is.
     looked: Vec<(LinearCombination<F>, u32)>,
 }
 
@@ -108,6 +112,7 @@ pub fn begin(cs: &ConstraintSystemRef<F>, width: u32) {
             TypeId::of::<Recorded>(),
             Box::new(Recorded {
                 width,
+                entries: Vec::new(),
                 looked: Vec::new(),
             }),
         );
@@ -126,6 +131,25 @@ pub fn count(cs: &ConstraintSystemRef<F>) -> usize {
 
 fn look_up(cs: &ConstraintSystemRef<F>, lc: LinearCombination<F>, value: u32) {
     with(cs, |r| r.looked.push((lc, value)));
+}
+
+/// Adds a function's entries (made knowing the index of the first) to the table of `cs`, after
+/// `[0, 2^w)` and earlier functions' entries; returns that index (for [`entry`]), or `None` if
+/// `cs` has no table. A
+/// lookup proves only that its value is *some* entry, so the caller encodes its entries so that
+/// they are disjoint from every other table's (`gelu` puts a tag above 2^64 on each).
+pub fn function(cs: &ConstraintSystemRef<F>, entries: impl FnOnce(u32) -> Vec<F>) -> Option<u32> {
+    let first = with(cs, |r| (1u32 << r.width) + r.entries.len() as u32)?;
+    let entries = entries(first);
+    with(cs, |r| r.entries.extend(entries));
+    Some(first)
+}
+
+/// A lookup of `lc` in the table of `cs`, which the prover says is entry `index` (of the range
+/// table or a [`function`]'s): one constraint in [`finish`], which holds only if `lc`'s value
+/// is that entry's.
+pub fn entry(cs: &ConstraintSystemRef<F>, lc: LinearCombination<F>, index: u32) {
+    look_up(cs, lc, index);
 }
 
 /// [`super::range::range_checked`] by lookups: the limbs of the low `k` bits of `value - lo`.
@@ -178,8 +202,16 @@ pub fn finish(
     let Some(Ok(recorded)) = recorded.map(|r| r.downcast::<Recorded>()) else {
         return Ok(());
     };
-    let Recorded { width, looked } = *recorded;
-    let size = 1usize << width;
+    let Recorded {
+        width,
+        entries,
+        looked,
+    } = *recorded;
+    let size = (1usize << width) + entries.len();
+    let value = |j: usize| match j.checked_sub(1 << width) {
+        None => F::from(j as u64),
+        Some(f) => entries[f],
+    };
     let mut counts = vec![0u64; size];
     for &(_, v) in &looked {
         // A value off the table has no entry to count: the sums then differ.
@@ -198,10 +230,16 @@ pub fn finish(
     let inverses = match cs.is_in_setup_mode() {
         true => None,
         false => {
+            // A value off the table (index `v` past it) is inverted as the value `v`; it has no
+            // entry to count, so the sums differ.
+            let at = |v: u32| match (v as usize) < size {
+                true => value(v as usize),
+                false => F::from(v),
+            };
             let mut d: Vec<F> = looked
                 .iter()
-                .map(|&(_, v)| beta_value - F::from(v))
-                .chain((0..size as u64).map(|j| beta_value - F::from(j)))
+                .map(|&(_, v)| beta_value - at(v))
+                .chain((0..size).map(|j| beta_value - value(j)))
                 .collect();
             // β on the table: probability 2^w / p; the prover draws another commitment.
             if d.iter().any(Zero::is_zero) {
@@ -231,7 +269,7 @@ pub fn finish(
         let e = cs.new_witness_variable(|| Ok(inverse(looked.len() + j)? * F::from(count)))?;
         cs.enforce_r1cs_constraint(
             || e.into(),
-            || LinearCombination::from(beta) - (F::from(j as u64), Variable::One),
+            || LinearCombination::from(beta) - (value(j), Variable::One),
             || mj.into(),
         )?;
         terms.push((-F::from(1u8), e));

@@ -19,11 +19,15 @@ use std::process::{Command, ExitCode, Stdio};
 ///
 ///     zkc bench
 ///     zkc bench --preset tiny --tokens 4 -o docs/benchmarks.md
+///     zkc bench --preset gpt2-small --context 64 --tokens 3
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[arg(long, value_parser = ["tiny", "gpt2-small"], default_value = "tiny")]
     preset: String,
+    /// The largest context the artifact proves (`zkc compile --context`; default: the model's).
+    #[arg(long)]
+    context: Option<usize>,
     /// Tokens to generate (after a one-token prompt).
     #[arg(long, default_value_t = 2)]
     tokens: usize,
@@ -72,8 +76,12 @@ impl Args {
             .execute()?;
         // Calibrated on random tokens: the bench measures proving, and a float pass over the
         // built-in text takes minutes on gpt2-small shape for random weights that gain nothing.
-        parse::<compile::Args>(&["compile", &gguf, "--calib-tokens", "128", "-o", &circ])?
-            .execute()?;
+        let context = self.context.map(|c| c.to_string());
+        let mut compile = vec!["compile", &gguf, "--calib-tokens", "128", "-o", &circ];
+        if let Some(c) = &context {
+            compile.extend(["--context", c]);
+        }
+        parse::<compile::Args>(&compile)?.execute()?;
         let module = zkc_compiler::artifact::read(Path::new(&circ))?.module;
         let bucket = module.bucket_for(1 + self.tokens);
         let buckets: Option<Vec<usize>> = bucket.map(|b| vec![b]);
