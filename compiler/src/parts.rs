@@ -28,19 +28,11 @@ pub enum PartError {
     Differ { layer: String, part: usize },
 }
 
-/// A part above the bound that no value boundary cuts further.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Oversized {
-    pub layer: String,
-    pub context: Option<usize>,
-    pub constraints: usize,
-}
-
-/// `module` with every layer above `max` constraints cut into parts; also the parts that are
-/// still above it.
-pub fn split(module: Module, max: usize) -> Result<(Module, Vec<Oversized>), PartError> {
+/// `module` with every stage whose layers are above `max` constraints cut into parts where a
+/// value boundary makes them smaller. A part can stay above `max` (attention at long contexts:
+/// every head reads the caches, so no single value cuts it); the caller reports what is.
+pub fn split(module: Module, max: usize) -> Result<Module, PartError> {
     let mut layers = Vec::with_capacity(module.layers.len());
-    let mut oversized = Vec::new();
     for stage in module.stages() {
         let constraints = |l: &Layer| cost::layer(&module, l).1;
         let largest = *stage.layers.last().expect("a stage has a layer");
@@ -63,18 +55,8 @@ pub fn split(module: Module, max: usize) -> Result<(Module, Vec<Oversized>), Par
         };
         let cut_largest = parts(module.layers[largest].clone(), &mut choose_best)?;
         if cut_largest.len() == 1 {
-            // No value boundary makes it smaller: kept whole, and reported.
-            for &l in &stage.layers {
-                let layer = &module.layers[l];
-                if constraints(layer) > max {
-                    oversized.push(Oversized {
-                        layer: layer.name.clone(),
-                        context: layer.context(),
-                        constraints: constraints(layer),
-                    });
-                }
-                layers.push(layer.clone());
-            }
+            // No value boundary makes it smaller: kept whole.
+            layers.extend(stage.layers.iter().map(|&l| module.layers[l].clone()));
             continue;
         }
         let mut per_bucket = Vec::new();
@@ -119,27 +101,13 @@ pub fn split(module: Module, max: usize) -> Result<(Module, Vec<Oversized>), Par
             });
         }
         // The first part in every bucket (it keeps the caches), the others once.
-        let added = named.len() + count - 1;
         layers.extend(named.iter().map(|ps| ps[0].clone()));
         layers.extend(named[0][1..].iter().cloned());
-        for part in &layers[layers.len() - added..] {
-            let n = constraints(part);
-            if n > max {
-                oversized.push(Oversized {
-                    layer: part.name.clone(),
-                    context: part.context(),
-                    constraints: n,
-                });
-            }
-        }
     }
-    Ok((
-        Module {
-            consts: module.consts,
-            layers,
-        },
-        oversized,
-    ))
+    Ok(Module {
+        consts: module.consts,
+        layers,
+    })
 }
 
 /// `layer` cut wherever `choose` says, recursively, first part first.
@@ -344,17 +312,13 @@ mod tests {
     }
 
     #[test]
-    fn what_no_boundary_cuts_below_the_bound_is_kept_whole_and_reported() {
+    fn layers_are_cut_while_a_boundary_makes_them_smaller_and_only_then() {
         let module = tiny();
-        let (split, oversized) = split(module.clone(), 1).unwrap();
-        assert!(split.layers.iter().any(|l| l.name == "embed"));
-        assert!(split.layers.iter().any(|l| l.name == "head.part0"));
-        assert_eq!(
-            oversized.len(),
-            split.layers.len(),
-            "every circuit is above one constraint"
-        );
-        let (same, none) = super::split(module.clone(), usize::MAX).unwrap();
-        assert_eq!((same, none), (module, vec![]));
+        let cut = split(module.clone(), 1).unwrap();
+        assert!(cut.layers.iter().any(|l| l.name == "embed"), "no boundary");
+        assert!(cut.layers.iter().any(|l| l.name == "head.part1"));
+        assert!(cut.layers.iter().any(|l| l.name == "block.1.part2"));
+        zkc_lang::validate(&cut).unwrap();
+        assert_eq!(super::split(module.clone(), usize::MAX).unwrap(), module);
     }
 }

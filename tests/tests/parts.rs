@@ -54,8 +54,7 @@ fn bound(module: &Module) -> usize {
 fn blocks_above_the_bound_are_cut_into_linked_parts_that_run_as_the_whole() {
     let whole = whole();
     let max = bound(&whole);
-    let (parts, oversized) = split(whole.clone(), max).unwrap();
-    assert!(oversized.is_empty(), "{oversized:?}");
+    let parts = split(whole.clone(), max).unwrap();
     let names: Vec<(String, Option<usize>)> = parts
         .layers
         .iter()
@@ -111,7 +110,7 @@ fn blocks_above_the_bound_are_cut_into_linked_parts_that_run_as_the_whole() {
 fn parts_prove_and_verify_and_their_boundary_is_a_checked_link() {
     let whole = whole();
     let max = bound(&whole);
-    let (module, _) = split(whole, max).unwrap();
+    let module = split(whole, max).unwrap();
     let dir = std::env::temp_dir().join(format!("zkc-parts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let circ = dir.join("model.circ");

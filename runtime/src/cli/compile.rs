@@ -81,16 +81,9 @@ impl Args {
         if self.after.is_some() && self.emit != "ir" {
             return Err("--after needs --emit ir (the IR after that pass)".into());
         }
-        let (module, oversized) =
-            zkc_compiler::parts::split(quantize(&model, &config)?, self.max_constraints)?;
-        for o in &oversized {
-            let at = o.context.map_or(String::new(), |c| format!("@{c}"));
-            eprintln!(
-                "warning: `{}{at}` has {} constraints, above --max-constraints {}, and no value boundary cuts it further",
-                o.layer, o.constraints, self.max_constraints
-            );
-        }
+        let module = zkc_compiler::parts::split(quantize(&model, &config)?, self.max_constraints)?;
         let module = self.opt.optimize(module, self.after.as_deref())?;
+        warn_above(&module, self.max_constraints);
         zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
             let measured = if self.exact {
@@ -134,6 +127,24 @@ impl Args {
             start.elapsed().as_secs_f64()
         );
         Ok(())
+    }
+}
+
+/// Says which circuits are still above `--max-constraints` (no value boundary cuts them:
+/// attention with its KV caches at long contexts), in one line.
+fn warn_above(module: &zkc_lang::Module, max: usize) {
+    let above: Vec<(String, usize)> = (0..module.layers.len())
+        .map(|k| {
+            let n = cost::layer(module, &module.layers[k]).1;
+            (cost::layer_label(module, k), n)
+        })
+        .filter(|&(_, n)| n > max)
+        .collect();
+    if let Some((largest, n)) = above.iter().max_by_key(|(_, n)| *n) {
+        eprintln!(
+            "warning: {} circuits are above --max-constraints {max}, the largest `{largest}` ({n}); no value boundary cuts them further",
+            above.len()
+        );
     }
 }
 
