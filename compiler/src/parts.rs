@@ -18,10 +18,10 @@ use zkc_lang::{Inst, Layer, Module, Operand, ValueData, ValueDef, ValueId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartError {
-    #[error("layer `{layer}` (context {context:?}): the cut at `%{value}` chosen on its largest bucket does not apply here; compile with a larger --max-constraints")]
+    #[error("layer `{layer}` in its bucket of context {context}: the cut at `%{value}` chosen on its largest bucket does not apply here; compile with a larger --max-constraints")]
     Bucket {
         layer: String,
-        context: Option<usize>,
+        context: usize,
         value: String,
     },
     #[error("layer `{layer}`: its buckets' part {part} differ, so it cannot be one stateless layer; compile with a larger --max-constraints")]
@@ -69,7 +69,7 @@ pub fn split(module: Module, max: usize) -> Result<Module, PartError> {
                 };
                 let missing = || PartError::Bucket {
                     layer: layer.name.clone(),
-                    context: layer.context(),
+                    context: layer.context().unwrap_or(0),
                     value: name.clone(),
                 };
                 let c = (0..part.values.len() as u32)

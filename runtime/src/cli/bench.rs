@@ -108,9 +108,9 @@ impl Args {
         if let Some(b) = &bucket {
             setup_args.extend(["--buckets", b]);
         }
-        let (setup, setup_rss) = child(&setup_args)?;
+        let setup = child(&setup_args)?;
         let max_new = self.tokens.to_string();
-        let (prove, prove_rss) = child(&[
+        let prove = child(&[
             "prove",
             &circ,
             "--keys",
@@ -124,16 +124,12 @@ impl Args {
             "--json",
         ])?;
         let vk = Path::new(&keys).join("vk").display().to_string();
-        let (verify, _) = child(&["verify", &vk, &run, "--json"])?;
+        let verify = child(&["verify", &vk, &run, "--json"])?;
         let reference = chain_rate(REFERENCE_CHAIN, &mut rand::rngs::OsRng)?;
         Ok(table(
             &self.preset,
             &counts,
-            &setup,
-            setup_rss,
-            &prove,
-            prove_rss,
-            &verify,
+            [&setup, &prove, &verify],
             reference,
         ))
     }
@@ -143,17 +139,16 @@ impl Args {
 /// d=768 block's size).
 const REFERENCE_CHAIN: usize = 1 << 19;
 
-#[allow(clippy::too_many_arguments)]
-fn table(
-    preset: &str,
-    counts: &[usize],
-    setup: &Value,
-    setup_rss: u64,
-    prove: &Value,
-    prove_rss: u64,
-    verify: &Value,
-    reference: f64,
-) -> String {
+/// A child's JSON report and peak resident memory.
+struct Child {
+    report: Value,
+    rss: u64,
+}
+
+/// The table from the setup, prove and verify children's reports.
+fn table(preset: &str, counts: &[usize], children: [&Child; 3], reference: f64) -> String {
+    let [setup, prove, verify] = children.map(|c| &c.report);
+    let [setup_rss, prove_rss, verify_rss] = children.map(|c| c.rss);
     let num = |v: &Value| v.as_f64().unwrap_or(0.0);
     let steps = prove["steps"].as_u64().unwrap_or(0).max(1) as f64;
     let step_seconds: Vec<f64> = prove["step_seconds"]
@@ -166,7 +161,7 @@ fn table(
          | setup | {:.1} s, peak RSS {} |\n\
          | proving keys | {} in all; verifying data {} |\n\
          | prove | {per_step:.2} s per token ({:.0} constraints/s), peak RSS {} |\n\
-         | verify | {:.1} ms per token |\n\
+         | verify | {:.1} ms per token, peak RSS {} |\n\
          | proof | {} B of Groth16 proofs per token; bundle {} for {} steps |\n",
         counts.iter().sum::<usize>(),
         num(&setup["seconds"]),
@@ -178,6 +173,7 @@ fn table(
         counts.iter().sum::<usize>() as f64 / per_step.max(1e-9),
         bytes(prove_rss),
         num(&verify["seconds"]) * 1e3 / steps,
+        bytes(verify_rss),
         prove["proof_bytes_per_step"],
         bytes(prove["bundle_bytes"].as_u64().unwrap_or(0)),
         steps,
@@ -228,7 +224,7 @@ fn table(
 }
 
 /// Runs `zkc ARGS` as a child; its JSON output and its peak resident memory.
-fn child(args: &[&str]) -> Result<(Value, u64), Box<dyn std::error::Error>> {
+fn child(args: &[&str]) -> Result<Child, Box<dyn std::error::Error>> {
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
         .args(args)
@@ -242,7 +238,10 @@ fn child(args: &[&str]) -> Result<(Value, u64), Box<dyn std::error::Error>> {
     if status != 0 {
         return Err(format!("`zkc {}` failed", args.join(" ")).into());
     }
-    Ok((serde_json::from_str(stdout.trim())?, rss))
+    Ok(Child {
+        report: serde_json::from_str(stdout.trim())?,
+        rss,
+    })
 }
 
 #[cfg(unix)]

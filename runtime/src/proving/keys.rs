@@ -19,6 +19,7 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use zkc_compiler::backend::layer::{initial_states, layout, Public, Role};
 use zkc_compiler::backend::F;
 use zkc_compiler::files::write_atomically;
@@ -278,8 +279,31 @@ impl VerifyingData {
         })
     }
 
-    pub fn prepared(&self) -> Vec<Prepared> {
-        self.layers.iter().map(|l| Prepared::new(&l.vk)).collect()
+    /// The layers' keys, each prepared for verifying when first used.
+    pub fn prepared(&self) -> PreparedKeys {
+        PreparedKeys {
+            keys: self
+                .layers
+                .iter()
+                .map(|l| (l.vk.clone(), OnceLock::new()))
+                .collect(),
+        }
+    }
+}
+
+/// Verifying keys prepared when first used: a bundle uses only the buckets its steps ran in,
+/// and preparing a key (a pairing and two G2 line tables) takes about 1.5 ms, so a verifier of a
+/// few steps with keys for every bucket (86 on gpt2-small at context 1024) pays only for the
+/// keys it uses.
+pub struct PreparedKeys {
+    keys: Vec<(VerifyingKey, OnceLock<Prepared>)>,
+}
+
+impl PreparedKeys {
+    /// Key `k` (an index into the verifying data's layers), prepared.
+    pub fn get(&self, k: usize) -> &Prepared {
+        let (key, prepared) = &self.keys[k];
+        prepared.get_or_init(|| Prepared::new(key))
     }
 }
 

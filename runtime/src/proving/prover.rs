@@ -5,7 +5,7 @@
 
 use super::bundle::{planned_steps, Bundle, LayerProof, StepProof};
 use super::committed::{self, Prepared, ProvingKey, Shape};
-use super::keys::{pk_path, read_pk, VerifyingData};
+use super::keys::{pk_path, read_pk, PreparedKeys, VerifyingData};
 use super::ProvingError;
 use crate::interp::{Interpreter, ModelRunner};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
@@ -57,7 +57,7 @@ pub struct Prover<'m> {
     tables: Tables<'m>,
     dir: PathBuf,
     kept: Option<Vec<ProvingKey>>,
-    prepared: Vec<Prepared>,
+    prepared: PreparedKeys,
     model: String,
     context: usize,
     /// Per module layer, its circuit's shape, from its first proof (while they fit in
@@ -151,12 +151,12 @@ impl<'m> Prover<'m> {
                     &read
                 }
             };
-            let proof = match self.prove(index, &run.values, pk, &self.prepared[key], rng) {
+            let proof = match self.prove(index, &run.values, pk, self.prepared.get(key), rng) {
                 Ok(proof) => proof,
                 Err(e) => return Err(self.why(step, index, &run.values, Some(e))),
             };
             let publics = public_inputs(layer, &run.values);
-            if !committed::verify(&self.prepared[key], &proof, &publics) {
+            if !committed::verify(self.prepared.get(key), &proof, &publics) {
                 return Err(self.why(step, index, &run.values, None));
             }
             on_event(Event::Layer {

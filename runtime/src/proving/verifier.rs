@@ -213,7 +213,7 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
                     }
                 }
             }
-            if !committed::verify(&prepared[k], &proof.proof, &proof.publics) {
+            if !committed::verify(prepared.get(k), &proof.proof, &proof.publics) {
                 return Err(Rejection::Proof {
                     step: t,
                     layer: key.name.clone(),
