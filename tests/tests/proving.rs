@@ -492,6 +492,60 @@ fn a_header_asking_for_no_steps_or_a_prompt_beyond_the_context_is_refused() {
     assert!(matches!(rejected(&long), Rejection::PromptTooLong { .. }));
 }
 
+/// Matrices beyond the prover's memory budget are written beside the keys and read back at
+/// the next proofs (and by the next prover); a corrupt one is rebuilt. The proofs verify either
+/// way, and the cache files are only the prover's.
+#[test]
+fn matrices_beyond_the_budget_are_cached_on_disk_and_read_back() {
+    let run = run();
+    let keys = dir("shapes").join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for entry in std::fs::read_dir(&run.keys).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, keys.join(path.file_name().unwrap())).unwrap();
+    }
+    let interp = Interpreter::new(run.artifact.module.clone()).unwrap();
+    let prove = |seed: u64| {
+        let prover = Prover::new(&interp, &run.artifact.header.ir_sha256, &keys, &run.vd)
+            .unwrap()
+            .with_shape_budget(0);
+        let out = keys.join(format!("run-{seed}.zkp"));
+        prover
+            .generate(
+                &PROMPT,
+                MAX_NEW,
+                &out,
+                &mut StdRng::seed_from_u64(seed),
+                &mut |_| {},
+            )
+            .unwrap();
+        let verified = verify(&run.vd, &std::fs::read(&out).unwrap(), false).unwrap();
+        assert_eq!(verified.generated, run.generated);
+    };
+    prove(5);
+    let cached: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "shape"))
+        .collect();
+    assert!(!cached.is_empty(), "every layer's matrices went to disk");
+    let written = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let before: Vec<_> = cached.iter().map(|p| written(p)).collect();
+    prove(6);
+    let after: Vec<_> = cached.iter().map(|p| written(p)).collect();
+    assert_eq!(before, after, "read back, not rebuilt");
+    let mut bytes = std::fs::read(&cached[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&cached[0], &bytes).unwrap();
+    prove(7);
+    assert_ne!(
+        std::fs::read(&cached[0]).unwrap(),
+        bytes,
+        "a corrupt one is rebuilt"
+    );
+}
+
 /// A witness that does not satisfy a layer's circuit (here a block's softmax result off by one,
 /// as a gadget's wrong witness generation would leave it) is reported by the prover with the
 /// instruction that emitted the first failing constraint, as a bug in zkc, not as wrong keys.

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod prover;
 pub mod reference;
 pub mod setup;
+pub mod shapes;
 pub mod verifier;
 
 use crate::interp::InterpError;

@@ -6,6 +6,7 @@
 use super::bundle::{planned_steps, Bundle, LayerProof, StepProof};
 use super::committed::{self, Prepared, ProvingKey, Shape};
 use super::keys::{pk_path, read_pk, PreparedKeys, VerifyingData};
+use super::shapes;
 use super::ProvingError;
 use crate::interp::{Interpreter, ModelRunner};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
@@ -64,6 +65,7 @@ pub struct Prover<'m> {
     /// [`KEEP_SHAPES_BYTES`]).
     shapes: Vec<OnceLock<Shape>>,
     shape_bytes: AtomicU64,
+    shape_budget: u64,
     /// Per module layer, its key's index in the verifying data (`None`: not set up).
     key_of: Vec<Option<usize>>,
 }
@@ -119,8 +121,16 @@ impl<'m> Prover<'m> {
             context: vd.context,
             shapes: module.layers.iter().map(|_| OnceLock::new()).collect(),
             shape_bytes: AtomicU64::new(0),
+            shape_budget: KEEP_SHAPES_BYTES,
             key_of,
         })
+    }
+
+    /// Keeps at most `bytes` of constraint matrices in memory (default [`KEEP_SHAPES_BYTES`]);
+    /// the rest go to the keys' directory.
+    pub fn with_shape_budget(mut self, bytes: u64) -> Prover<'m> {
+        self.shape_budget = bytes;
+        self
     }
 
     /// Proves one step from its witness (every layer's record), layer by layer.
@@ -214,7 +224,8 @@ impl<'m> Prover<'m> {
     }
 
     /// One proof of layer `index` from `values` (its record), in two rounds when it has
-    /// lookups. The layer's shape is built at its first proof and kept if it fits the budget.
+    /// lookups. The layer's shape is built at its first proof and kept if it fits the budget,
+    /// else written to the keys' directory and read from there at the next proofs.
     fn prove(
         &self,
         index: usize,
@@ -233,14 +244,26 @@ impl<'m> Prover<'m> {
             }
             .generate_constraints(cs)
         };
+        let cache = shapes::shape_path(&self.dir, index);
         let kept = self.shapes[index].get();
-        let (proof, built) = committed::prove_circuit(pk, prepared.digest, build, kept, rng)?;
-        if let Some(shape) = built {
+        let read = match kept {
+            Some(_) => None,
+            None => shapes::read(&cache, &prepared.digest),
+        };
+        let shape = kept.or(read.as_ref());
+        let (proof, built) = committed::prove_circuit(pk, prepared.digest, build, shape, rng)?;
+        let fresh = built.is_some();
+        if let Some(shape) = built.or(read) {
             let bytes = shape.bytes();
             let kept = self.shape_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-            match kept <= KEEP_SHAPES_BYTES {
-                true => drop(self.shapes[index].set(shape)),
-                false => drop(self.shape_bytes.fetch_sub(bytes, Ordering::Relaxed)),
+            if kept <= self.shape_budget {
+                drop(self.shapes[index].set(shape));
+            } else {
+                self.shape_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                if fresh {
+                    // A cache: a directory the prover cannot write only costs rebuilding.
+                    let _ = shapes::write(&cache, &prepared.digest, &shape);
+                }
             }
         }
         Ok(proof)

@@ -1,0 +1,103 @@
+//! The prover's cache of constraint matrices on disk (`KEYS/layer-N.shape`): a layer's matrices
+//! take arkworks about as long to build as the rest of its proof, and when they do not fit the
+//! prover's memory budget a later step reads them back instead (a d=768 block's are about
+//! 0.5 GB: under a second to read, 15 s to build).
+//!
+//! The file is a cache, never trusted for soundness (a wrong shape only gives proofs that fail
+//! the prover's own check): it names the verifying key it was made under (its digest, which
+//! differs at every setup) and carries the SHA-256 of its matrices, and anything that does not
+//! match is ignored and rebuilt.
+
+use super::committed::Shape;
+use super::encoding::{header_bytes, split_header};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use zkc_compiler::backend::F;
+use zkc_compiler::files::write_atomically;
+
+const KIND: &str = "zkc-shape";
+const VERSION: u64 = 1;
+
+/// Where layer `index`'s cached matrices live.
+pub fn shape_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("layer-{index}.shape"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `shape`, made under the verifying key with digest `key`, to `path`.
+pub fn write(path: &Path, key: &[u8; 32], shape: &Shape) -> std::io::Result<()> {
+    let mut payload = Vec::new();
+    (
+        shape.inputs as u64,
+        shape.constraints as u64,
+        &shape.matrices,
+    )
+        .serialize_uncompressed(&mut payload)
+        .expect("writing to a Vec cannot fail");
+    let header = json!({"key": hex(key), "sha256": hex(&Sha256::digest(&payload))});
+    let mut out = header_bytes(KIND, VERSION, &header);
+    out.extend(payload);
+    write_atomically(path, &out)
+}
+
+/// The shape at `path` if it was made under the verifying key with digest `key` and is intact;
+/// `None` otherwise (absent, another setup's, corrupt).
+pub fn read(path: &Path, key: &[u8; 32]) -> Option<Shape> {
+    let bytes = std::fs::read(path).ok()?;
+    let (header, mut payload) = split_header(&bytes, KIND, VERSION).ok()?;
+    let intact = header["key"].as_str() == Some(hex(key).as_str())
+        && header["sha256"].as_str() == Some(hex(&Sha256::digest(payload)).as_str());
+    if !intact {
+        return None;
+    }
+    type Stored = (u64, u64, Vec<Vec<Vec<(F, usize)>>>);
+    let (inputs, constraints, matrices) = Stored::deserialize_uncompressed_unchecked(&mut payload)
+        .ok()
+        .filter(|_| payload.is_empty())?;
+    Some(Shape {
+        matrices,
+        inputs: usize::try_from(inputs).ok()?,
+        constraints: usize::try_from(constraints).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> Shape {
+        let m = |k: u64| vec![vec![(F::from(k), 0usize), (F::from(k + 1), 2)], vec![]];
+        Shape {
+            matrices: vec![m(1), m(3), m(5)],
+            inputs: 1,
+            constraints: 2,
+        }
+    }
+
+    #[test]
+    fn a_shape_reads_back_only_under_its_key_and_intact() {
+        let dir = std::env::temp_dir().join(format!("zkc-shapes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = shape_path(&dir, 3);
+        let key = [7u8; 32];
+        write(&path, &key, &shape()).unwrap();
+        let back = read(&path, &key).expect("its own key");
+        assert_eq!(back.matrices, shape().matrices);
+        assert_eq!((back.inputs, back.constraints), (1, 2));
+        assert!(read(&path, &[8u8; 32]).is_none(), "another setup's");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read(&path, &key).is_none(), "a changed byte");
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(read(&path, &key).is_none(), "truncated");
+        assert!(read(&dir.join("absent"), &key).is_none());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
