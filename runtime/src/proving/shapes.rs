@@ -13,6 +13,8 @@ use super::encoding::{header_bytes, split_header};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use zkc_compiler::backend::F;
 use zkc_compiler::files::write_atomically;
@@ -46,24 +48,49 @@ pub fn write(path: &Path, key: &[u8; 32], shape: &Shape) -> std::io::Result<()> 
 }
 
 /// The shape at `path` if it was made under the verifying key with digest `key` and is intact;
-/// `None` otherwise (absent, another setup's, corrupt).
+/// `None` otherwise (absent, another setup's, corrupt). Read as a stream, hashed as it goes,
+/// so that no copy of the file's bytes is held beside the matrices.
 pub fn read(path: &Path, key: &[u8; 32]) -> Option<Shape> {
-    let bytes = std::fs::read(path).ok()?;
-    let (header, mut payload) = split_header(&bytes, KIND, VERSION).ok()?;
-    let intact = header["key"].as_str() == Some(hex(key).as_str())
-        && header["sha256"].as_str() == Some(hex(&Sha256::digest(payload)).as_str());
-    if !intact {
+    let mut file = BufReader::new(File::open(path).ok()?);
+    let mut header = Vec::new();
+    for _ in 0..2 {
+        (&mut file).take(4096).read_until(b'\n', &mut header).ok()?;
+    }
+    let (header, rest) = split_header(&header, KIND, VERSION).ok()?;
+    if !rest.is_empty() || header["key"].as_str() != Some(hex(key).as_str()) {
         return None;
     }
+    let mut payload = Hashing {
+        inner: file,
+        hash: Sha256::new(),
+    };
     type Stored = (u64, u64, Vec<Vec<Vec<(F, usize)>>>);
-    let (inputs, constraints, matrices) = Stored::deserialize_uncompressed_unchecked(&mut payload)
-        .ok()
-        .filter(|_| payload.is_empty())?;
+    let (inputs, constraints, matrices) =
+        Stored::deserialize_uncompressed_unchecked(&mut payload).ok()?;
+    let ended = payload.read(&mut [0u8]).ok()? == 0;
+    let sha256 = hex(&payload.hash.finalize());
+    if !ended || header["sha256"].as_str() != Some(sha256.as_str()) {
+        return None;
+    }
     Some(Shape {
         matrices,
         inputs: usize::try_from(inputs).ok()?,
         constraints: usize::try_from(constraints).ok()?,
     })
+}
+
+/// A reader that hashes what it reads.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
