@@ -6,6 +6,7 @@
 use super::range::Ranges;
 use super::{argmax, clamp, gelu, layernorm, requant, softmax};
 use std::collections::BTreeMap;
+use zkc_lang::semantics::GeluAttrs;
 use zkc_lang::{Inst, Layer, Module, Op, Operand, TensorType};
 
 /// An operand as the cost formulas see it: its type, and whether it is a circuit constant.
@@ -23,8 +24,17 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst, r: Ranges) -> us
     {
         return 0;
     }
-    let args: Vec<Arg> = inst
-        .args
+    op(
+        &inst.op,
+        &args(module, layer, inst),
+        &layer.value(inst.results[0]).ty,
+        r,
+    )
+}
+
+/// The instruction's operands as the cost formulas see them.
+fn args<'a>(module: &'a Module, layer: &'a Layer, inst: &Inst) -> Vec<Arg<'a>> {
+    inst.args
         .iter()
         .map(|&a| match a {
             Operand::Value(v) => Arg {
@@ -36,8 +46,17 @@ pub fn instruction(module: &Module, layer: &Layer, inst: &Inst, r: Ranges) -> us
                 constant: true,
             },
         })
-        .collect();
-    op(&inst.op, &args, &layer.value(inst.results[0]).ty, r)
+        .collect()
+}
+
+/// A `gelu`'s signature from its operands (input, coefficient table) and result type.
+fn gelu_signature(attrs: GeluAttrs, args: &[Arg], out: &TensorType) -> gelu::Signature {
+    gelu::Signature {
+        attrs,
+        degree: args[1].ty.shape[1] - 1,
+        input: args[0].ty.dtype,
+        output: out.dtype,
+    }
 }
 
 /// The constraints of `op` on `args` with (first) result type `out` in a circuit that checks
@@ -74,7 +93,7 @@ pub fn op(op: &Op, args: &[Arg], out: &TensorType, r: Ranges) -> usize {
             let dtypes = (ty(0).dtype, out.dtype);
             layernorm::cost(n / last(0), last(0), *eps, *shift, dtypes, r)
         }
-        Op::Gelu(attrs) => gelu::cost(n, *attrs, ty(1).shape[1] - 1, ty(0).dtype, out.dtype, r),
+        Op::Gelu(attrs) => gelu::cost(n, gelu_signature(*attrs, args, out), r),
         Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits(), r),
         Op::Gather => {
             let (rows, width) = (ty(0).shape[0], ty(0).shape[1..].iter().product());
@@ -148,19 +167,9 @@ fn function_entries(module: &Module, layer: &Layer, r: Ranges) -> usize {
         .iter()
         .map(|inst| match &inst.op {
             Op::Gelu(attrs) => {
-                let arg = |k: usize| match inst.args[k] {
-                    Operand::Value(v) => &layer.value(v).ty,
-                    Operand::Const(c) => &module.constant(c).ty,
-                };
                 let out = &layer.value(inst.results[0]).ty;
-                gelu::table_entries(
-                    out.shape.iter().product(),
-                    *attrs,
-                    arg(1).shape[1] - 1,
-                    arg(0).dtype,
-                    out.dtype,
-                    r,
-                )
+                let g = gelu_signature(*attrs, &args(module, layer, inst), out);
+                gelu::table_entries(out.shape.iter().product(), g, r)
             }
             _ => 0,
         })

@@ -54,7 +54,25 @@ pub struct Gelu<'a> {
     pub output: DType,
 }
 
+/// What a `gelu`'s cost depends on: its attributes, degree and dtypes (not its coefficients).
+#[derive(Clone, Copy, Debug)]
+pub struct Signature {
+    pub attrs: GeluAttrs,
+    pub degree: usize,
+    pub input: DType,
+    pub output: DType,
+}
+
 impl Gelu<'_> {
+    fn signature(&self) -> Signature {
+        Signature {
+            attrs: self.attrs,
+            degree: self.degree,
+            input: self.input,
+            output: self.output,
+        }
+    }
+
     fn segments(&self) -> usize {
         1usize << (self.attrs.bound + 1 - self.attrs.width)
     }
@@ -112,7 +130,7 @@ pub fn gelu(
         Some(width) => Ranges::Table { width },
         None => Ranges::Bits,
     };
-    if tabulated(x.len(), op.attrs, op.degree, op.input, op.output, r) {
+    if tabulated(x.len(), op.signature(), r) {
         let first = super::lookup::function(cs, |first| table(op, first))
             .expect("a circuit with a table takes functions");
         return x
@@ -133,37 +151,22 @@ const TABLE_BITS: u32 = 20;
 /// Whether a circuit checking ranges by `r` evaluates `n` elements by the function's table:
 /// when it has a lookup table, the input is at most [`TABLE_BITS`] wide, and the table's
 /// `2^w` entries plus `rc(w) + rc(b) + 2` per element cost less than the segments.
-pub fn tabulated(
-    n: usize,
-    attrs: GeluAttrs,
-    degree: usize,
-    input: DType,
-    output: DType,
-    r: Ranges,
-) -> bool {
+pub fn tabulated(n: usize, g: Signature, r: Ranges) -> bool {
     matches!(r, Ranges::Table { .. })
-        && input.bits() <= TABLE_BITS
-        && n * per_lookup(input, output, r) + (1usize << input.bits())
-            < segmented(n, attrs, degree, input, output, r)
+        && g.input.bits() <= TABLE_BITS
+        && n * per_lookup(g, r) + (1usize << g.input.bits()) < segmented(n, g, r)
 }
 
 /// Constraints per element by the table (their lookups included).
-fn per_lookup(input: DType, output: DType, r: Ranges) -> usize {
-    r.rc(input.bits()) + r.rc(output.bits()) + 2
+fn per_lookup(g: Signature, r: Ranges) -> usize {
+    r.rc(g.input.bits()) + r.rc(g.output.bits()) + 2
 }
 
 /// The table's entries a circuit that checks ranges by `r` adds for `n` elements (0 when it
 /// evaluates them by segments): the lookup table's cost, beside its own entries.
-pub fn table_entries(
-    n: usize,
-    attrs: GeluAttrs,
-    degree: usize,
-    input: DType,
-    output: DType,
-    r: Ranges,
-) -> usize {
-    match tabulated(n, attrs, degree, input, output, r) {
-        true => 1 << input.bits(),
+pub fn table_entries(n: usize, g: Signature, r: Ranges) -> usize {
+    match tabulated(n, g, r) {
+        true => 1 << g.input.bits(),
         false => 0,
     }
 }
@@ -440,29 +443,21 @@ pub(crate) fn element(
 
 /// The cost formula of docs/ir.md: by the table (its lookups; the entries count with the lookup
 /// table, [`table_entries`]) or by segments, whichever [`tabulated`] picks.
-pub fn cost(
-    n: usize,
-    attrs: GeluAttrs,
-    degree: usize,
-    input: DType,
-    output: DType,
-    r: Ranges,
-) -> usize {
-    match tabulated(n, attrs, degree, input, output, r) {
-        true => n * per_lookup(input, output, r),
-        false => segmented(n, attrs, degree, input, output, r),
+pub fn cost(n: usize, g: Signature, r: Ranges) -> usize {
+    match tabulated(n, g, r) {
+        true => n * per_lookup(g, r),
+        false => segmented(n, g, r),
     }
 }
 
 /// Segment by segment (1. to 5. above).
-fn segmented(
-    n: usize,
-    attrs: GeluAttrs,
-    degree: usize,
-    input: DType,
-    output: DType,
-    r: Ranges,
-) -> usize {
+fn segmented(n: usize, sig: Signature, r: Ranges) -> usize {
+    let Signature {
+        attrs,
+        degree,
+        input,
+        output,
+    } = sig;
     let (w, k, g) = (input.bits(), attrs.bound, attrs.width);
     let segments = 1usize << (k + 1 - g);
     let has_tails = k + 1 < w;
@@ -541,7 +536,7 @@ mod tests {
                 let xw = Wire::new(cs, x, mode).unwrap();
                 element(cs, &xw, op, hint).unwrap();
             },
-            |r| cost(1, op.attrs, op.degree, op.input, op.output, r),
+            |r| cost(1, op.signature(), r),
         )
     }
 
@@ -650,26 +645,16 @@ mod tests {
     fn by_table(op: &Gelu, xs: &[i64], ys: &[i64], mode: Alloc, width: u32) -> bool {
         use crate::backend::lookup;
         let r = Ranges::Table { width };
-        assert!(tabulated(
-            xs.len(),
-            op.attrs,
-            op.degree,
-            op.input,
-            op.output,
-            r
-        ));
+        assert!(tabulated(xs.len(), op.signature(), r));
         let cs = cs();
         lookup::begin(&cs, width);
         gelu(&cs, &wires(&cs, xs, mode), op, ys).unwrap();
         let n = xs.len();
         let (before, looked) = (cs.num_constraints(), lookup::count(&cs));
-        assert_eq!(
-            before + looked,
-            cost(n, op.attrs, op.degree, op.input, op.output, r)
-        );
+        assert_eq!(before + looked, cost(n, op.signature(), r));
         lookup::finish(&cs, &lookup::AssignmentDigest).unwrap();
         // The table: the range table's and this function's entries, and the sums.
-        let entries = table_entries(n, op.attrs, op.degree, op.input, op.output, r);
+        let entries = table_entries(n, op.signature(), r);
         assert_eq!(entries, 1 << op.input.bits());
         assert_eq!(cs.num_constraints(), before + looked + r.table() + entries);
         cs.is_satisfied().unwrap()
@@ -758,14 +743,7 @@ mod tests {
             let out = gelu(&honest, &wires(&honest, &xs, mode), &op, &ys).unwrap();
             assert_eq!(
                 honest.num_constraints(),
-                cost(
-                    xs.len(),
-                    op.attrs,
-                    DEGREE,
-                    op.input,
-                    op.output,
-                    Ranges::Bits
-                )
+                cost(xs.len(), op.signature(), Ranges::Bits)
             );
             assert!(honest.is_satisfied().unwrap());
             assert!(out.iter().zip(&ys).all(|(w, &y)| w.value == y as i128));

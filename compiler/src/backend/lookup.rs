@@ -129,10 +129,6 @@ pub fn count(cs: &ConstraintSystemRef<F>) -> usize {
     with(cs, |r| r.looked.len()).unwrap_or(0)
 }
 
-fn look_up(cs: &ConstraintSystemRef<F>, lc: LinearCombination<F>, value: u32) {
-    with(cs, |r| r.looked.push((lc, value)));
-}
-
 /// Adds a function's entries (made knowing the index of the first) to the table of `cs`, after
 /// `[0, 2^w)` and earlier functions' entries; returns that index (for [`entry`]), or `None` if
 /// `cs` has no table. A
@@ -149,7 +145,7 @@ pub fn function(cs: &ConstraintSystemRef<F>, entries: impl FnOnce(u32) -> Vec<F>
 /// table or a [`function`]'s): one constraint in [`finish`], which holds only if `lc`'s value
 /// is that entry's.
 pub fn entry(cs: &ConstraintSystemRef<F>, lc: LinearCombination<F>, index: u32) {
-    look_up(cs, lc, index);
+    with(cs, |r| r.looked.push((lc, index)));
 }
 
 /// [`super::range::range_checked`] by lookups: the limbs of the low `k` bits of `value - lo`.
@@ -171,10 +167,10 @@ pub fn range(
     for limb in limbs(k, width) {
         let v = ((offset >> limb.shift) & ((1i128 << limb.bits) - 1)) as u32;
         let var = cs.new_witness_variable(|| Ok(F::from(v)))?;
-        look_up(cs, var.into(), v);
+        entry(cs, var.into(), v);
         if limb.bits < width {
             let up = width - limb.bits;
-            look_up(
+            entry(
                 cs,
                 LinearCombination::from((F::from(1u64 << up), var)),
                 v << up,
@@ -374,7 +370,7 @@ mod tests {
         let cs = cs();
         begin(&cs, 8);
         let x = cs.new_witness_variable(|| Ok(F::from(300u32))).unwrap();
-        look_up(&cs, x.into(), 300);
+        entry(&cs, x.into(), 300);
         finish(&cs, &AssignmentDigest).unwrap();
         assert!(!cs.is_satisfied().unwrap());
     }
@@ -414,7 +410,7 @@ mod tests {
         let cs = cs();
         begin(&cs, 8);
         let x = cs.new_witness_variable(|| Ok(F::from(300u32))).unwrap();
-        look_up(&cs, x.into(), 300);
+        entry(&cs, x.into(), 300);
         let first_multiplicity = cs.num_witness_variables();
         finish(&cs, &Known(beta)).unwrap();
         assert!(!cs.is_satisfied().unwrap());

@@ -58,7 +58,6 @@ pub enum Event<'a> {
 /// Proves the layers of one model with the keys in one directory.
 pub struct Prover<'m> {
     interp: &'m Interpreter,
-    module: &'m Module,
     ir_sha256: String,
     tables: Tables<'m>,
     dir: PathBuf,
@@ -116,7 +115,6 @@ impl<'m> Prover<'m> {
         };
         Ok(Prover {
             interp,
-            module,
             ir_sha256: ir_sha256.to_string(),
             tables: Tables::with_constants(module, interp.constants()),
             dir: dir.to_path_buf(),
@@ -129,6 +127,11 @@ impl<'m> Prover<'m> {
             shape_budget: KEEP_SHAPES_BYTES,
             key_of,
         })
+    }
+
+    /// The module it proves (its constants' data lives in the interpreter).
+    fn module(&self) -> &'m Module {
+        self.interp.module()
     }
 
     /// Keeps at most `bytes` of constraint matrices in memory (default [`KEEP_SHAPES_BYTES`]);
@@ -149,7 +152,7 @@ impl<'m> Prover<'m> {
         let mut layers = Vec::with_capacity(witness.len());
         for run in witness {
             let index = run.layer;
-            let layer = &self.module.layers[index];
+            let layer = &self.module().layers[index];
             let key = self.key_of[index].ok_or_else(|| {
                 ProvingError::Request(format!(
                     "step {step}: layer `{}` (context {:?}) has no key; rerun `zkc setup` with its bucket",
@@ -203,8 +206,8 @@ impl<'m> Prover<'m> {
         values: &[zkc_lang::semantics::Tensor],
         error: Option<SynthesisError>,
     ) -> ProvingError {
-        let layer = self.module.layers[index].name.clone();
-        match diagnose(self.module, &self.tables, index, values) {
+        let layer = self.module().layers[index].name.clone();
+        match diagnose(self.module(), &self.tables, index, values) {
             Diagnosis::Unsatisfied { constraint, origin } => ProvingError::WitnessUnsatisfied {
                 step,
                 layer,
@@ -241,7 +244,7 @@ impl<'m> Prover<'m> {
     ) -> Result<committed::Proof, SynthesisError> {
         let build = |cs: ConstraintSystemRef<F>, challenger: &dyn Challenger| {
             LayerCircuit {
-                module: self.module,
+                module: self.module(),
                 tables: &self.tables,
                 index,
                 values,
