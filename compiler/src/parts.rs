@@ -11,9 +11,16 @@
 //! one whose larger part is smallest is taken (its boundary's commitment counted), and a part
 //! still above the bound is cut again while it can be. A stage's buckets are cut at the same
 //! values, chosen on its largest bucket. Parts are named `NAME.partK`.
+//!
+//! The converse, [`join`]: adjacent stages whose joined layers all stay within the bound become
+//! one stage (named `A_B`), so a small model is one circuit per token and a large one as few as
+//! the bound allows. Each proof costs the verifier a pairing check and the proof 160 bytes, each
+//! link a commitment on both sides, and each circuit its lookup table: joining saves all three,
+//! and the prover pays the same per constraint.
 
+use crate::backend::check;
 use crate::backend::cost;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use zkc_lang::{Inst, Layer, Module, Operand, ValueData, ValueDef, ValueId};
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +115,169 @@ pub fn split(module: Module, max: usize) -> Result<Module, PartError> {
         consts: module.consts,
         layers,
     })
+}
+
+/// `module` (optimized: the bound applies to the circuits as built) with adjacent stages joined
+/// while every layer of the joined stage has at most `max` constraints, in module order: each
+/// stage joins the one before it when it can. Two stages with caches join bucket by bucket (they
+/// have the same buckets); a stage without joins each bucket of the other.
+pub fn join(module: Module, max: usize) -> Module {
+    let stages = module.stages();
+    let mut joined: Vec<Vec<Layer>> = Vec::new();
+    for (k, stage) in stages.iter().enumerate() {
+        let next: Vec<Layer> = stage
+            .layers
+            .iter()
+            .map(|&l| module.layers[l].clone())
+            .collect();
+        // An output the stages after this one read stays an output of the joined layer.
+        let read_later: HashSet<&str> = stages[k + 1..]
+            .iter()
+            .flat_map(|s| &s.layers)
+            .flat_map(|&l| {
+                let layer = &module.layers[l];
+                layer.inputs.iter().map(|&v| layer.value(v).name.as_str())
+            })
+            .collect();
+        let both = joined
+            .last()
+            .and_then(|last| join_stages(&module, last, &next, &read_later, max));
+        match both {
+            Some(both) => *joined.last_mut().expect("joined with the last") = both,
+            None => joined.push(next),
+        }
+    }
+    let layers = joined.into_iter().flatten().collect();
+    Module {
+        consts: module.consts,
+        layers,
+    }
+}
+
+/// Stages `a` then `b` (their layers, per bucket) as one stage, if every joined layer is within
+/// `max` and is one the backend builds.
+fn join_stages(
+    module: &Module,
+    a: &[Layer],
+    b: &[Layer],
+    read_later: &HashSet<&str>,
+    max: usize,
+) -> Option<Vec<Layer>> {
+    let pairs: Vec<(&Layer, &Layer)> = match (a, b) {
+        ([x], _) if x.states.is_empty() => b.iter().map(|y| (x, y)).collect(),
+        (_, [y]) if y.states.is_empty() => a.iter().map(|x| (x, y)).collect(),
+        _ if a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.context() == y.context()) => {
+            a.iter().zip(b).collect()
+        }
+        _ => return None,
+    };
+    pairs
+        .into_iter()
+        .map(|(x, y)| {
+            let layer = join_layers(x, y, read_later)?;
+            let fits = cost::layer(module, &layer).1 <= max;
+            (fits && check::layer(module, &layer).is_ok()).then_some(layer)
+        })
+        .collect()
+}
+
+/// `a` then `b` as one layer: `b`'s inputs bind to `a`'s values of the same name (the link
+/// becomes a wire), its other inputs, states and instructions follow `a`'s. `a`'s outputs stay
+/// outputs when a later stage reads them or `b` does not. `None` when `b` defines a name `a`
+/// has.
+fn join_layers(a: &Layer, b: &Layer, read_later: &HashSet<&str>) -> Option<Layer> {
+    let mut joined = Joined {
+        names: a
+            .values
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (v.name.clone(), ValueId(k as u32)))
+            .collect(),
+        layer: Layer {
+            name: format!("{}_{}", a.name, b.name),
+            ..a.clone()
+        },
+        id: vec![ValueId(0); b.values.len()],
+        b,
+    };
+    let mut read_from_a = HashSet::new();
+    for &v in &b.inputs {
+        match joined.names.get(&b.value(v).name).copied() {
+            Some(w) if a.value(w).ty != b.value(v).ty => return None,
+            Some(w) => {
+                read_from_a.insert(w);
+                joined.id[v.index()] = w;
+            }
+            None => {
+                let k = joined.layer.inputs.len();
+                let new = joined.define(v, ValueDef::Input(k))?;
+                joined.layer.inputs.push(new);
+            }
+        }
+    }
+    for &v in &b.states {
+        let k = joined.layer.states.len();
+        let new = joined.define(v, ValueDef::State(k))?;
+        joined.layer.states.push(new);
+    }
+    for inst in &b.insts {
+        let at = joined.layer.insts.len();
+        let results = inst
+            .results
+            .iter()
+            .enumerate()
+            .map(|(result, &v)| joined.define(v, ValueDef::Inst { inst: at, result }))
+            .collect::<Option<Vec<_>>>()?;
+        let args = inst
+            .args
+            .iter()
+            .map(|arg| match arg {
+                Operand::Value(v) => Operand::Value(joined.id[v.index()]),
+                c => *c,
+            })
+            .collect();
+        joined.layer.insts.push(Inst {
+            op: inst.op.clone(),
+            args,
+            results,
+        });
+    }
+    let Joined { mut layer, id, .. } = joined;
+    layer
+        .outputs
+        .retain(|&o| read_later.contains(a.value(o).name.as_str()) || !read_from_a.contains(&o));
+    layer
+        .outputs
+        .extend(b.outputs.iter().map(|&o| id[o.index()]));
+    layer.canonicalize();
+    Some(layer)
+}
+
+/// A layer being joined from `a` (the start of `layer`) and `b`.
+struct Joined<'b> {
+    layer: Layer,
+    /// Every value of `layer` by name.
+    names: HashMap<String, ValueId>,
+    /// `b`'s values in `layer`.
+    id: Vec<ValueId>,
+    b: &'b Layer,
+}
+
+impl Joined<'_> {
+    /// `b`'s value `v` as a new value of `layer`, unless its name is taken.
+    fn define(&mut self, v: ValueId, def: ValueDef) -> Option<ValueId> {
+        let data = self.b.value(v);
+        let new = ValueId(self.layer.values.len() as u32);
+        if self.names.insert(data.name.clone(), new).is_some() {
+            return None;
+        }
+        self.layer.values.push(ValueData {
+            def,
+            ..data.clone()
+        });
+        self.id[v.index()] = new;
+        Some(new)
+    }
 }
 
 /// `layer` cut wherever `choose` says, recursively, first part first.

@@ -1,6 +1,7 @@
 //! Bounded circuits end to end: a model whose blocks are above `--max-constraints` is cut into
 //! parts (`zkc_compiler::parts`) that print and parse, run bit-identically to the whole layers,
-//! prove and verify; a part's boundary commitment is a link the verifier checks.
+//! prove and verify; a part's boundary commitment is a link the verifier checks. Layers within
+//! the bound are joined into one circuit, which does the same.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -8,7 +9,7 @@ use zkc_compiler::artifact;
 use zkc_compiler::backend::cost;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig, WeightType};
-use zkc_compiler::parts::split;
+use zkc_compiler::parts::{join, split};
 use zkc_compiler::quantize::{quantize, QuantConfig};
 use zkc_lang::Module;
 use zkc_runtime::interp::{Interpreter, ModelRunner};
@@ -161,5 +162,143 @@ fn parts_prove_and_verify_and_their_boundary_is_a_checked_link() {
     let mut b = honest;
     b.steps[0].layers.swap(1, 2);
     assert!(verify(&vd, &b.to_bytes(), false).is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `module`'s layers as (name, context).
+fn layout(module: &Module) -> Vec<(String, Option<usize>)> {
+    module
+        .layers
+        .iter()
+        .map(|l| (l.name.clone(), l.context()))
+        .collect()
+}
+
+#[test]
+fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as_the_model() {
+    let whole = whole();
+    let cost_of = |name: &str| {
+        let l = whole.layers.iter().rev().find(|l| l.name == name).unwrap();
+        cost::layer(&whole, l).1
+    };
+    // Room for one block and the embedding or the head, not for two blocks.
+    let max = cost_of("block.0").max(cost_of("block.1")) + cost_of("embed").max(cost_of("head"));
+    let joined = join(whole.clone(), max);
+    let expect: Vec<(String, Option<usize>)> = [
+        ("embed_block.0", Some(4)),
+        ("embed_block.0", Some(8)),
+        ("block.1_head", Some(4)),
+        ("block.1_head", Some(8)),
+    ]
+    .iter()
+    .map(|(n, c)| (n.to_string(), *c))
+    .collect();
+    assert_eq!(layout(&joined), expect);
+    for l in &joined.layers {
+        assert!(cost::layer(&joined, l).1 <= max, "`{}` is bounded", l.name);
+    }
+    let total = |m: &Module| -> usize {
+        m.layers
+            .iter()
+            .filter(|l| l.context() != Some(4))
+            .map(|l| cost::layer(m, l).1)
+            .sum()
+    };
+    assert!(
+        total(&joined) < total(&whole),
+        "a join saves a link's commitments and a lookup table"
+    );
+    // The block 0 -> block 1 link stays a link; the embedding's output is a wire now.
+    let first = &joined.layers[0];
+    let outputs: Vec<&str> = first
+        .outputs
+        .iter()
+        .map(|&o| first.value(o).name.as_str())
+        .collect();
+    assert_eq!(outputs, ["blk.0.ffn_residual"]);
+    zkc_compiler::backend::check::check(&joined).unwrap();
+    zkc_lang::validate(&joined).unwrap();
+    let text = zkc_lang::print(&joined);
+    assert_eq!(zkc_lang::check(&text).ok().unwrap().module, joined);
+    // Without a bound the blocks join too; the head does not, as its `%token` is the embedding's
+    // input of the next step (one layer cannot have both).
+    let names: Vec<String> = join(whole.clone(), usize::MAX)
+        .stages()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["embed_block.0_block.1", "head"]);
+    assert_eq!(join(whole.clone(), 1), whole, "nothing fits: nothing joins");
+
+    // Bit-identical runs, across a bucket change.
+    let (a, b) = (
+        Interpreter::new(whole).unwrap(),
+        Interpreter::new(joined.clone()).unwrap(),
+    );
+    let (mut ra, mut rb) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
+    for token in [72, 105, 33, 7, 250, 1] {
+        let (x, y) = (
+            ra.step(token, false).unwrap(),
+            rb.step(token, false).unwrap(),
+        );
+        assert_eq!((x.token, x.logits), (y.token, y.logits));
+    }
+
+    // Proven across the bucket change (positions 0-4), verified; the joined caches' chain is a
+    // link across steps like any layer's.
+    let dir = std::env::temp_dir().join(format!("zkc-joined-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let circ = dir.join("model.circ");
+    artifact::write(&circ, &joined, None, "test", "default").unwrap();
+    let artifact = artifact::read(&circ).unwrap();
+    let keys = dir.join("keys");
+    let mut rng = StdRng::seed_from_u64(5);
+    setup(
+        &artifact.module,
+        &artifact.header.ir_sha256,
+        None,
+        None,
+        &keys,
+        &mut rng,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
+    let interp = Interpreter::new(artifact.module).unwrap();
+    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &keys, &vd).unwrap();
+    let out = dir.join("run.zkp");
+    prover
+        .generate(&[72, 105, 33], 3, &out, &mut rng, &mut |_| {})
+        .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let verified = verify(&vd, &bytes, false).unwrap();
+    assert_eq!(verified.steps, 5);
+    assert_eq!(verified.proofs, 5 * 2, "two circuits per token");
+    let honest = Bundle::from_bytes(&bytes).unwrap();
+    let layer = |b: &Bundle, step: usize, k: usize| {
+        vd.layers[b.steps[step].layers[k].layer as usize]
+            .name
+            .clone()
+    };
+    assert_eq!(layer(&honest, 3, 1), "block.1_head");
+    assert_ne!(
+        honest.steps[3].layers[1].layer, honest.steps[4].layers[1].layer,
+        "step 4 is proven in the bucket of 8"
+    );
+    // The second circuit's cache chain before step 4 (after its inputs: one commitment) moved.
+    let mut b = honest.clone();
+    b.steps[4].layers[1].publics[1] += zkc_compiler::backend::F::from(1u8);
+    let why = verify(&vd, &b.to_bytes(), false).expect_err("rejected");
+    assert!(
+        matches!(&why, Rejection::Link { step: 4, layer, .. } if layer == "block.1_head"),
+        "{why}"
+    );
+    // A circuit's proof dropped.
+    let mut b = honest;
+    b.steps[2].layers.remove(0);
+    assert!(matches!(
+        verify(&vd, &b.to_bytes(), false),
+        Err(Rejection::LayerCount { step: 2, .. })
+    ));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -22,85 +22,86 @@ pub struct CircuitError {
 const LIMIT: f64 = 1.809_251_394_333_066e75;
 
 pub fn check(module: &Module) -> Result<(), CircuitError> {
+    module.layers.iter().try_for_each(|l| layer(module, l))
+}
+
+/// [`check`] for one layer of `module` (or one about to be: `parts::join` checks what it joins).
+pub fn layer(module: &Module, layer: &Layer) -> Result<(), CircuitError> {
     let const_max = |c: zkc_lang::ConstId| -> f64 {
         match &module.constant(c).data {
             ConstData::Inline(d) => d.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64,
             ConstData::Extern => module.constant(c).ty.dtype.max() as f64,
         }
     };
-    for layer in &module.layers {
-        caches(layer)?;
-        let mut bound = vec![0f64; layer.values.len()];
-        for (i, v) in layer.values.iter().enumerate() {
-            if matches!(v.def, ValueDef::Input(_) | ValueDef::State(_)) {
-                bound[i] = v.ty.dtype.max() as f64 + 1.0;
-            }
+    caches(layer)?;
+    let mut bound = vec![0f64; layer.values.len()];
+    for (i, v) in layer.values.iter().enumerate() {
+        if matches!(v.def, ValueDef::Input(_) | ValueDef::State(_)) {
+            bound[i] = v.ty.dtype.max() as f64 + 1.0;
         }
-        for inst in &layer.insts {
-            let arg = |k: usize| match inst.args[k] {
-                Operand::Value(v) => bound[v.index()],
-                Operand::Const(c) => const_max(c),
-            };
-            let ty = |k: usize| match inst.args[k] {
-                Operand::Value(v) => &layer.value(v).ty,
-                Operand::Const(c) => &module.constant(c).ty,
-            };
-            let out = &layer.value(inst.results[0]).ty;
-            let checked = out.dtype.max() as f64 + 1.0;
-            let fail = |problem: String| CircuitError {
-                layer: layer.name.clone(),
-                value: layer.value(inst.results[0]).name.clone(),
-                problem,
-            };
-            let b = match &inst.op {
-                Op::Linear => {
-                    ty(1).shape[0] as f64 * arg(0) * arg(1)
-                        + if inst.args.len() == 3 { arg(2) } else { 0.0 }
-                }
-                Op::MatMul => *ty(0).shape.last().unwrap_or(&1) as f64 * arg(0) * arg(1),
-                Op::Add | Op::Sub => arg(0) + arg(1),
-                Op::Mul => arg(0) * arg(1),
-                Op::Reshape { .. } | Op::Transpose { .. } | Op::Split { .. } => arg(0),
-                Op::Concat { .. } => (0..inst.args.len()).map(arg).fold(0.0, f64::max),
-                Op::KvAppend => arg(0).max(arg(1)),
-                Op::Gather => arg(0),
-                Op::LayerNorm { .. } if ty(0).dtype.bits() > 32 => {
-                    return Err(fail(format!(
-                        "a layernorm input of {} bits; circuits take at most 32",
-                        ty(0).dtype.bits()
-                    )));
-                }
-                Op::Softmax { ln2, .. }
-                    if (*ln2 as f64) >= (2f64).powi(ty(0).dtype.bits() as i32) =>
-                {
-                    return Err(fail(format!(
-                        "ln2 = {ln2} does not fit the {}-bit scores",
-                        ty(0).dtype.bits()
-                    )));
-                }
-                _ => checked,
-            };
-            for k in 0..inst.args.len() {
-                let position = matches!(
-                    (&inst.op, k),
-                    (Op::Softmax { .. }, 1) | (Op::KvAppend, 2) | (Op::Gather, 1)
-                );
-                if position && ty(k).dtype.bits() > 32 {
-                    return Err(fail(format!(
-                        "a position or index of {} bits; circuits take at most 32",
-                        ty(k).dtype.bits()
-                    )));
-                }
+    }
+    for inst in &layer.insts {
+        let arg = |k: usize| match inst.args[k] {
+            Operand::Value(v) => bound[v.index()],
+            Operand::Const(c) => const_max(c),
+        };
+        let ty = |k: usize| match inst.args[k] {
+            Operand::Value(v) => &layer.value(v).ty,
+            Operand::Const(c) => &module.constant(c).ty,
+        };
+        let out = &layer.value(inst.results[0]).ty;
+        let checked = out.dtype.max() as f64 + 1.0;
+        let fail = |problem: String| CircuitError {
+            layer: layer.name.clone(),
+            value: layer.value(inst.results[0]).name.clone(),
+            problem,
+        };
+        let b = match &inst.op {
+            Op::Linear => {
+                ty(1).shape[0] as f64 * arg(0) * arg(1)
+                    + if inst.args.len() == 3 { arg(2) } else { 0.0 }
             }
-            if b >= LIMIT {
+            Op::MatMul => *ty(0).shape.last().unwrap_or(&1) as f64 * arg(0) * arg(1),
+            Op::Add | Op::Sub => arg(0) + arg(1),
+            Op::Mul => arg(0) * arg(1),
+            Op::Reshape { .. } | Op::Transpose { .. } | Op::Split { .. } => arg(0),
+            Op::Concat { .. } => (0..inst.args.len()).map(arg).fold(0.0, f64::max),
+            Op::KvAppend => arg(0).max(arg(1)),
+            Op::Gather => arg(0),
+            Op::LayerNorm { .. } if ty(0).dtype.bits() > 32 => {
                 return Err(fail(format!(
-                    "its magnitude may reach 2^{:.0}, and circuits need it below 2^250",
-                    b.log2()
+                    "a layernorm input of {} bits; circuits take at most 32",
+                    ty(0).dtype.bits()
                 )));
             }
-            for &r in &inst.results {
-                bound[r.index()] = b;
+            Op::Softmax { ln2, .. } if (*ln2 as f64) >= (2f64).powi(ty(0).dtype.bits() as i32) => {
+                return Err(fail(format!(
+                    "ln2 = {ln2} does not fit the {}-bit scores",
+                    ty(0).dtype.bits()
+                )));
             }
+            _ => checked,
+        };
+        for k in 0..inst.args.len() {
+            let position = matches!(
+                (&inst.op, k),
+                (Op::Softmax { .. }, 1) | (Op::KvAppend, 2) | (Op::Gather, 1)
+            );
+            if position && ty(k).dtype.bits() > 32 {
+                return Err(fail(format!(
+                    "a position or index of {} bits; circuits take at most 32",
+                    ty(k).dtype.bits()
+                )));
+            }
+        }
+        if b >= LIMIT {
+            return Err(fail(format!(
+                "its magnitude may reach 2^{:.0}, and circuits need it below 2^250",
+                b.log2()
+            )));
+        }
+        for &r in &inst.results {
+            bound[r.index()] = b;
         }
     }
     Ok(())

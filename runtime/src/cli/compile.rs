@@ -23,7 +23,9 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// embedding, one per transformer block, one for the head; a layer above `--max-constraints` is
 /// cut into parts. Then the optimizer (equality
 /// saturation, fewest constraints; `--no-opt` skips it, `--passes` picks passes, `--approx` adds
-/// the approximate one, `--emit ir --after PASS` stops after PASS). The default output is the versioned
+/// the approximate one, `--emit ir --after PASS` stops after PASS). Last, adjacent layers are
+/// joined while the joined circuit stays within `--max-constraints` (fewer proofs, links and
+/// tables; not with `--after`). The default output is the versioned
 /// artifact `MODEL.circ` (a header with the model's and the IR's SHA-256, then the IR); `--emit
 /// ir` writes the bare IR text (it passes `zkc check` and runs bit-identically with `zkc run`);
 /// `--emit stats` prints each layer's constraint count by op (from the gadgets' formulas, at any
@@ -54,8 +56,9 @@ pub struct Args {
     exact: bool,
     /// The most constraints one circuit may have: a layer above it is cut into parts at value
     /// boundaries (`NAME.partK`, each its own circuit and proof, linked by commitments), before
-    /// the optimizer runs on them. The default, 2^21, keeps a part's setup (about 3 times its
-    /// ~1.1 GB proving key) and proof well under 12 GB.
+    /// the optimizer runs on them; after it, adjacent layers are joined (`A_B`) while they fit.
+    /// The default, 2^21, keeps a circuit's setup (about 3 times its ~1.1 GB proving key) and
+    /// proof well under 12 GB.
     #[arg(long, default_value_t = 1 << 21, value_name = "N")]
     max_constraints: usize,
     /// With `--emit ir`: the IR as it is after this pass of the pipeline.
@@ -82,7 +85,18 @@ impl Args {
             return Err("--after needs --emit ir (the IR after that pass)".into());
         }
         let module = zkc_compiler::parts::split(quantize(&model, &config)?, self.max_constraints)?;
-        let module = self.opt.optimize(module, self.after.as_deref())?;
+        let mut module = self.opt.optimize(module, self.after.as_deref())?;
+        if self.after.is_none() {
+            let stages = module.stages().len();
+            module = zkc_compiler::parts::join(module, self.max_constraints);
+            if module.stages().len() < stages {
+                println!(
+                    "joined {stages} layers into {} circuits per token (each within --max-constraints {})",
+                    module.stages().len(),
+                    self.max_constraints
+                );
+            }
+        }
         warn_above(&module, self.max_constraints);
         zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {

@@ -70,7 +70,7 @@ impl Args {
             .bucket_for(self.prompt.len() + self.max_new)
             .map(|b| b.to_string());
         println!(
-            "== 3. trusted setup (one Groth16 key pair per layer{})",
+            "== 3. trusted setup (one Groth16 key pair per circuit{})",
             buckets.as_ref().map_or(String::new(), |b| format!(
                 ", the blocks' bucket of context {b}"
             ))
@@ -122,7 +122,7 @@ impl Args {
         let proving: f64 = report.step_seconds.iter().sum();
         println!("== summary");
         println!(
-            "model: {} layers, {constraints} constraints per token at context {}",
+            "model: {} circuits per token, {constraints} constraints per token at context {}",
             vd.stages().len(),
             vd.context
         );

@@ -1,12 +1,12 @@
 //! A whole model, one token per step, by the model interface: stages in module order (each step
 //! runs, per stage, the smallest context bucket holding its position: `zkc_lang::buckets`),
 //! inputs `token` and `pos` from the step, other inputs from same-named outputs of earlier
-//! layers; the last layer returns `token` and holds `logits`.
+//! layers; the last stage's layers return `token` and hold `logits`.
 
 use super::{zeros, InterpError, Interpreter, LayerRun};
 use std::collections::HashMap;
 use zkc_lang::semantics::Tensor;
-use zkc_lang::{DType, Module, Stage, TensorType};
+use zkc_lang::{DType, Module, Stage, TensorType, ValueId};
 
 /// One generation: the interpreter, each stage's KV state, and the next position.
 pub struct ModelRunner<'i> {
@@ -21,7 +21,8 @@ pub struct ModelRunner<'i> {
     position: usize,
     /// The largest position + 1 the KV caches hold.
     context: usize,
-    logits: (usize, usize),
+    /// Per layer of the last stage: (its module layer, its `logits` value).
+    logits: Vec<(usize, usize)>,
 }
 
 /// What one step computed.
@@ -35,30 +36,35 @@ pub struct Step {
     pub witness: Option<Vec<LayerRun>>,
 }
 
-/// Checks that `module` follows the model interface; returns the last layer's `logits` value.
-fn interface(module: &Module) -> Result<(usize, usize), InterpError> {
+/// Checks that `module` follows the model interface; returns, for each layer of the last stage
+/// (the head, or the head joined with blocks in their buckets), its `logits` value.
+fn interface(module: &Module) -> Result<Vec<(usize, usize)>, InterpError> {
     let bad = |m: String| InterpError::Interface(format!("{m} (see docs/quantization.md)"));
-    let last = module
-        .layers
-        .len()
-        .checked_sub(1)
+    let stages = module.stages();
+    let last = stages
+        .last()
         .ok_or_else(|| bad("the module has no layers".into()))?;
-    let head = &module.layers[last];
-    let logits = head
-        .values
+    last.layers
         .iter()
-        .position(|v| v.name == "logits")
-        .ok_or_else(|| bad(format!("layer `{}` has no value `%logits`", head.name)))?;
-    let returns_token = head.outputs.iter().any(|&o| {
-        head.value(o).name == "token" && head.value(o).ty == TensorType::index(DType::I32)
-    });
-    if !returns_token {
-        return Err(bad(format!(
-            "layer `{}` does not return `%token: i32[]`",
-            head.name
-        )));
-    }
-    Ok((last, logits))
+        .map(|&l| {
+            let head = &module.layers[l];
+            let logits = head
+                .values
+                .iter()
+                .position(|v| v.name == "logits")
+                .ok_or_else(|| bad(format!("layer `{}` has no value `%logits`", head.name)))?;
+            let returns_token = head.outputs.iter().any(|&o| {
+                head.value(o).name == "token" && head.value(o).ty == TensorType::index(DType::I32)
+            });
+            if !returns_token {
+                return Err(bad(format!(
+                    "layer `{}` does not return `%token: i32[]`",
+                    head.name
+                )));
+            }
+            Ok((l, logits))
+        })
+        .collect()
 }
 
 impl<'i> ModelRunner<'i> {
@@ -136,6 +142,7 @@ impl<'i> ModelRunner<'i> {
         env.insert("pos", Tensor::scalar(self.position as i64));
         let mut witness = Vec::new();
         let mut logits = Vec::new();
+        let mut logit_scale = 0.0;
         for (k, stage) in self.stages.iter().enumerate() {
             let index = match self.bucket {
                 Some(c) => stage.layers.iter().copied().find(|&l| {
@@ -178,8 +185,9 @@ impl<'i> ModelRunner<'i> {
             for (&o, t) in layer.outputs.iter().zip(run.outputs(layer)) {
                 env.insert(layer.value(o).name.as_str(), t.clone());
             }
-            if index == self.logits.0 {
-                logits = run.values[self.logits.1].data().to_vec();
+            if let Some(&(_, v)) = self.logits.iter().find(|(l, _)| *l == index) {
+                logits = run.values[v].data().to_vec();
+                logit_scale = layer.value(ValueId(v as u32)).ty.scale.to_f64();
             }
             self.states[k] = if record {
                 let states = run.states_after(layer);
@@ -189,8 +197,6 @@ impl<'i> ModelRunner<'i> {
                 run.into_states_after(layer)
             };
         }
-        let (layer, value) = self.logits;
-        let logits_ty = &module.layers[layer].values[value].ty;
         let next = env["token"]
             .as_index()
             .expect("the interface checked `token: i32[]`");
@@ -198,7 +204,7 @@ impl<'i> ModelRunner<'i> {
         Ok(Step {
             token: next as u32,
             logits,
-            logit_scale: logits_ty.scale.to_f64(),
+            logit_scale,
             witness: record.then_some(witness),
         })
     }
