@@ -3,7 +3,7 @@
 
 use crate::ir::{ConstId, GeluAttrs, Multiplier, Op};
 
-pub const OP_NAMES: [&str; 17] = [
+pub const OP_NAMES: [&str; 18] = [
     "linear",
     "matmul",
     "add",
@@ -19,6 +19,7 @@ pub const OP_NAMES: [&str; 17] = [
     "layernorm",
     "gelu",
     "argmax",
+    "argmax_carry",
     "gather",
     "kv_append",
 ];
@@ -35,6 +36,7 @@ pub fn attr_keys(op: &str) -> Option<&'static [&'static str]> {
         "softmax" => &["ln2", "b", "c", "shift"],
         "layernorm" => &["eps", "shift"],
         "gelu" => &["bound", "width", "tail", "shift"],
+        "argmax_carry" => &["offset"],
         _ => return None,
     })
 }
@@ -189,6 +191,9 @@ pub fn build_op(name: &str, src: &mut dyn AttrSource) -> Option<Result<Op, AttrP
                 shift: shift(src)?,
             }),
             "argmax" => Op::Argmax,
+            "argmax_carry" => Op::ArgmaxCarry {
+                offset: count(src, "offset")?,
+            },
             "gather" => Op::Gather,
             "kv_append" => Op::KvAppend,
             _ => unreachable!("name checked against OP_NAMES"),
@@ -246,6 +251,7 @@ pub fn attributes(op: &Op) -> Vec<(&'static str, AttrValue)> {
             ("tail", AttrValue::Int(*tail as i64)),
             ("shift", AttrValue::Int(*shift as i64)),
         ],
+        Op::ArgmaxCarry { offset } => vec![("offset", AttrValue::Int(*offset as i64))],
     }
 }
 

@@ -231,6 +231,15 @@ pub enum Op {
     Gelu(GeluAttrs),
     /// `argmax x`: index of the largest element of the last axis, lowest index on ties.
     Argmax,
+    /// `argmax_carry x, best, top, offset=K`: `argmax` continued from a carried result, for a
+    /// row cut into slices (the head's vocabulary, `compiler::parts`). `x` holds the row's
+    /// columns from `K` on; `best` (`i32`) and `top` (`x`'s type) are the index and value of the
+    /// maximum of the columns before them, with the last axis removed. Results `best', top'`:
+    /// `best, top` when `max(x) <= top`, else `K + argmax x, max(x)`: the lowest index on ties
+    /// over the whole row, as `argmax`.
+    ArgmaxCarry {
+        offset: usize,
+    },
     /// `gather table, idx`: row `idx` of a constant table (embedding lookups).
     Gather,
     /// `kv_append state, x, pos`: the cache with slot `pos` set to `x`; the result is the state
@@ -256,6 +265,7 @@ impl Op {
             Op::LayerNorm { .. } => "layernorm",
             Op::Gelu { .. } => "gelu",
             Op::Argmax => "argmax",
+            Op::ArgmaxCarry { .. } => "argmax_carry",
             Op::Gather => "gather",
             Op::KvAppend => "kv_append",
         }

@@ -39,7 +39,7 @@
 
 use crate::buckets::bucket_problem;
 use crate::ir::*;
-use crate::types::{element_count, Scale, ShapeDisplay, TensorType, MAX_ELEMENTS};
+use crate::types::{element_count, DType, Scale, ShapeDisplay, TensorType, MAX_ELEMENTS};
 use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
@@ -853,6 +853,50 @@ impl LayerValidator<'_> {
                 }
                 (x.shape[..x.rank() - 1].to_vec(), None, Some(Scale::ONE))
             }
+            Op::ArgmaxCarry { offset } => {
+                let x = arg(0);
+                if x.rank() == 0 {
+                    return Err(type_err(
+                        arg_at(0),
+                        "argmax_carry needs an input of rank >= 1".into(),
+                    ));
+                }
+                let rows = x.shape[..x.rank() - 1].to_vec();
+                let last = x.shape[x.rank() - 1].saturating_sub(1) + offset;
+                let best = TensorType::new(DType::I32, rows.clone(), Scale::ONE);
+                let top = TensorType::new(x.dtype, rows, x.scale);
+                // The carried pair and the results: the best index as `i32`, the top value as `x`.
+                for (k, want) in [(1, &best), (2, &top)] {
+                    if arg(k) != want {
+                        return Err(type_err(
+                            arg_at(k),
+                            format!("the carried operand must be `{want}`, found `{}`", arg(k)),
+                        ));
+                    }
+                }
+                for (r, want) in [(0, &best), (1, &top)] {
+                    if res(r) != want {
+                        return Err(type_err(
+                            Location::ResultType {
+                                layer: l,
+                                inst: n,
+                                result: r,
+                            },
+                            format!(
+                                "`argmax_carry` computes `{want}`, but the result is declared `{}`",
+                                res(r)
+                            ),
+                        ));
+                    }
+                }
+                if !DType::I32.contains(last as i128) {
+                    return Err(attr(
+                        "offset",
+                        format!("index {last} does not fit the result type i32"),
+                    ));
+                }
+                return Ok(());
+            }
             Op::Gather => {
                 let table = arg(0);
                 self.index(inst.args[1], arg_at(1))?;
@@ -939,6 +983,7 @@ impl LayerValidator<'_> {
             Op::LayerNorm { .. } => (&[V, C, C], &[], false),
             Op::Gelu { .. } => (&[V, C], &[], false),
             Op::Gather => (&[C, V], &[], false),
+            Op::ArgmaxCarry { .. } => (&[V, OperandKind::Either, OperandKind::Either], &[], false),
             Op::KvAppend => (&[OperandKind::Either, OperandKind::Either, V], &[], false),
             Op::Concat { .. } => (&[V], &[], true),
             Op::Requant { .. }
@@ -1000,13 +1045,14 @@ impl LayerValidator<'_> {
         }
         let results_ok = match inst.op {
             Op::Split { .. } => !inst.results.is_empty(),
+            Op::ArgmaxCarry { .. } => inst.results.len() == 2,
             _ => inst.results.len() == 1,
         };
         if !results_ok {
-            let expected = if matches!(inst.op, Op::Split { .. }) {
-                "one or more results"
-            } else {
-                "one result"
+            let expected = match inst.op {
+                Op::Split { .. } => "one or more results",
+                Op::ArgmaxCarry { .. } => "two results",
+                _ => "one result",
             };
             return Err(arity(expected, inst.results.len()));
         }

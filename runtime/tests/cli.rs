@@ -208,7 +208,11 @@ fn gen_model_inspect_and_run_float() {
     let stats = zkc(&["compile", model, "--emit", "stats", "--json"]);
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     let layers = stats["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 3, "embed, one block, head");
+    assert_eq!(
+        layers.len(),
+        2,
+        "the embedding joined with the block, the head"
+    );
     assert!(stats["constraints_per_token"].as_u64().unwrap() > 0);
     let exact = zkc(&["compile", model, "--emit", "stats", "--exact", "--json"]);
     let exact: serde_json::Value = serde_json::from_slice(&exact.stdout).unwrap();
@@ -277,7 +281,7 @@ fn demo_runs_the_main_job_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "verified: 11 steps, 44 proofs",
+        "verified: 11 steps, 22 proofs",
         "tampering rejected",
         "== summary",
     ] {
@@ -336,7 +340,7 @@ fn compile_setup_prove_verify_by_hand() {
     );
     let vk = file("m.keys/vk");
     let verify = ok(&["verify", &vk, &file("run.zkp")]);
-    assert!(verify.contains("verified: 3 steps, 9 proofs"), "{verify}");
+    assert!(verify.contains("verified: 3 steps, 6 proofs"), "{verify}");
     assert!(verify.contains("prompt:    97,98 \"ab\""), "{verify}");
     let json: serde_json::Value =
         serde_json::from_str(&ok(&["verify", &vk, &file("run.zkp"), "--json"])).unwrap();

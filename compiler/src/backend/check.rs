@@ -68,6 +68,7 @@ pub fn layer(module: &Module, layer: &Layer) -> Result<(), CircuitError> {
             Op::Concat { .. } => (0..inst.args.len()).map(arg).fold(0.0, f64::max),
             Op::KvAppend => arg(0).max(arg(1)),
             Op::Gather => arg(0),
+            Op::ArgmaxCarry { .. } => arg(0).max(arg(2)).max(checked),
             Op::LayerNorm { .. } if ty(0).dtype.bits() > 32 => {
                 return Err(fail(format!(
                     "a layernorm input of {} bits; circuits take at most 32",

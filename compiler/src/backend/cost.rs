@@ -95,6 +95,9 @@ pub fn op(op: &Op, args: &[Arg], out: &TensorType, r: Ranges) -> usize {
         }
         Op::Gelu(attrs) => gelu::cost(n, gelu_signature(*attrs, args, out), r),
         Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits(), r),
+        Op::ArgmaxCarry { .. } => {
+            argmax::carry_cost(n, last(0), ty(0).dtype.bits(), !args[1].constant, r)
+        }
         Op::Gather => {
             let (rows, width) = (ty(0).shape[0], ty(0).shape[1..].iter().product());
             if super::merkle::cheaper(rows, width, ty(0).dtype) {

@@ -559,6 +559,21 @@ fn synthesize_observed(
                     result(0).data(),
                 )?]
             }
+            Op::ArgmaxCarry { offset } => {
+                let row = *ty(0).shape.last().expect("rank >= 1");
+                let (best, top) = (arg(1), arg(2));
+                argmax::argmax_carry(
+                    cs,
+                    &arg(0),
+                    (&best, &top),
+                    matches!(inst.args[1], Operand::Const(_)),
+                    row,
+                    *offset,
+                    ty(0).dtype.bits(),
+                    (result(0).data(), result(1).data()),
+                )?
+                .into()
+            }
             Op::Gather => {
                 let Operand::Const(t) = inst.args[0] else {
                     unreachable!("validated")

@@ -283,7 +283,10 @@ impl Facts {
                 lo: 0,
                 hi: *args[0].ty().shape.last()? as i128 - 1,
             }),
-            Op::Softmax { .. } | Op::LayerNorm { .. } | Op::Gelu { .. } => None,
+            Op::Softmax { .. }
+            | Op::LayerNorm { .. }
+            | Op::Gelu { .. }
+            | Op::ArgmaxCarry { .. } => None,
         }
         .map(|r| r.meet(Interval::of(out.dtype)))
     }

@@ -22,7 +22,7 @@ pub use linear::{linear, matmul};
 pub use norm::{gelu, layernorm};
 pub use scalar::{exp_int, floor_div, gelu_int, gelu_poly, isqrt, round_shift, EXP_MAX_SHIFT};
 pub use shape::{concat, reshape, split, transpose};
-pub use softmax::{argmax, softmax};
+pub use softmax::{argmax, argmax_carry, softmax};
 pub use state::{gather, kv_append};
 pub use tensor::Tensor;
 

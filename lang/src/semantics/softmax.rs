@@ -69,6 +69,40 @@ pub fn argmax(x: &Tensor, out: DType) -> Result<Tensor, SemanticsError> {
     )
 }
 
+/// `argmax` over a row continued from a carried result (`Op::ArgmaxCarry`): per row, the
+/// carried `(best, top)` unless an element of `x` is above `top`, else `offset +` the index of
+/// `x`'s first maximum and that maximum. `(best', top')` with the last axis removed.
+pub fn argmax_carry(
+    x: &Tensor,
+    best: &Tensor,
+    top: &Tensor,
+    offset: usize,
+) -> Result<(Tensor, Tensor), SemanticsError> {
+    let n = x.row_len().max(1);
+    let rows = x.data().chunks(n);
+    let (mut bests, mut tops) = (Vec::new(), Vec::new());
+    for ((row, &b), &t) in rows.zip(best.data()).zip(top.data()) {
+        let local = row
+            .iter()
+            .enumerate()
+            .fold(0, |k, (i, &v)| if v > row[k] { i } else { k });
+        match row.get(local) {
+            Some(&v) if v > t => {
+                bests.push(fit((offset + local) as i128, DType::I32)?);
+                tops.push(v);
+            }
+            _ => {
+                bests.push(b);
+                tops.push(t);
+            }
+        }
+    }
+    Ok((
+        Tensor::new(best.shape().to_vec(), bests)?,
+        Tensor::new(top.shape().to_vec(), tops)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +140,30 @@ mod tests {
     fn argmax_breaks_ties_low() {
         let x = t(&[2, 4], &[1, 7, 7, 0, -3, -3, -5, -4]);
         assert_eq!(argmax(&x, DType::I32).unwrap(), t(&[2], &[1, 0]));
+    }
+
+    /// A row cut into slices and carried through them gives the whole row's argmax, ties to
+    /// the lowest index across slices too.
+    #[test]
+    fn argmax_carried_over_slices_is_the_whole_rows() {
+        let row = [3, -2, 9, 9, 4, 9, -7, 9, 1];
+        let whole = argmax(&t(&[1, 9], &row), DType::I32).unwrap();
+        for cut in [[1, 2], [2, 3], [3, 5], [4, 8]] {
+            let mut best = t(&[1], &[0]);
+            let mut top = t(&[1], &[i64::MIN]);
+            for (a, b) in [(0, cut[0]), (cut[0], cut[1]), (cut[1], 9)] {
+                let x = t(&[1, b - a], &row[a..b]);
+                (best, top) = argmax_carry(&x, &best, &top, a).unwrap();
+            }
+            assert_eq!(
+                (best.clone(), top.data()),
+                (whole.clone(), &[9][..]),
+                "{cut:?}"
+            );
+        }
+        // Equal to the carried value: the carried (earlier) index stays.
+        let (best, _) =
+            argmax_carry(&t(&[1, 2], &[5, 5]), &t(&[1], &[3]), &t(&[1], &[5]), 4).unwrap();
+        assert_eq!(best.data(), &[3]);
     }
 }

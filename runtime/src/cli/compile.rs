@@ -90,7 +90,7 @@ impl Args {
             let stages = module.stages().len();
             module = zkc_compiler::parts::join(module, self.max_constraints);
             if module.stages().len() < stages {
-                println!(
+                eprintln!(
                     "joined {stages} layers into {} circuits per token (each within --max-constraints {})",
                     module.stages().len(),
                     self.max_constraints

@@ -252,6 +252,9 @@ impl Interpreter {
             }
             Op::Gelu(attrs) => one(sem::gelu(arg(0), arg(1), *attrs, out)),
             Op::Argmax => one(sem::argmax(arg(0), out)),
+            Op::ArgmaxCarry { offset } => {
+                sem::argmax_carry(arg(0), arg(1), arg(2), *offset).map(|(b, t)| vec![b, t])
+            }
             Op::Gather => one(sem::gather(arg(0), arg(1))),
             Op::KvAppend => one(sem::kv_append(arg(0), arg(1), arg(2))),
         }
