@@ -12,6 +12,11 @@
 //! still above the bound is cut again while it can be. A stage's buckets are cut at the same
 //! values, chosen on its largest bucket. Parts are named `NAME.partK`.
 //!
+//! A head whose `argmax` over `linear` logits is above the bound is cut differently, by
+//! [`slice_vocabulary`]: into slices of the vocabulary (`NAME.vocabK`), each computing its
+//! columns' logits and carrying the best index and logit so far to the next (`argmax_carry`),
+//! so that the argmax over the whole vocabulary stays exact, ties to the lowest index.
+//!
 //! The converse, [`join`]: adjacent stages whose joined layers all stay within the bound become
 //! one stage (named `A_B`), so a small model is one circuit per token and a large one as few as
 //! the bound allows. Each proof costs the verifier a pairing check and the proof 160 bytes, each
@@ -21,7 +26,10 @@
 use crate::backend::check;
 use crate::backend::cost;
 use std::collections::{HashMap, HashSet};
-use zkc_lang::{Inst, Layer, Module, Operand, ValueData, ValueDef, ValueId};
+use zkc_lang::{
+    Const, ConstData, ConstId, Inst, Layer, Module, Op, Operand, TensorType, ValueData, ValueDef,
+    ValueId,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartError {
@@ -115,6 +123,309 @@ pub fn split(module: Module, max: usize) -> Result<Module, PartError> {
         consts: module.consts,
         layers,
     })
+}
+
+/// `module` (optimized) with every stateless layer above `max` constraints whose last steps are
+/// `%logits = linear %h, @W[, @b]` then `%best = argmax %logits` cut into the fewest slices of
+/// the vocabulary (W's columns) that are each within `max`. Slice `k` reads `%h` and the best
+/// index and logit of the slices before it (`%best.vocab{k-1}`, `%logits.max.vocab{k-1}`;
+/// slice 0 starts from index 0 and the dtype's minimum, constants) and returns its own; the
+/// first slice also computes `%h` and the last returns the layer's outputs. The slices' logits
+/// are `%logits.vocabK`. A layer no slicing brings within `max` stays whole.
+pub fn slice_vocabulary(mut module: Module, max: usize) -> Module {
+    let mut layers = Vec::with_capacity(module.layers.len());
+    for layer in std::mem::take(&mut module.layers) {
+        let above = layer.states.is_empty() && cost::layer(&module, &layer).1 > max;
+        let sliced = above
+            .then(|| vocabulary_slices(&mut module, &layer, max))
+            .flatten();
+        match sliced {
+            Some(slices) => layers.extend(slices),
+            None => layers.push(layer),
+        }
+    }
+    module.layers = layers;
+    let count = module.consts.len();
+    crate::passes::pipeline::drop_unused_constants(&mut module, count);
+    module
+}
+
+/// Where a head's logits and argmax are.
+struct Head {
+    linear: usize,
+    argmax: usize,
+    /// The linear's input, weights `[K, V]` and bias.
+    h: ValueId,
+    weights: ConstId,
+    bias: Option<ConstId>,
+    /// The instructions after the argmax that read its result (to the outputs).
+    suffix: Vec<usize>,
+}
+
+impl Head {
+    fn of(layer: &Layer, module: &Module) -> Option<Head> {
+        let argmax = layer.insts.iter().position(|i| i.op == Op::Argmax)?;
+        let Operand::Value(logits) = layer.insts[argmax].args[0] else {
+            return None;
+        };
+        let ValueDef::Inst { inst: linear, .. } = layer.value(logits).def else {
+            return None;
+        };
+        let lin = &layer.insts[linear];
+        let (Op::Linear, Operand::Value(h), Operand::Const(weights)) =
+            (&lin.op, lin.args[0], lin.args[1])
+        else {
+            return None;
+        };
+        let bias = match lin.args.get(2) {
+            Some(Operand::Const(b)) => Some(*b),
+            Some(Operand::Value(_)) => return None,
+            None => None,
+        };
+        let inline = |c: ConstId| matches!(module.constant(c).data, ConstData::Inline(_));
+        if !inline(weights) || !bias.is_none_or(inline) || layer.value(logits).ty.rank() != 2 {
+            return None;
+        }
+        // What depends on the argmax's result; it may read nothing else the head computes.
+        let mut after: HashSet<ValueId> = layer.insts[argmax].results.iter().copied().collect();
+        let mut suffix = Vec::new();
+        for (i, inst) in layer.insts.iter().enumerate().skip(argmax + 1) {
+            if values_read(inst).any(|v| after.contains(&v)) {
+                if values_read(inst).any(|v| !after.contains(&v)) {
+                    return None;
+                }
+                after.extend(inst.results.iter().copied());
+                suffix.push(i);
+            }
+        }
+        let others_read_logits = layer
+            .insts
+            .iter()
+            .enumerate()
+            .any(|(i, inst)| i != argmax && values_read(inst).any(|v| v == logits));
+        let outputs_ok = layer.outputs.iter().all(|o| after.contains(o));
+        (!others_read_logits && outputs_ok).then_some(Head {
+            linear,
+            argmax,
+            h,
+            weights,
+            bias,
+            suffix,
+        })
+    }
+}
+
+/// `layer` as vocabulary slices each within `max`, if it is a head and some count of slices
+/// does it (the new constants are added to `module`).
+fn vocabulary_slices(module: &mut Module, layer: &Layer, max: usize) -> Option<Vec<Layer>> {
+    let head = Head::of(layer, module)?;
+    let vocabulary = module.constant(head.weights).ty.shape[1];
+    let whole = cost::layer(module, layer).1;
+    let consts = module.consts.len();
+    let mut count = whole.div_ceil(max).max(2);
+    while count <= vocabulary {
+        let slices = slices(module, layer, &head, count);
+        // Per slice: its constraints, and those its columns cost (the rest it pays whatever
+        // its width: the first slice's prefix, the commitments).
+        let costs: Vec<(usize, usize)> = slices
+            .iter()
+            .map(|l| {
+                let (by_op, total) = cost::layer(module, l);
+                let columns = ["argmax_carry", "linear"]
+                    .iter()
+                    .filter_map(|op| by_op.get(op))
+                    .sum();
+                (total, columns)
+            })
+            .collect();
+        if costs.iter().all(|&(total, _)| total <= max) {
+            return Some(slices);
+        }
+        module.consts.truncate(consts);
+        let floor = costs.iter().map(|&(t, c)| t - c).max()?;
+        if floor >= max {
+            return None;
+        }
+        // Widths shrink in proportion to what the largest slice's columns must lose.
+        let over = costs
+            .iter()
+            .map(|&(t, c)| t.saturating_sub(max) as f64 / c.max(1) as f64)
+            .fold(0.0, f64::max);
+        count = (slices.len() + 1).max((slices.len() as f64 * (1.0 + over)).ceil() as usize);
+    }
+    None
+}
+
+/// `layer` (a [`Head`]) cut into `count` slices of the vocabulary.
+fn slices(module: &mut Module, layer: &Layer, head: &Head, count: usize) -> Vec<Layer> {
+    let mut full = layer.clone();
+    let logits = full.insts[head.linear].results[0];
+    let best = full.insts[head.argmax].results[0];
+    let (logits_ty, best_ty) = (full.value(logits).ty.clone(), full.value(best).ty.clone());
+    let (logits_name, best_name) = (
+        full.value(logits).name.clone(),
+        full.value(best).name.clone(),
+    );
+    let top_ty = TensorType::new(
+        logits_ty.dtype,
+        logits_ty.shape[..1].to_vec(),
+        logits_ty.scale,
+    );
+    let w = module.constant(head.weights).clone();
+    let (k_in, vocabulary) = (w.ty.shape[0], w.ty.shape[1]);
+    let width = vocabulary.div_ceil(count);
+    let count = vocabulary.div_ceil(width);
+    let inline = |c: &Const| match &c.data {
+        ConstData::Inline(d) => d.clone(),
+        ConstData::Extern => unreachable!("Head::of takes inline constants"),
+    };
+    let (w_data, bias) = (inline(&w), head.bias.map(|b| module.constant(b).clone()));
+    let mut add_const = |name: String, ty: TensorType, data: Vec<i64>| {
+        module.consts.push(Const {
+            name,
+            ty,
+            data: ConstData::Inline(data),
+        });
+        ConstId(module.consts.len() as u32 - 1)
+    };
+    // Slice 0's carry: index 0 and the least logit (a tie keeps index 0, as argmax would).
+    let mut carried = (
+        Operand::Const(add_const(
+            format!("{best_name}.none"),
+            best_ty.clone(),
+            vec![0],
+        )),
+        Operand::Const(add_const(
+            format!("{logits_name}.none"),
+            top_ty.clone(),
+            vec![logits_ty.dtype.min()],
+        )),
+    );
+    let define = |full: &mut Layer, name: String, ty: TensorType, inst: usize, result| {
+        full.values.push(ValueData {
+            name,
+            ty,
+            def: ValueDef::Inst { inst, result },
+        });
+        ValueId(full.values.len() as u32 - 1)
+    };
+    // The slices' instructions replace the linear and the argmax, in their place.
+    let mut insts: Vec<Inst> = Vec::new();
+    let mut carries = Vec::new();
+    let start = head.linear;
+    for k in 0..count {
+        let (a, b) = (k * width, ((k + 1) * width).min(vocabulary));
+        let columns: Vec<i64> = (0..k_in)
+            .flat_map(|i| {
+                w_data[i * vocabulary + a..i * vocabulary + b]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let wk = add_const(
+            format!("{}.vocab{k}", w.name),
+            TensorType::new(w.ty.dtype, vec![k_in, b - a], w.ty.scale),
+            columns,
+        );
+        let mut args = vec![Operand::Value(head.h), Operand::Const(wk)];
+        if let Some(bias) = &bias {
+            let data = inline(bias)[a..b].to_vec();
+            let ty = TensorType::new(bias.ty.dtype, vec![b - a], bias.ty.scale);
+            args.push(Operand::Const(add_const(
+                format!("{}.vocab{k}", bias.name),
+                ty,
+                data,
+            )));
+        }
+        let at = start + insts.len();
+        let mut slice_ty = logits_ty.clone();
+        slice_ty.shape[1] = b - a;
+        let lk = define(
+            &mut full,
+            format!("{logits_name}.vocab{k}"),
+            slice_ty,
+            at,
+            0,
+        );
+        insts.push(Inst {
+            op: Op::Linear,
+            args,
+            results: vec![lk],
+        });
+        let last = k + 1 == count;
+        let bk = match last {
+            true => best,
+            false => define(
+                &mut full,
+                format!("{best_name}.vocab{k}"),
+                best_ty.clone(),
+                at + 1,
+                0,
+            ),
+        };
+        let tk = define(
+            &mut full,
+            format!("{logits_name}.max.vocab{k}"),
+            top_ty.clone(),
+            at + 1,
+            1,
+        );
+        insts.push(Inst {
+            op: Op::ArgmaxCarry { offset: a },
+            args: vec![Operand::Value(lk), carried.0, carried.1],
+            results: vec![bk, tk],
+        });
+        carried = (Operand::Value(bk), Operand::Value(tk));
+        carries.push((bk, tk));
+    }
+    // Renumber: the prefix, the slices' 2 * count instructions, the suffix.
+    let prefix: Vec<usize> = (0..layer.insts.len())
+        .filter(|&i| i != head.linear && i != head.argmax && !head.suffix.contains(&i))
+        .collect();
+    let suffix: Vec<Inst> = head
+        .suffix
+        .iter()
+        .map(|&i| layer.insts[i].clone())
+        .collect();
+    full.insts = prefix.iter().map(|&i| layer.insts[i].clone()).collect();
+    let slices_at = full.insts.len();
+    full.insts.extend(insts);
+    full.insts.extend(suffix);
+    for (n, inst) in full.insts.iter().enumerate() {
+        for (result, &v) in inst.results.iter().enumerate() {
+            full.values[v.index()].def = ValueDef::Inst { inst: n, result };
+        }
+    }
+    let h_in_first = matches!(full.value(head.h).def, ValueDef::Inst { .. });
+    let (h, first_insts) = (head.h, slices_at + 2);
+    (0..count)
+        .map(|k| {
+            let insts: Vec<usize> = match k {
+                0 => (0..first_insts).collect(),
+                _ => vec![slices_at + 2 * k, slices_at + 2 * k + 1],
+            };
+            let last = k + 1 == count;
+            let insts: Vec<usize> = match last {
+                true => insts
+                    .into_iter()
+                    .chain(slices_at + 2 * count..full.insts.len())
+                    .collect(),
+                false => insts,
+            };
+            let inputs = match k {
+                0 => layer.inputs.clone(),
+                _ => vec![h, carries[k - 1].0, carries[k - 1].1],
+            };
+            let outputs = match (k, last) {
+                (_, true) => layer.outputs.clone(),
+                (0, false) if h_in_first => vec![h, carries[0].0, carries[0].1],
+                _ => vec![carries[k].0, carries[k].1],
+            };
+            let mut slice = sub_layer(&full, &inputs, &[], &insts, &outputs);
+            slice.name = format!("{}.vocab{k}", layer.name);
+            slice
+        })
+        .collect()
 }
 
 /// `module` (optimized: the bound applies to the circuits as built) with adjacent stages joined

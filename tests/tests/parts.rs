@@ -1,7 +1,8 @@
 //! Bounded circuits end to end: a model whose blocks are above `--max-constraints` is cut into
 //! parts (`zkc_compiler::parts`) that print and parse, run bit-identically to the whole layers,
 //! prove and verify; a part's boundary commitment is a link the verifier checks. Layers within
-//! the bound are joined into one circuit, which does the same.
+//! the bound are joined into one circuit, which does the same. A head above the bound is cut
+//! into slices of its vocabulary with the argmax carried between them, exact to the tie.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -9,7 +10,7 @@ use zkc_compiler::artifact;
 use zkc_compiler::backend::cost;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig, WeightType};
-use zkc_compiler::parts::{join, split};
+use zkc_compiler::parts::{join, slice_vocabulary, split};
 use zkc_compiler::quantize::{quantize, QuantConfig};
 use zkc_lang::Module;
 use zkc_runtime::interp::{Interpreter, ModelRunner};
@@ -300,5 +301,105 @@ fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as
         verify(&vd, &b.to_bytes(), false),
         Err(Rejection::LayerCount { step: 2, .. })
     ));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_head_above_the_bound_is_cut_into_vocabulary_slices_whose_carried_argmax_is_exact() {
+    let whole = whole();
+    let head = whole.layers.last().unwrap();
+    // Each slice repeats commitments (and the first the head's LayerNorm): a fifth less than
+    // the whole head takes a dozen slices of the 256 logits.
+    let max = cost::layer(&whole, head).1 * 4 / 5;
+    let sliced = slice_vocabulary(whole.clone(), max);
+    let names: Vec<String> = sliced.stages().into_iter().map(|s| s.name).collect();
+    let slices: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("head.vocab"))
+        .collect();
+    assert!(slices.len() >= 3, "{names:?}");
+    assert_eq!(names.len(), 3 + slices.len(), "embed, 2 blocks, the slices");
+    for l in sliced.layers.iter().filter(|l| l.name.starts_with("head")) {
+        assert!(cost::layer(&sliced, l).1 <= max, "`{}` is bounded", l.name);
+    }
+    assert!(
+        !sliced.consts.iter().any(|c| c.name == "output.w"),
+        "the whole weights are gone: each slice has its columns"
+    );
+    zkc_compiler::backend::check::check(&sliced).unwrap();
+    zkc_lang::validate(&sliced).unwrap();
+    let text = zkc_lang::print(&sliced);
+    assert!(text.contains("argmax_carry"));
+    assert_eq!(zkc_lang::check(&text).ok().unwrap().module, sliced);
+
+    // The same tokens and logits as the whole head, including a row with ties across slices.
+    let (a, b) = (
+        Interpreter::new(whole).unwrap(),
+        Interpreter::new(sliced.clone()).unwrap(),
+    );
+    let (mut ra, mut rb) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
+    for token in [72, 105, 33, 7, 250] {
+        let (x, y) = (
+            ra.step(token, false).unwrap(),
+            rb.step(token, false).unwrap(),
+        );
+        assert_eq!((x.token, x.logits), (y.token, y.logits));
+    }
+
+    // Proven and verified; a slice dropped, two slices swapped and a carried logit changed are
+    // each refused.
+    let dir = std::env::temp_dir().join(format!("zkc-vocab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let circ = dir.join("model.circ");
+    artifact::write(&circ, &sliced, None, "test", "default").unwrap();
+    let artifact = artifact::read(&circ).unwrap();
+    let keys = dir.join("keys");
+    let mut rng = StdRng::seed_from_u64(9);
+    setup(
+        &artifact.module,
+        &artifact.header.ir_sha256,
+        None,
+        Some(&[4]),
+        &keys,
+        &mut rng,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
+    let interp = Interpreter::new(artifact.module).unwrap();
+    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &keys, &vd).unwrap();
+    let out = dir.join("run.zkp");
+    prover
+        .generate(&[72, 105], 2, &out, &mut rng, &mut |_| {})
+        .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let verified = verify(&vd, &bytes, false).unwrap();
+    assert_eq!(verified.proofs, verified.steps * names.len());
+    let honest = Bundle::from_bytes(&bytes).unwrap();
+    let at = |name: &str| {
+        honest.steps[1]
+            .layers
+            .iter()
+            .position(|p| vd.layers[p.layer as usize].name == name)
+            .unwrap()
+    };
+    let (first, second) = (at("head.vocab0"), at("head.vocab1"));
+    let mut b = honest.clone();
+    b.steps[1].layers.remove(second);
+    assert!(matches!(
+        verify(&vd, &b.to_bytes(), false),
+        Err(Rejection::LayerCount { step: 1, .. })
+    ));
+    let mut b = honest.clone();
+    b.steps[1].layers.swap(first, second);
+    assert!(verify(&vd, &b.to_bytes(), false).is_err(), "slices swapped");
+    // Slice 1's inputs: %h, the carried index, the carried logit (a commitment each).
+    let mut b = honest;
+    b.steps[1].layers[second].publics[2] += zkc_compiler::backend::F::from(1u8);
+    let why = verify(&vd, &b.to_bytes(), false).expect_err("rejected");
+    assert!(
+        matches!(&why, Rejection::Link { step: 1, layer, .. } if layer == "head.vocab1"),
+        "{why}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -23,9 +23,10 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// embedding, one per transformer block, one for the head; a layer above `--max-constraints` is
 /// cut into parts. Then the optimizer (equality
 /// saturation, fewest constraints; `--no-opt` skips it, `--passes` picks passes, `--approx` adds
-/// the approximate one, `--emit ir --after PASS` stops after PASS). Last, adjacent layers are
-/// joined while the joined circuit stays within `--max-constraints` (fewer proofs, links and
-/// tables; not with `--after`). The default output is the versioned
+/// the approximate one, `--emit ir --after PASS` stops after PASS). Last (not with `--after`),
+/// a head above `--max-constraints` is cut into slices of its vocabulary (`head.vocabK`, the
+/// argmax carried from slice to slice), and adjacent layers are joined while the joined circuit
+/// stays within the bound (fewer proofs, links and lookup tables). The default output is the versioned
 /// artifact `MODEL.circ` (a header with the model's and the IR's SHA-256, then the IR); `--emit
 /// ir` writes the bare IR text (it passes `zkc check` and runs bit-identically with `zkc run`);
 /// `--emit stats` prints each layer's constraint count by op (from the gadgets' formulas, at any
@@ -87,6 +88,7 @@ impl Args {
         let module = zkc_compiler::parts::split(quantize(&model, &config)?, self.max_constraints)?;
         let mut module = self.opt.optimize(module, self.after.as_deref())?;
         if self.after.is_none() {
+            module = zkc_compiler::parts::slice_vocabulary(module, self.max_constraints);
             let stages = module.stages().len();
             module = zkc_compiler::parts::join(module, self.max_constraints);
             if module.stages().len() < stages {

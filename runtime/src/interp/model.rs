@@ -1,7 +1,8 @@
 //! A whole model, one token per step, by the model interface: stages in module order (each step
 //! runs, per stage, the smallest context bucket holding its position: `zkc_lang::buckets`),
 //! inputs `token` and `pos` from the step, other inputs from same-named outputs of earlier
-//! layers; the last stage's layers return `token` and hold `logits`.
+//! layers; the last stage's layers return `token`, and the logits are `%logits` (or its
+//! vocabulary slices).
 
 use super::{zeros, InterpError, Interpreter, LayerRun};
 use std::collections::HashMap;
@@ -21,8 +22,8 @@ pub struct ModelRunner<'i> {
     position: usize,
     /// The largest position + 1 the KV caches hold.
     context: usize,
-    /// Per layer of the last stage: (its module layer, its `logits` value).
-    logits: Vec<(usize, usize)>,
+    /// Per module layer, its logits (or a slice of them), if it holds them.
+    logits: Vec<Option<usize>>,
 }
 
 /// What one step computed.
@@ -36,35 +37,44 @@ pub struct Step {
     pub witness: Option<Vec<LayerRun>>,
 }
 
-/// Checks that `module` follows the model interface; returns, for each layer of the last stage
-/// (the head, or the head joined with blocks in their buckets), its `logits` value.
-fn interface(module: &Module) -> Result<Vec<(usize, usize)>, InterpError> {
+/// Checks that `module` follows the model interface; returns, per module layer, its logits
+/// value if it has one: `%logits`, or a slice of the vocabulary's `%logits.vocabK`
+/// (`compiler::parts::slice_vocabulary`), which a step concatenates in module order.
+fn interface(module: &Module) -> Result<Vec<Option<usize>>, InterpError> {
     let bad = |m: String| InterpError::Interface(format!("{m} (see docs/quantization.md)"));
     let stages = module.stages();
     let last = stages
         .last()
         .ok_or_else(|| bad("the module has no layers".into()))?;
-    last.layers
+    for &l in &last.layers {
+        let head = &module.layers[l];
+        let returns_token = head.outputs.iter().any(|&o| {
+            head.value(o).name == "token" && head.value(o).ty == TensorType::index(DType::I32)
+        });
+        if !returns_token {
+            return Err(bad(format!(
+                "layer `{}` does not return `%token: i32[]`",
+                head.name
+            )));
+        }
+    }
+    let logits: Vec<Option<usize>> = module
+        .layers
         .iter()
-        .map(|&l| {
-            let head = &module.layers[l];
-            let logits = head
-                .values
-                .iter()
-                .position(|v| v.name == "logits")
-                .ok_or_else(|| bad(format!("layer `{}` has no value `%logits`", head.name)))?;
-            let returns_token = head.outputs.iter().any(|&o| {
-                head.value(o).name == "token" && head.value(o).ty == TensorType::index(DType::I32)
-            });
-            if !returns_token {
-                return Err(bad(format!(
-                    "layer `{}` does not return `%token: i32[]`",
-                    head.name
-                )));
-            }
-            Ok((l, logits))
+        .map(|layer| {
+            layer.values.iter().position(|v| {
+                v.name == "logits"
+                    || v.name
+                        .strip_prefix("logits.vocab")
+                        .is_some_and(|k| k.parse::<usize>().is_ok())
+            })
         })
-        .collect()
+        .collect();
+    let head = &module.layers[last.layers[0]];
+    match last.layers.iter().any(|&l| logits[l].is_some()) {
+        true => Ok(logits),
+        false => Err(bad(format!("layer `{}` has no value `%logits`", head.name))),
+    }
 }
 
 impl<'i> ModelRunner<'i> {
@@ -185,8 +195,8 @@ impl<'i> ModelRunner<'i> {
             for (&o, t) in layer.outputs.iter().zip(run.outputs(layer)) {
                 env.insert(layer.value(o).name.as_str(), t.clone());
             }
-            if let Some(&(_, v)) = self.logits.iter().find(|(l, _)| *l == index) {
-                logits = run.values[v].data().to_vec();
+            if let Some(v) = self.logits[index] {
+                logits.extend_from_slice(run.values[v].data());
                 logit_scale = layer.value(ValueId(v as u32)).ty.scale.to_f64();
             }
             self.states[k] = if record {
