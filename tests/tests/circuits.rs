@@ -248,4 +248,18 @@ fn tiny_model_measured_stats_match_the_formulas() {
         }
     }
     insta::assert_snapshot!(text);
+
+    // Joined as `zkc compile` joins them (one lookup table, the blocks' functions' tables
+    // shared where equal, links turned wires): the smallest bucket's circuit, measured.
+    let joined = zkc_compiler::parts::join(module, 1 << 21);
+    let interp = Interpreter::new(joined.clone()).unwrap();
+    let witness = zkc_runtime::interp::every_layer_at_step_zero(&interp).unwrap();
+    let tables = Tables::new(&joined);
+    let index = 0;
+    assert!(joined.layers[index].name.starts_with("embed_block.0_block.1"));
+    let measured = measure::layer(&joined, &tables, index, &witness[index].values).unwrap();
+    for (op, counted) in cost::layer(&joined, &joined.layers[index]).0 {
+        let m = measured.get(op).copied().unwrap_or_default();
+        assert_eq!(m.constraints, counted, "joined layer, {op}");
+    }
 }

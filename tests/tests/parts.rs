@@ -159,6 +159,11 @@ fn parts_prove_and_verify_and_their_boundary_is_a_checked_link() {
         matches!(&why, Rejection::Link { step: 1, layer, .. } if layer == "block.0.part1"),
         "{why}"
     );
+    // A part's proof (with its public inputs) from another step in its place.
+    let mut b = honest.clone();
+    b.steps[1].layers[second] = honest.steps[0].layers[second].clone();
+    let why = verify(&vd, &b.to_bytes(), false).expect_err("rejected");
+    assert!(matches!(&why, Rejection::Link { step: 1, .. }), "{why}");
     // A part's proof in the other part's place is refused.
     let mut b = honest;
     b.steps[0].layers.swap(1, 2);

@@ -4,10 +4,11 @@
 //!
 //! Parameters, pinned here because ark-bn254 ships none: the Poseidon paper's instances for a
 //! 254-bit field, S-box `x^5`, 8 full rounds, capacity 1: width 3 (rate 2, 57 partial rounds)
-//! for tensor commitments and Merkle trees, and width 17 (rate 16, 68 partial rounds, the
-//! paper's and circomlib's figure for t = 17, circomlib's widest) for the KV-cache chain, whose
-//! links absorb a whole slot (about 38 constraints per absorbed element against 51 at width 9);
-//! round constants and MDS matrices from the paper's Grain LFSR
+//! for tensor commitments and Merkle trees; for the KV-cache chain, whose links absorb a whole
+//! slot, width 9 (rate 8, 63 partial rounds) or width 17 (rate 16, 68 partial rounds; the
+//! paper's and circomlib's figures for t = 9 and t = 17, circomlib's widest), whichever costs
+//! fewer constraints for the slot's size (about 38 constraints per absorbed element at width 17
+//! against 51 at width 9, but a first permutation of 561 against 378); round constants and MDS matrices from the paper's Grain LFSR
 //! (`find_poseidon_ark_and_mds`, no skipped matrices). The capacity element starts at a
 //! [`Domain`] tag. Tests pin outputs so a change of parameters cannot go unnoticed.
 
@@ -36,6 +37,8 @@ pub const PERMUTATION_CONSTRAINTS: usize = 237;
 pub enum Instance {
     /// Width 3, rate 2.
     Narrow,
+    /// Width 9, rate 8.
+    Medium,
     /// Width 17, rate 16.
     Wide,
 }
@@ -44,6 +47,7 @@ impl Instance {
     pub fn rate(self) -> usize {
         match self {
             Instance::Narrow => 2,
+            Instance::Medium => 8,
             Instance::Wide => 16,
         }
     }
@@ -51,15 +55,18 @@ impl Instance {
     fn partial_rounds(self) -> usize {
         match self {
             Instance::Narrow => 57,
+            Instance::Medium => 63,
             Instance::Wide => 68,
         }
     }
 
     pub fn config(self) -> &'static PoseidonConfig<F> {
         static NARROW: OnceLock<PoseidonConfig<F>> = OnceLock::new();
+        static MEDIUM: OnceLock<PoseidonConfig<F>> = OnceLock::new();
         static WIDE: OnceLock<PoseidonConfig<F>> = OnceLock::new();
         let cell = match self {
             Instance::Narrow => &NARROW,
+            Instance::Medium => &MEDIUM,
             Instance::Wide => &WIDE,
         };
         cell.get_or_init(|| {
@@ -81,16 +88,25 @@ pub fn poseidon() -> &'static PoseidonConfig<F> {
 /// permutation follows an earlier one (measured; tests check every `f` up to 9 for the narrow
 /// instance and up to 40 for the wide one).
 pub fn sponge_cost(domain: Domain, f: usize) -> usize {
-    let instance = domain.instance();
-    let rate = instance.rate();
-    let permutations = f.div_ceil(rate).max(1);
-    match instance {
-        Instance::Narrow => {
-            permutations * PERMUTATION_CONSTRAINTS + if f >= 2 { 6 * permutations - 3 } else { 0 }
+    domain.instance(f).cost(f)
+}
+
+impl Instance {
+    /// [`sponge_cost`] with this instance.
+    fn cost(self, f: usize) -> usize {
+        let permutations = f.div_ceil(self.rate()).max(1);
+        let lanes = 3 * f.min(self.rate());
+        match self {
+            Instance::Narrow => {
+                permutations * PERMUTATION_CONSTRAINTS
+                    + if f >= 2 { 6 * permutations - 3 } else { 0 }
+            }
+            // The first permutation's S-boxes are free on the lanes still constant (nothing
+            // absorbed there yet): a base plus 3 per absorbed lane; every later permutation
+            // costs its full count (measured).
+            Instance::Medium => 378 + lanes + 405 * (permutations - 1),
+            Instance::Wide => 561 + lanes + 612 * (permutations - 1),
         }
-        // The first permutation's S-boxes are free on the lanes still constant (nothing
-        // absorbed there yet): 561 + 3 per absorbed lane; every later one costs 612 (measured).
-        Instance::Wide => 561 + 3 * f.min(rate) + 612 * (permutations - 1),
     }
 }
 
@@ -188,9 +204,15 @@ pub enum Domain {
 }
 
 impl Domain {
-    pub fn instance(self) -> Instance {
+    /// The instance that hashes `n` elements: the cache chain's cheaper one for `n` (width 9
+    /// on a tie; the slot's size is fixed by the layer, so prover and verifier agree), the
+    /// narrow one otherwise.
+    pub fn instance(self, n: usize) -> Instance {
         match self {
-            Domain::CacheChain => Instance::Wide,
+            Domain::CacheChain => [Instance::Medium, Instance::Wide]
+                .into_iter()
+                .min_by_key(|i| i.cost(n))
+                .expect("two instances"),
             Domain::Tensor | Domain::MerkleNode => Instance::Narrow,
         }
     }
@@ -213,7 +235,7 @@ pub fn hash_gadget(
             )))
         })
         .collect::<Result<Vec<_>, SynthesisError>>()?;
-    let mut sponge = PoseidonSpongeVar::new(cs.clone(), domain.instance().config());
+    let mut sponge = PoseidonSpongeVar::new(cs.clone(), domain.instance(elements.len()).config());
     sponge.state[0] = FpVar::Constant(F::from(domain as u64));
     sponge.absorb(&vars)?;
     let out = sponge.squeeze_field_elements(1)?.remove(0);
@@ -227,7 +249,7 @@ pub fn hash_gadget(
 
 /// The sponge over field elements, natively.
 pub fn hash(domain: Domain, elements: &[F]) -> F {
-    let mut sponge = PoseidonSponge::new(domain.instance().config());
+    let mut sponge = PoseidonSponge::new(domain.instance(elements.len()).config());
     sponge.state[0] = F::from(domain as u64);
     sponge.absorb(&elements.to_vec());
     sponge.squeeze_field_elements::<F>(1)[0]
@@ -301,12 +323,20 @@ mod tests {
     }
 
     /// The wide instance: pinned, apart from the narrow one, and costing what it is said to
-    /// for 1 to 40 absorbed elements.
+    /// for 1 to 40 absorbed elements (both instances, each where it is the cheaper).
     #[test]
     fn the_wide_sponge_is_pinned_and_costs_what_it_is_said_to() {
         let pair = [F::from(3u8), F::from(4u8)];
         assert_ne!(hash(Domain::CacheChain, &pair), hash(Domain::Tensor, &pair));
-        insta::assert_snapshot!(hash(Domain::CacheChain, &pair).to_string());
+        let twelve: Vec<F> = (0..12u8).map(F::from).collect();
+        assert_eq!(Domain::CacheChain.instance(2), Instance::Medium);
+        assert_eq!(Domain::CacheChain.instance(12), Instance::Wide);
+        assert_eq!(Domain::CacheChain.instance(17), Instance::Medium);
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            hash(Domain::CacheChain, &pair),
+            hash(Domain::CacheChain, &twelve)
+        ));
         for f in 1..=40 {
             let cs = cs();
             let values: Vec<F> = (0..f).map(|i| F::from(i as u64 * 7 + 1)).collect();

@@ -163,16 +163,26 @@ pub fn layer_with(
     (by_op, total)
 }
 
-/// The entries functions evaluated by table add to the layer's lookup table (`gelu`'s).
+/// The entries functions evaluated by table add to the layer's lookup table (`gelu`'s), each
+/// function once however many instructions evaluate it (`lookup::function`).
 fn function_entries(module: &Module, layer: &Layer, r: Ranges) -> usize {
+    let mut tables = std::collections::HashSet::new();
     layer
         .insts
         .iter()
-        .map(|inst| match &inst.op {
-            Op::Gelu(attrs) => {
+        .map(|inst| match (&inst.op, inst.args.get(1)) {
+            (Op::Gelu(attrs), Some(&Operand::Const(coef))) => {
                 let out = &layer.value(inst.results[0]).ty;
                 let g = gelu_signature(*attrs, &args(module, layer, inst), out);
-                gelu::table_entries(out.shape.iter().product(), g, r)
+                // Coefficients not in the file (`extern`) are never known to be equal.
+                let shared = match &module.constant(coef).data {
+                    zkc_lang::ConstData::Inline(data) => !tables.insert(g.key(data)),
+                    zkc_lang::ConstData::Extern => false,
+                };
+                match !shared {
+                    true => gelu::table_entries(out.shape.iter().product(), g, r),
+                    false => 0,
+                }
             }
             _ => 0,
         })

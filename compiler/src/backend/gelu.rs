@@ -63,6 +63,25 @@ pub struct Signature {
     pub output: DType,
 }
 
+impl Signature {
+    /// What names the function of this signature and coefficients (`lookup::function`): two
+    /// gelus with equal keys compute the same results and share one table.
+    pub fn key(&self, coef: &[i64]) -> Vec<i64> {
+        let a = self.attrs;
+        [a.bound, a.width, a.tail, a.shift]
+            .map(i64::from)
+            .into_iter()
+            .chain([
+                self.degree as i64,
+                self.input.bits().into(),
+                self.output.bits().into(),
+            ])
+            .chain([self.input.min(), self.output.min()])
+            .chain(coef.iter().copied())
+            .collect()
+    }
+}
+
 impl Gelu<'_> {
     fn signature(&self) -> Signature {
         Signature {
@@ -131,8 +150,9 @@ pub fn gelu(
         None => Ranges::Bits,
     };
     if tabulated(x.len(), op.signature(), r) {
-        let first = super::lookup::function(cs, |first| table(op, first))
-            .expect("a circuit with a table takes functions");
+        let first =
+            super::lookup::function(cs, op.signature().key(op.coef), |first| table(op, first))
+                .expect("a circuit with a table takes functions");
         return x
             .iter()
             .zip(claimed)
@@ -707,6 +727,52 @@ mod tests {
             ys.push(y);
             assert!(!by_table(&op, &xs, &ys, Alloc::Witness, 8), "y = {y}");
         }
+    }
+
+    /// Two gelus in one circuit: one table when they are one function (same signature and
+    /// coefficients), two otherwise; a result of the other function is no entry of this one's.
+    #[test]
+    fn one_function_one_table_and_another_functions_results_are_refused() {
+        use crate::backend::lookup;
+        let (a, b) = (
+            Case::new(4, DType::I8, 5, DType::I8),
+            Case::new(3, DType::I8, 5, DType::I8),
+        );
+        let xs: Vec<i64> = (-128..128)
+            .filter(|&x| a.honest(x as i128).is_some() && b.honest(x as i128).is_some())
+            .collect();
+        let ys = |c: &Case| -> Vec<i64> {
+            xs.iter()
+                .map(|&x| c.honest(x as i128).unwrap() as i64)
+                .collect()
+        };
+        let (ya, yb) = (ys(&a), ys(&b));
+        let k = (0..xs.len())
+            .find(|&k| ya[k] != yb[k])
+            .expect("the functions differ");
+        let run = |second: &Case, y2: &[i64]| -> (bool, usize) {
+            let cs = cs();
+            lookup::begin(&cs, 8);
+            let x = wires(&cs, &xs, Alloc::Witness);
+            gelu(&cs, &x, &a.op(), &ya).unwrap();
+            gelu(&cs, &x, &second.op(), y2).unwrap();
+            let before = cs.num_constraints() + lookup::count(&cs);
+            lookup::finish(&cs, &lookup::AssignmentDigest).unwrap();
+            (cs.is_satisfied().unwrap(), cs.num_constraints() - before)
+        };
+        let table = Ranges::Table { width: 8 }.table();
+        assert_eq!(run(&a, &ya), (true, table + 256), "one function, one table");
+        assert_eq!(
+            run(&b, &yb),
+            (true, table + 512),
+            "two functions, two tables"
+        );
+        let mut forged = yb.clone();
+        forged[k] = ya[k];
+        assert!(
+            !run(&b, &forged).0,
+            "the first function's result for x[{k}]"
+        );
     }
 
     #[test]

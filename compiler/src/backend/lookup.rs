@@ -28,6 +28,8 @@ struct Recorded {
     width: u32,
     /// Function tables' entries ([`function`]), after the range table's `2^width`.
     entries: Vec<F>,
+    /// Each function's first entry, by the key that names it: one table per function.
+    functions: std::collections::HashMap<Vec<i64>, u32>,
     /// Each lookup's combination and the index of the entry the prover says it is.
     looked: Vec<(LinearCombination<F>, u32)>,
 }
@@ -113,6 +115,7 @@ pub fn begin(cs: &ConstraintSystemRef<F>, width: u32) {
             Box::new(Recorded {
                 width,
                 entries: Vec::new(),
+                functions: Default::default(),
                 looked: Vec::new(),
             }),
         );
@@ -130,14 +133,26 @@ pub fn count(cs: &ConstraintSystemRef<F>) -> usize {
 }
 
 /// Adds a function's entries (made knowing the index of the first) to the table of `cs`, after
-/// `[0, 2^w)` and earlier functions' entries; returns that index (for [`entry`]), or `None` if
-/// `cs` has no table. A
-/// lookup proves only that its value is *some* entry, so the caller encodes its entries so that
-/// they are disjoint from every other table's (`gelu` puts a tag above 2^64 on each).
-pub fn function(cs: &ConstraintSystemRef<F>, entries: impl FnOnce(u32) -> Vec<F>) -> Option<u32> {
+/// `[0, 2^w)` and earlier functions' entries, unless a function of the same `key` (what
+/// determines every entry: two gelus of one signature and coefficients are one function) has
+/// them already; returns the first entry's index (for [`entry`]), or `None` if `cs` has no
+/// table. A lookup proves only that its value is *some* entry, so the caller encodes its
+/// entries so that they are disjoint from every other table's (`gelu` puts a tag above 2^64,
+/// made of the first index, on each).
+pub fn function(
+    cs: &ConstraintSystemRef<F>,
+    key: Vec<i64>,
+    entries: impl FnOnce(u32) -> Vec<F>,
+) -> Option<u32> {
+    if let Some(first) = with(cs, |r| r.functions.get(&key).copied())? {
+        return Some(first);
+    }
     let first = with(cs, |r| (1u32 << r.width) + r.entries.len() as u32)?;
     let entries = entries(first);
-    with(cs, |r| r.entries.extend(entries));
+    with(cs, |r| {
+        r.entries.extend(entries);
+        r.functions.insert(key, first);
+    });
     Some(first)
 }
 
@@ -202,6 +217,7 @@ pub fn finish(
         width,
         entries,
         looked,
+        ..
     } = *recorded;
     let size = (1usize << width) + entries.len();
     let value = |j: usize| match j.checked_sub(1 << width) {

@@ -188,12 +188,7 @@ fn table(preset: &str, counts: &[usize], children: [&Child; 3], reference: f64) 
         |k: usize| -> Vec<f64> { layer_seconds.iter().filter_map(|s| s[k].as_f64()).collect() };
     let layers: Vec<&Value> = setup["layers"].as_array().into_iter().flatten().collect();
     let blocks: Vec<usize> = (0..layers.len())
-        .filter(|&k| {
-            layers[k]["name"]
-                .as_str()
-                .unwrap_or("")
-                .contains("block")
-        })
+        .filter(|&k| layers[k]["name"].as_str().unwrap_or("").contains("block"))
         .filter(|&k| !ran(k).is_empty())
         .collect();
     let block_constraints: usize = blocks
