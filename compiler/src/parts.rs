@@ -431,7 +431,8 @@ fn slices(module: &mut Module, layer: &Layer, head: &Head, count: usize) -> Vec<
 /// `module` (optimized: the bound applies to the circuits as built) with adjacent stages joined
 /// while every layer of the joined stage has at most `max` constraints, in module order: each
 /// stage joins the one before it when it can. Two stages with caches join bucket by bucket (they
-/// have the same buckets); a stage without joins each bucket of the other.
+/// have the same buckets); a stage without caches joins each bucket of the other if it is small
+/// ([`STATELESS_JOINS_BELOW`]).
 pub fn join(module: Module, max: usize) -> Module {
     let stages = module.stages();
     let mut joined: Vec<Vec<Layer>> = Vec::new();
@@ -465,6 +466,9 @@ pub fn join(module: Module, max: usize) -> Module {
     }
 }
 
+/// A stateless layer joins a stage with caches when it has at most `1/16` of the bound.
+const STATELESS_JOINS_BELOW: usize = 16;
+
 /// Stages `a` then `b` (their layers, per bucket) as one stage, if every joined layer is within
 /// `max` and is one the backend builds.
 fn join_stages(
@@ -474,9 +478,18 @@ fn join_stages(
     read_later: &HashSet<&str>,
     max: usize,
 ) -> Option<Vec<Layer>> {
+    // A stateless layer joins a stage with caches only if it is small: every bucket would
+    // repeat it (setup, keys), and the large one, the head, is heavy in matrix nonzeros (its
+    // argmax rows read every logit's combination), which the constraint bound does not see.
+    let small = |l: &Layer| cost::layer(module, l).1 <= max / STATELESS_JOINS_BELOW;
+    let has_caches = |s: &[Layer]| s.iter().any(|l| !l.states.is_empty());
     let pairs: Vec<(&Layer, &Layer)> = match (a, b) {
-        ([x], _) if x.states.is_empty() => b.iter().map(|y| (x, y)).collect(),
-        (_, [y]) if y.states.is_empty() => a.iter().map(|x| (x, y)).collect(),
+        ([x], _) if x.states.is_empty() && (!has_caches(b) || small(x)) => {
+            b.iter().map(|y| (x, y)).collect()
+        }
+        (_, [y]) if y.states.is_empty() && (!has_caches(a) || small(y)) => {
+            a.iter().map(|x| (x, y)).collect()
+        }
         _ if a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.context() == y.context()) => {
             a.iter().zip(b).collect()
         }
