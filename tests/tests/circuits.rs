@@ -256,7 +256,9 @@ fn tiny_model_measured_stats_match_the_formulas() {
     let witness = zkc_runtime::interp::every_layer_at_step_zero(&interp).unwrap();
     let tables = Tables::new(&joined);
     let index = 0;
-    assert!(joined.layers[index].name.starts_with("embed_block.0_block.1"));
+    assert!(joined.layers[index]
+        .name
+        .starts_with("embed_block.0_block.1"));
     let measured = measure::layer(&joined, &tables, index, &witness[index].values).unwrap();
     for (op, counted) in cost::layer(&joined, &joined.layers[index]).0 {
         let m = measured.get(op).copied().unwrap_or_default();

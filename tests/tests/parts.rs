@@ -187,14 +187,18 @@ fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as
         let l = whole.layers.iter().rev().find(|l| l.name == name).unwrap();
         cost::layer(&whole, l).1
     };
-    // Room for one block and the embedding or the head, not for two blocks.
-    let max = cost_of("block.0").max(cost_of("block.1")) + cost_of("embed").max(cost_of("head"));
+    // A bound 16 times the embedding: room for a block and the embedding, not for two blocks;
+    // the embedding is small enough to join the blocks' buckets, the head (three times its
+    // size) is not.
+    let max = 16 * cost_of("embed");
+    assert!(cost_of("block.0") + cost_of("embed") <= max && cost_of("head") > max / 16);
     let joined = join(whole.clone(), max);
     let expect: Vec<(String, Option<usize>)> = [
         ("embed_block.0", Some(4)),
         ("embed_block.0", Some(8)),
-        ("block.1_head", Some(4)),
-        ("block.1_head", Some(8)),
+        ("block.1", Some(4)),
+        ("block.1", Some(8)),
+        ("head", None),
     ]
     .iter()
     .map(|(n, c)| (n.to_string(), *c))
@@ -226,14 +230,21 @@ fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as
     zkc_lang::validate(&joined).unwrap();
     let text = zkc_lang::print(&joined);
     assert_eq!(zkc_lang::check(&text).ok().unwrap().module, joined);
-    // Without a bound the blocks join too; the head does not, as its `%token` is the embedding's
-    // input of the next step (one layer cannot have both).
-    let names: Vec<String> = join(whole.clone(), usize::MAX)
-        .stages()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, ["embed_block.0_block.1", "head"]);
+    // Without a bound the blocks join too, and the head joins them, but never the embedding:
+    // its `%token` is the embedding's input of the next step (one layer cannot have both).
+    let names = |m: Module| -> Vec<String> { m.stages().into_iter().map(|s| s.name).collect() };
+    assert_eq!(
+        names(join(whole.clone(), usize::MAX)),
+        ["embed_block.0_block.1", "head"]
+    );
+    let blocks_and_head = Module {
+        consts: whole.consts.clone(),
+        layers: whole.layers[1..].to_vec(),
+    };
+    assert_eq!(
+        names(join(blocks_and_head, usize::MAX)),
+        ["block.0_block.1_head"]
+    );
     assert_eq!(join(whole.clone(), 1), whole, "nothing fits: nothing joins");
 
     // Bit-identical runs, across a bucket change.
@@ -279,24 +290,26 @@ fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as
     let bytes = std::fs::read(&out).unwrap();
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(verified.steps, 5);
-    assert_eq!(verified.proofs, 5 * 2, "two circuits per token");
+    assert_eq!(verified.proofs, 5 * 3, "three circuits per token");
     let honest = Bundle::from_bytes(&bytes).unwrap();
-    let layer = |b: &Bundle, step: usize, k: usize| {
-        vd.layers[b.steps[step].layers[k].layer as usize]
-            .name
-            .clone()
-    };
-    assert_eq!(layer(&honest, 3, 1), "block.1_head");
+    let proof = &honest.steps[4].layers[0];
+    let first = &vd.layers[proof.layer as usize];
+    assert_eq!(first.name, "embed_block.0");
     assert_ne!(
-        honest.steps[3].layers[1].layer, honest.steps[4].layers[1].layer,
+        honest.steps[3].layers[0].layer, proof.layer,
         "step 4 is proven in the bucket of 8"
     );
-    // The second circuit's cache chain before step 4 (after its inputs: one commitment) moved.
+    // The joined caches' chain before step 4 (one chain over both blocks' caches) moved.
+    let before = first
+        .publics
+        .iter()
+        .position(|p| p.role == zkc_compiler::backend::layer::Role::StateBefore)
+        .unwrap();
     let mut b = honest.clone();
-    b.steps[4].layers[1].publics[1] += zkc_compiler::backend::F::from(1u8);
+    b.steps[4].layers[0].publics[before] += zkc_compiler::backend::F::from(1u8);
     let why = verify(&vd, &b.to_bytes(), false).expect_err("rejected");
     assert!(
-        matches!(&why, Rejection::Link { step: 4, layer, .. } if layer == "block.1_head"),
+        matches!(&why, Rejection::Link { step: 4, layer, .. } if layer == "embed_block.0"),
         "{why}"
     );
     // A circuit's proof dropped.
