@@ -26,7 +26,7 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// the approximate one, `--emit ir --after PASS` stops after PASS). Last (not with `--after`),
 /// a head above `--max-constraints` is cut into slices of its vocabulary (`head.vocabK`, the
 /// argmax carried from slice to slice), and adjacent layers are joined while the joined circuit
-/// stays within the bound (fewer proofs, links and lookup tables). The default output is the versioned
+/// stays within `--join-max-constraints` (fewer proofs, links and lookup tables). The default output is the versioned
 /// artifact `MODEL.circ` (a header with the model's and the IR's SHA-256, then the IR); `--emit
 /// ir` writes the bare IR text (it passes `zkc check` and runs bit-identically with `zkc run`);
 /// `--emit stats` prints each layer's constraint count by op (from the gadgets' formulas, at any
@@ -62,6 +62,13 @@ pub struct Args {
     /// proof well under 12 GB.
     #[arg(long, default_value_t = 1 << 21, value_name = "N")]
     max_constraints: usize,
+    /// Adjacent layers are joined into one circuit while it has at most this many constraints
+    /// (and at most --max-constraints; 0 joins nothing). Joining saves proofs, links and lookup
+    /// tables, but a prover's memory grows with its largest circuit: gpt2-small's blocks joined
+    /// three at a time (0.87M constraints at bucket 16) took setup to 14.2 GiB and proving to
+    /// 17.2 GiB here, so the default, 2^19, joins only circuits the size of one such block.
+    #[arg(long, default_value_t = 1 << 19, value_name = "N")]
+    join_max_constraints: usize,
     /// With `--emit ir`: the IR as it is after this pass of the pipeline.
     #[arg(long, value_name = "PASS")]
     after: Option<String>,
@@ -90,12 +97,12 @@ impl Args {
         if self.after.is_none() {
             module = zkc_compiler::parts::slice_vocabulary(module, self.max_constraints);
             let stages = module.stages().len();
-            module = zkc_compiler::parts::join(module, self.max_constraints);
+            let join_max = self.join_max_constraints.min(self.max_constraints);
+            module = zkc_compiler::parts::join(module, join_max);
             if module.stages().len() < stages {
                 eprintln!(
-                    "joined {stages} layers into {} circuits per token (each within --max-constraints {})",
-                    module.stages().len(),
-                    self.max_constraints
+                    "joined {stages} layers into {} circuits per token (each within {join_max} constraints)",
+                    module.stages().len()
                 );
             }
         }
