@@ -499,6 +499,21 @@ impl LayerValidator<'_> {
             location: attr_at(key),
             kind: ValidationErrorKind::Attr { key, problem },
         };
+        // Result `r` is declared other than the `want` the op computes.
+        let mismatch = |r: usize, want: &TensorType| {
+            type_err(
+                Location::ResultType {
+                    layer: l,
+                    inst: n,
+                    result: r,
+                },
+                format!(
+                    "`{}` computes `{want}`, but the result is declared `{}`",
+                    op.name(),
+                    res(r)
+                ),
+            )
+        };
         // The inferred result: shape always; dtype and scale where the op fixes them.
         let (shape, dtype, scale) = match op {
             Op::Linear => {
@@ -876,17 +891,7 @@ impl LayerValidator<'_> {
                 }
                 for (r, want) in [(0, &best), (1, &top)] {
                     if res(r) != want {
-                        return Err(type_err(
-                            Location::ResultType {
-                                layer: l,
-                                inst: n,
-                                result: r,
-                            },
-                            format!(
-                                "`argmax_carry` computes `{want}`, but the result is declared `{}`",
-                                res(r)
-                            ),
-                        ));
+                        return Err(mismatch(r, want));
                     }
                 }
                 if !DType::I32.contains(last as i128) {
@@ -955,17 +960,7 @@ impl LayerValidator<'_> {
                 scale.unwrap_or(got.scale),
             );
             if *got != want {
-                return Err(type_err(
-                    Location::ResultType {
-                        layer: l,
-                        inst: n,
-                        result: r,
-                    },
-                    format!(
-                        "`{}` computes `{want}`, but the result is declared `{got}`",
-                        op.name()
-                    ),
-                ));
+                return Err(mismatch(r, &want));
             }
         }
         Ok(())

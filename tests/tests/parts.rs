@@ -52,6 +52,65 @@ fn bound(module: &Module) -> usize {
         - 1
 }
 
+/// Runs `a` and `b` over `tokens` (crossing the bucket of 4) and checks equal tokens and logits.
+fn assert_same_runs(a: Module, b: Module, tokens: &[u32]) {
+    let (a, b) = (Interpreter::new(a).unwrap(), Interpreter::new(b).unwrap());
+    let (mut ra, mut rb) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
+    for &token in tokens {
+        let (x, y) = (
+            ra.step(token, false).unwrap(),
+            rb.step(token, false).unwrap(),
+        );
+        assert_eq!((x.token, x.logits), (y.token, y.logits));
+    }
+}
+
+/// A generation proven from `module` written as an artifact in a temporary `dir`.
+struct Proven {
+    dir: std::path::PathBuf,
+    vd: VerifyingData,
+    bytes: Vec<u8>,
+}
+
+/// `module` set up (keys for `buckets`, all when `None`) and `prompt` then `max_new` tokens
+/// proven.
+fn prove(
+    name: &str,
+    module: &Module,
+    seed: u64,
+    buckets: Option<&[usize]>,
+    prompt: &[u32],
+    max_new: usize,
+) -> Proven {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let circ = dir.join("model.circ");
+    artifact::write(&circ, module, None, "test", "default").unwrap();
+    let artifact = artifact::read(&circ).unwrap();
+    let keys = dir.join("keys");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let ir = &artifact.header.ir_sha256;
+    setup(
+        &artifact.module,
+        ir,
+        None,
+        buckets,
+        &keys,
+        &mut rng,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
+    let interp = Interpreter::new(artifact.module).unwrap();
+    let out = dir.join("run.zkp");
+    Prover::new(&interp, ir, &keys, &vd)
+        .unwrap()
+        .generate(prompt, max_new, &out, &mut rng, &mut |_| {})
+        .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    Proven { dir, vd, bytes }
+}
+
 #[test]
 fn blocks_above_the_bound_are_cut_into_linked_parts_that_run_as_the_whole() {
     let whole = whole();
@@ -94,18 +153,7 @@ fn blocks_above_the_bound_are_cut_into_linked_parts_that_run_as_the_whole() {
     let text = zkc_lang::print(&parts);
     assert_eq!(zkc_lang::check(&text).ok().unwrap().module, parts);
     // And run bit-identically to the whole layers, across a bucket change.
-    let (a, b) = (
-        Interpreter::new(whole).unwrap(),
-        Interpreter::new(parts).unwrap(),
-    );
-    let (mut ra, mut rb) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
-    for token in [72, 105, 33, 7, 250, 1] {
-        let (x, y) = (
-            ra.step(token, false).unwrap(),
-            rb.step(token, false).unwrap(),
-        );
-        assert_eq!((x.token, x.logits), (y.token, y.logits));
-    }
+    assert_same_runs(whole, parts, &[72, 105, 33, 7, 250, 1]);
 }
 
 #[test]
@@ -113,31 +161,7 @@ fn parts_prove_and_verify_and_their_boundary_is_a_checked_link() {
     let whole = whole();
     let max = bound(&whole);
     let module = split(whole, max).unwrap();
-    let dir = std::env::temp_dir().join(format!("zkc-parts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let circ = dir.join("model.circ");
-    artifact::write(&circ, &module, None, "test", "default").unwrap();
-    let artifact = artifact::read(&circ).unwrap();
-    let keys = dir.join("keys");
-    let mut rng = StdRng::seed_from_u64(3);
-    setup(
-        &artifact.module,
-        &artifact.header.ir_sha256,
-        None,
-        Some(&[4]),
-        &keys,
-        &mut rng,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
-    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
-    let interp = Interpreter::new(artifact.module).unwrap();
-    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &keys, &vd).unwrap();
-    let out = dir.join("run.zkp");
-    prover
-        .generate(&[72, 105], 2, &out, &mut rng, &mut |_| {})
-        .unwrap();
-    let bytes = std::fs::read(&out).unwrap();
+    let Proven { dir, vd, bytes } = prove("zkc-parts", &module, 3, Some(&[4]), &[72, 105], 2);
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(
         verified.proofs,
@@ -248,46 +272,11 @@ fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as
     assert_eq!(join(whole.clone(), 1), whole, "nothing fits: nothing joins");
 
     // Bit-identical runs, across a bucket change.
-    let (a, b) = (
-        Interpreter::new(whole).unwrap(),
-        Interpreter::new(joined.clone()).unwrap(),
-    );
-    let (mut ra, mut rb) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
-    for token in [72, 105, 33, 7, 250, 1] {
-        let (x, y) = (
-            ra.step(token, false).unwrap(),
-            rb.step(token, false).unwrap(),
-        );
-        assert_eq!((x.token, x.logits), (y.token, y.logits));
-    }
+    assert_same_runs(whole, joined.clone(), &[72, 105, 33, 7, 250, 1]);
 
     // Proven across the bucket change (positions 0-4), verified; the joined caches' chain is a
     // link across steps like any layer's.
-    let dir = std::env::temp_dir().join(format!("zkc-joined-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let circ = dir.join("model.circ");
-    artifact::write(&circ, &joined, None, "test", "default").unwrap();
-    let artifact = artifact::read(&circ).unwrap();
-    let keys = dir.join("keys");
-    let mut rng = StdRng::seed_from_u64(5);
-    setup(
-        &artifact.module,
-        &artifact.header.ir_sha256,
-        None,
-        None,
-        &keys,
-        &mut rng,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
-    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
-    let interp = Interpreter::new(artifact.module).unwrap();
-    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &keys, &vd).unwrap();
-    let out = dir.join("run.zkp");
-    prover
-        .generate(&[72, 105, 33], 3, &out, &mut rng, &mut |_| {})
-        .unwrap();
-    let bytes = std::fs::read(&out).unwrap();
+    let Proven { dir, vd, bytes } = prove("zkc-joined", &joined, 5, None, &[72, 105, 33], 3);
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(verified.steps, 5);
     assert_eq!(verified.proofs, 5 * 3, "three circuits per token");
@@ -351,46 +340,11 @@ fn a_head_above_the_bound_is_cut_into_vocabulary_slices_whose_carried_argmax_is_
     assert_eq!(zkc_lang::check(&text).ok().unwrap().module, sliced);
 
     // The same tokens and logits as the whole head, including a row with ties across slices.
-    let (a, b) = (
-        Interpreter::new(whole).unwrap(),
-        Interpreter::new(sliced.clone()).unwrap(),
-    );
-    let (mut ra, mut rb) = (ModelRunner::new(&a).unwrap(), ModelRunner::new(&b).unwrap());
-    for token in [72, 105, 33, 7, 250] {
-        let (x, y) = (
-            ra.step(token, false).unwrap(),
-            rb.step(token, false).unwrap(),
-        );
-        assert_eq!((x.token, x.logits), (y.token, y.logits));
-    }
+    assert_same_runs(whole, sliced.clone(), &[72, 105, 33, 7, 250]);
 
     // Proven and verified; a slice dropped, two slices swapped and a carried logit changed are
     // each refused.
-    let dir = std::env::temp_dir().join(format!("zkc-vocab-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let circ = dir.join("model.circ");
-    artifact::write(&circ, &sliced, None, "test", "default").unwrap();
-    let artifact = artifact::read(&circ).unwrap();
-    let keys = dir.join("keys");
-    let mut rng = StdRng::seed_from_u64(9);
-    setup(
-        &artifact.module,
-        &artifact.header.ir_sha256,
-        None,
-        Some(&[4]),
-        &keys,
-        &mut rng,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
-    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
-    let interp = Interpreter::new(artifact.module).unwrap();
-    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &keys, &vd).unwrap();
-    let out = dir.join("run.zkp");
-    prover
-        .generate(&[72, 105], 2, &out, &mut rng, &mut |_| {})
-        .unwrap();
-    let bytes = std::fs::read(&out).unwrap();
+    let Proven { dir, vd, bytes } = prove("zkc-vocab", &sliced, 9, Some(&[4]), &[72, 105], 2);
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(verified.proofs, verified.steps * names.len());
     let honest = Bundle::from_bytes(&bytes).unwrap();
