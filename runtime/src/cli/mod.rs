@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod bench;
+mod bundle;
 mod check;
 mod compile;
 mod demo;
@@ -9,9 +10,11 @@ mod fmt;
 mod gen_model;
 mod inspect;
 mod opt_args;
+mod plan;
 mod progress;
 mod prompt;
 mod prove;
+mod prove_part;
 mod quant_args;
 mod run;
 mod setup;
@@ -38,13 +41,16 @@ pub struct Cli {
 enum Command {
     Accuracy(accuracy::Args),
     Bench(bench::Args),
+    Bundle(bundle::Args),
     Check(check::Args),
     Compile(compile::Args),
     Demo(demo::Args),
     Fmt(fmt::Args),
     GenModel(gen_model::Args),
     Inspect(inspect::Args),
+    Plan(plan::Args),
     Prove(prove::Args),
+    ProvePart(prove_part::Args),
     Run(run::Args),
     Setup(setup::Args),
     Verify(verify::Args),
@@ -55,13 +61,16 @@ impl Cli {
         match self.command {
             Command::Accuracy(args) => args.run(),
             Command::Bench(args) => args.run(),
+            Command::Bundle(args) => args.run(),
             Command::Check(args) => args.run(),
             Command::Compile(args) => args.run(),
             Command::Demo(args) => args.run(),
             Command::Fmt(args) => args.run(),
             Command::GenModel(args) => args.run(),
             Command::Inspect(args) => args.run(),
+            Command::Plan(args) => args.run(),
             Command::Prove(args) => args.run(),
+            Command::ProvePart(args) => args.run(),
             Command::Run(args) => args.run(),
             Command::Setup(args) => args.run(),
             Command::Verify(args) => args.run(),

@@ -33,6 +33,8 @@ pub struct Step {
     /// The logits (integers) and the real value of one unit.
     pub logits: Vec<i64>,
     pub logit_scale: f64,
+    /// Per stage, the module layer that ran (which bucket).
+    pub layers: Vec<usize>,
     /// Every layer's witness, when recorded.
     pub witness: Option<Vec<LayerRun>>,
 }
@@ -153,6 +155,7 @@ impl<'i> ModelRunner<'i> {
         let mut witness = Vec::new();
         let mut logits = Vec::new();
         let mut logit_scale = 0.0;
+        let mut layers = Vec::with_capacity(self.stages.len());
         for (k, stage) in self.stages.iter().enumerate() {
             let index = match self.bucket {
                 Some(c) => stage.layers.iter().copied().find(|&l| {
@@ -173,6 +176,7 @@ impl<'i> ModelRunner<'i> {
                     stage.name, self.position
                 ))
             })?;
+            layers.push(index);
             let layer = &module.layers[index];
             let inputs = layer
                 .inputs
@@ -215,6 +219,7 @@ impl<'i> ModelRunner<'i> {
             token: next as u32,
             logits,
             logit_scale,
+            layers,
             witness: record.then_some(witness),
         })
     }

@@ -27,6 +27,41 @@ pub struct LayerProof {
     pub proof: Proof,
 }
 
+impl LayerProof {
+    /// Appends the record: the layer index, the count of public inputs, the inputs, the proof
+    /// and the optional first-round commitment.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        put_u32(out, self.layer);
+        put_u32(out, self.publics.len() as u32);
+        for p in &self.publics {
+            put(out, p);
+        }
+        put(out, &self.proof.proof);
+        put(out, &self.proof.commitment);
+    }
+
+    /// Reads a record [`LayerProof::write`] wrote; `what` names it in errors.
+    pub fn read(record: &mut Reader, what: &str) -> Result<LayerProof, DecodeError> {
+        let layer = record.u32(&format!("{what} index"))?;
+        let n = record.u32(&format!("{what} input count"))? as usize;
+        if n > record.remaining() / 32 {
+            return Err(DecodeError::Truncated(format!("{what} inputs")));
+        }
+        let publics = (0..n)
+            .map(|i| record.value(&format!("{what} public input {i}")))
+            .collect::<Result<_, _>>()?;
+        let proof = Proof {
+            proof: record.value(&format!("{what} proof"))?,
+            commitment: record.value(&format!("{what} commitment"))?,
+        };
+        Ok(LayerProof {
+            layer,
+            publics,
+            proof,
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepProof {
     pub step: u32,
@@ -51,13 +86,7 @@ impl Bundle {
             put_u32(&mut record, step.step);
             put_u32(&mut record, step.layers.len() as u32);
             for layer in &step.layers {
-                put_u32(&mut record, layer.layer);
-                put_u32(&mut record, layer.publics.len() as u32);
-                for p in &layer.publics {
-                    put(&mut record, p);
-                }
-                put(&mut record, &layer.proof.proof);
-                put(&mut record, &layer.proof.commitment);
+                layer.write(&mut record);
             }
             put_u32(&mut out, record.len() as u32);
             out.extend_from_slice(&record);
@@ -98,23 +127,7 @@ impl Bundle {
             }
             let mut layers = Vec::with_capacity(n_layers);
             for l in 0..n_layers {
-                let layer = record.u32(&what(&format!("layer {l} index")))?;
-                let n = record.u32(&what(&format!("layer {l} input count")))? as usize;
-                if n > record.remaining() / 32 {
-                    return Err(DecodeError::Truncated(what(&format!("layer {l} inputs"))));
-                }
-                let publics = (0..n)
-                    .map(|i| record.value(&what(&format!("layer {l} public input {i}"))))
-                    .collect::<Result<_, _>>()?;
-                let proof = Proof {
-                    proof: record.value(&what(&format!("layer {l} proof")))?,
-                    commitment: record.value(&what(&format!("layer {l} commitment")))?,
-                };
-                layers.push(LayerProof {
-                    layer,
-                    publics,
-                    proof,
-                });
+                layers.push(LayerProof::read(&mut record, &what(&format!("layer {l}")))?);
             }
             if !record.is_empty() {
                 return Err(DecodeError::Invalid(what("trailing bytes")));

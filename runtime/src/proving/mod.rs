@@ -1,15 +1,19 @@
 //! Groth16 over the layer circuits (DESIGN §3, §4): keys per layer ([`setup`]), the proof
-//! bundle of a generation proven step by step ([`prover`]), and its check from the verifying
-//! data alone ([`verifier`]).
+//! bundle of a generation proven step by step ([`prover`]), or unit by unit on many machines
+//! ([`plan`], [`unit`], [`assemble`]), and its check from the verifying data alone
+//! ([`verifier`]).
 
+pub mod assemble;
 pub mod bundle;
 pub mod committed;
 pub mod encoding;
 pub mod keys;
+pub mod plan;
 pub mod prover;
 pub mod reference;
 pub mod setup;
 pub mod shapes;
+pub mod unit;
 pub mod verifier;
 
 use crate::interp::InterpError;

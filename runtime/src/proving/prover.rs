@@ -61,7 +61,11 @@ pub struct Prover<'m> {
     ir_sha256: String,
     tables: Tables<'m>,
     dir: PathBuf,
-    kept: Option<Vec<ProvingKey>>,
+    /// Every layer's proving key, read at the first proof if they add up to at most
+    /// `key_budget` (`None`: each proof reads its layer's key).
+    kept: OnceLock<Option<Vec<ProvingKey>>>,
+    key_budget: u64,
+    vd_layers: Vec<usize>,
     prepared: PreparedKeys,
     model: String,
     context: usize,
@@ -98,27 +102,14 @@ impl<'m> Prover<'m> {
         for (k, key) in vd.layers.iter().enumerate() {
             key_of[key.layer] = Some(k);
         }
-        let sizes: u64 = vd
-            .layers
-            .iter()
-            .map(|k| std::fs::metadata(pk_path(dir, k.layer)).map_or(0, |m| m.len()))
-            .sum();
-        let kept = if sizes <= KEEP_KEYS_BYTES {
-            Some(
-                vd.layers
-                    .iter()
-                    .map(|k| read_pk(&pk_path(dir, k.layer), ir_sha256))
-                    .collect::<Result<_, _>>()?,
-            )
-        } else {
-            None
-        };
         Ok(Prover {
             interp,
             ir_sha256: ir_sha256.to_string(),
             tables: Tables::with_constants(module, interp.constants()),
             dir: dir.to_path_buf(),
-            kept,
+            kept: OnceLock::new(),
+            key_budget: KEEP_KEYS_BYTES,
+            vd_layers: vd.layers.iter().map(|k| k.layer).collect(),
             prepared: vd.prepared(),
             model: vd.commitment.clone(),
             context: vd.context,
@@ -130,7 +121,7 @@ impl<'m> Prover<'m> {
     }
 
     /// The module it proves (its constants' data lives in the interpreter).
-    fn module(&self) -> &'m Module {
+    pub fn module(&self) -> &'m Module {
         self.interp.module()
     }
 
@@ -141,6 +132,45 @@ impl<'m> Prover<'m> {
         self
     }
 
+    /// Keeps every proving key in memory between proofs while they add up to at most `bytes`
+    /// (default [`KEEP_KEYS_BYTES`]); 0 reads each layer's key at its proof, as a worker
+    /// proving one unit does.
+    pub fn with_key_budget(mut self, bytes: u64) -> Prover<'m> {
+        self.key_budget = bytes;
+        self
+    }
+
+    /// Module layer `index`'s key index in the verifying data, if it was set up.
+    pub fn key_of(&self, index: usize) -> Option<usize> {
+        self.key_of[index]
+    }
+
+    /// Every proving key, if they fit the budget (read at the first call).
+    fn kept_keys(&self) -> Result<Option<&Vec<ProvingKey>>, ProvingError> {
+        if let Some(kept) = self.kept.get() {
+            return Ok(kept.as_ref());
+        }
+        let paths: Vec<PathBuf> = self
+            .vd_layers
+            .iter()
+            .map(|&l| pk_path(&self.dir, l))
+            .collect();
+        let sizes: u64 = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum();
+        let kept = match sizes <= self.key_budget {
+            true => Some(
+                paths
+                    .iter()
+                    .map(|p| read_pk(p, &self.ir_sha256))
+                    .collect::<Result<_, _>>()?,
+            ),
+            false => None,
+        };
+        Ok(self.kept.get_or_init(|| kept).as_ref())
+    }
+
     /// Proves one step from its witness (every layer's record), layer by layer.
     pub fn prove_step(
         &self,
@@ -149,49 +179,61 @@ impl<'m> Prover<'m> {
         rng: &mut dyn rand_core::CryptoRngCore,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<StepProof, ProvingError> {
-        let mut layers = Vec::with_capacity(witness.len());
-        for run in witness {
-            let index = run.layer;
-            let layer = &self.module().layers[index];
-            let key = self.key_of[index].ok_or_else(|| {
-                ProvingError::Request(format!(
-                    "step {step}: layer `{}` (context {:?}) has no key; rerun `zkc setup` with its bucket",
-                    layer.name,
-                    layer.context()
-                ))
-            })?;
-            let start = Instant::now();
-            let read;
-            let pk = match &self.kept {
-                Some(keys) => &keys[key],
-                None => {
-                    read = read_pk(&pk_path(&self.dir, index), &self.ir_sha256)?;
-                    &read
-                }
-            };
-            let proof = match self.prove(index, &run.values, pk, self.prepared.get(key), rng) {
-                Ok(proof) => proof,
-                Err(e) => return Err(self.why(step, index, &run.values, Some(e))),
-            };
-            let publics = public_inputs(layer, &run.values);
-            if !committed::verify(self.prepared.get(key), &proof, &publics) {
-                return Err(self.why(step, index, &run.values, None));
-            }
-            on_event(Event::Layer {
-                step,
-                layer: &layer.name,
-                key,
-                seconds: start.elapsed().as_secs_f64(),
-            });
-            layers.push(LayerProof {
-                layer: key as u32,
-                publics,
-                proof,
-            });
-        }
+        let layers = witness
+            .iter()
+            .map(|run| self.prove_unit(step, run, rng, on_event))
+            .collect::<Result<_, _>>()?;
         Ok(StepProof {
             step: step as u32,
             layers,
+        })
+    }
+
+    /// Proves one layer of one step from its record (a unit of work, docs/distributed.md),
+    /// and checks the proof against the layer's verifying key.
+    pub fn prove_unit(
+        &self,
+        step: usize,
+        run: &crate::interp::LayerRun,
+        rng: &mut dyn rand_core::CryptoRngCore,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<LayerProof, ProvingError> {
+        let index = run.layer;
+        let layer = &self.module().layers[index];
+        let key = self.key_of[index].ok_or_else(|| {
+            ProvingError::Request(format!(
+                "step {step}: layer `{}` (context {:?}) has no key; rerun `zkc setup` with its bucket",
+                layer.name,
+                layer.context()
+            ))
+        })?;
+        let start = Instant::now();
+        let read;
+        let pk = match self.kept_keys()? {
+            Some(keys) => &keys[key],
+            None => {
+                read = read_pk(&pk_path(&self.dir, index), &self.ir_sha256)?;
+                &read
+            }
+        };
+        let proof = match self.prove(index, &run.values, pk, self.prepared.get(key), rng) {
+            Ok(proof) => proof,
+            Err(e) => return Err(self.why(step, index, &run.values, Some(e))),
+        };
+        let publics = public_inputs(layer, &run.values);
+        if !committed::verify(self.prepared.get(key), &proof, &publics) {
+            return Err(self.why(step, index, &run.values, None));
+        }
+        on_event(Event::Layer {
+            step,
+            layer: &layer.name,
+            key,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        Ok(LayerProof {
+            layer: key as u32,
+            publics,
+            proof,
         })
     }
 
@@ -277,16 +319,23 @@ impl<'m> Prover<'m> {
         Ok(proof)
     }
 
-    /// Greedy generation from `prompt`, every step proven and appended to the bundle at
-    /// `output` as soon as it is done. Returns the finished bundle.
-    pub fn generate(
+    /// The model's commitment (the SHA-256 of the keys' `vk`) and the artifact's IR hash.
+    pub fn model(&self) -> (&str, &str) {
+        (&self.model, &self.ir_sha256)
+    }
+
+    /// The size of layer `index`'s proving key file.
+    pub fn key_bytes(&self, index: usize) -> u64 {
+        std::fs::metadata(pk_path(&self.dir, index)).map_or(0, |m| m.len())
+    }
+
+    /// Checks a generation's request and gives a runner over the layers with keys and the
+    /// number of steps it takes.
+    pub fn start(
         &self,
         prompt: &[u32],
         max_new: usize,
-        output: &Path,
-        rng: &mut dyn rand_core::CryptoRngCore,
-        on_event: &mut dyn FnMut(Event),
-    ) -> Result<Bundle, ProvingError> {
+    ) -> Result<(ModelRunner<'m>, usize), ProvingError> {
         if prompt.is_empty() || max_new == 0 {
             return Err(ProvingError::Request(
                 "give at least one prompt token and --max-new of at least 1".into(),
@@ -299,14 +348,27 @@ impl<'m> Prover<'m> {
                 self.context
             )));
         }
-        let mut runner = ModelRunner::new(self.interp)?.only(&|l| self.key_of[l].is_some());
+        let runner = ModelRunner::new(self.interp)?.only(&|l| self.key_of[l].is_some());
+        Ok((runner, planned_steps(prompt.len(), max_new, self.context)))
+    }
+
+    /// Greedy generation from `prompt`, every step proven and appended to the bundle at
+    /// `output` as soon as it is done. Returns the finished bundle.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        max_new: usize,
+        output: &Path,
+        rng: &mut dyn rand_core::CryptoRngCore,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Bundle, ProvingError> {
+        let (mut runner, steps) = self.start(prompt, max_new)?;
         let mut bundle = Bundle {
             model: self.model.clone(),
             prompt: prompt.to_vec(),
             max_new,
             steps: Vec::new(),
         };
-        let steps = planned_steps(prompt.len(), max_new, self.context);
         let mut next = prompt[0];
         for step in 0..steps {
             let start = Instant::now();

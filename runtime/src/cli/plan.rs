@@ -1,0 +1,69 @@
+use super::prompt::PromptArgs;
+use super::prove::list;
+use crate::interp::Interpreter;
+use crate::proving::keys::{vk_path, VerifyingData};
+use crate::proving::plan::Plan;
+use crate::proving::prover::Prover;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zkc_compiler::artifact;
+use zkc_compiler::files::write_atomically;
+
+/// Fix a generation's transcript and list its units of proving work, without proving.
+///
+/// Runs the integer model greedily over the prompt (as `zkc prove` would) and writes the plan: the
+/// token fed and chosen at every step, and one unit per (step, stage), each with the key it
+/// proves with and an estimate of a worker's memory. Each unit is then proven on its own by
+/// `zkc prove-part`, on any machine that sees the artifact, the keys and the plan, and `zkc
+/// bundle` assembles the proofs into the bundle `zkc verify` reads (docs/distributed.md).
+/// Examples:
+///
+///     zkc plan tiny.circ --keys tiny.keys --prompt "Hello" --max-new 4 -o run.plan
+///     zkc prove-part tiny.circ --keys tiny.keys --plan run.plan --unit 0 -o run.units
+///     zkc bundle tiny.keys/vk --plan run.plan --units run.units -o run.zkp
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The compiled model (`zkc compile`).
+    pub artifact: PathBuf,
+    /// The key directory (`zkc setup`).
+    #[arg(long)]
+    pub keys: PathBuf,
+    #[command(flatten)]
+    pub prompt: PromptArgs,
+    /// How many tokens to generate (fewer if the context fills).
+    #[arg(long, default_value_t = 4)]
+    pub max_new: usize,
+    /// The plan to write (JSON).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+impl Args {
+    pub fn run(self) -> ExitCode {
+        super::exit_code(self.execute())
+    }
+
+    pub fn execute(&self) -> Result<Plan, Box<dyn std::error::Error>> {
+        let artifact = artifact::read(&self.artifact)?;
+        let prompt = self.prompt.ids(artifact.tokenizer.as_ref())?;
+        let vd = VerifyingData::read(&vk_path(&self.keys))?;
+        let interp = Interpreter::new(artifact.module)?;
+        let prover = Prover::new(&interp, &artifact.header.ir_sha256, &self.keys, &vd)?;
+        let plan = Plan::make(&prover, &prompt, self.max_new)?;
+        write_atomically(&self.output, plan.to_json().as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", self.output.display()))?;
+        let text = artifact.tokenizer.as_ref().map_or(String::new(), |t| {
+            format!(" {:?}", t.decode(plan.generated()))
+        });
+        println!(
+            "planned {} steps of {} stages: {} units; generates {}{text}; wrote {}",
+            plan.inputs.len(),
+            plan.stages(),
+            plan.units.len(),
+            list(plan.generated()),
+            self.output.display()
+        );
+        Ok(plan)
+    }
+}
