@@ -143,8 +143,11 @@ fn run() -> &'static Run {
     })
 }
 
+/// Per step, per stage: the layer that proved it and its public inputs.
+type PublicContent = Vec<(u32, Vec<(u32, Vec<zkc_compiler::backend::F>)>)>;
+
 /// A bundle's public content: everything but the proofs' group elements.
-fn public_content(b: &Bundle) -> Vec<(u32, Vec<(u32, Vec<zkc_compiler::backend::F>)>)> {
+fn public_content(b: &Bundle) -> PublicContent {
     b.steps
         .iter()
         .map(|s| {
@@ -186,7 +189,7 @@ fn the_plan_lists_a_unit_per_step_and_stage_with_its_bucket() {
     // Steps 0-1 prove the blocks in bucket 2, steps 2-3 in bucket 4.
     for u in &plan.units {
         let key = &run.model.vd.layers[u.key];
-        assert_eq!(run.model.vd.stages()[u.stage].contains(&u.key), true);
+        assert!(run.model.vd.stages()[u.stage].contains(&u.key));
         if let Some(context) = key.context {
             assert_eq!(context, if u.step < 2 { 2 } else { 4 }, "{u:?}");
         }
