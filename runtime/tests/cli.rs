@@ -374,3 +374,105 @@ fn compile_setup_prove_verify_by_hand() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
 }
+
+/// The distributed path by hand (docs/distributed.md): a plan, each unit proven by an array
+/// task that knows only its index (a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`, a Slurm
+/// array's `SLURM_ARRAY_TASK_ID`), then the bundle, which refuses an incomplete set.
+#[test]
+fn plan_prove_parts_as_array_tasks_and_bundle() {
+    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-units", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let words = "gen-model gpt2 --layers 1 --d-model 32 --heads 2 --ctx 8 -o";
+    ok(zkc(&[
+        words.split(' ').collect::<Vec<_>>(),
+        vec![&file("m.gguf")],
+    ]
+    .concat()));
+    ok(zkc(&["compile", &file("m.gguf"), "-o", &file("m.circ")]));
+    ok(zkc(&["setup", &file("m.circ"), "-o", &file("m.keys")]));
+    let planned = ok(zkc(&[
+        "plan",
+        &file("m.circ"),
+        "--keys",
+        &file("m.keys"),
+        "--prompt",
+        "ab",
+        "--max-new",
+        "2",
+        "-o",
+        &file("run.plan"),
+    ]));
+    assert!(
+        planned.contains("planned 3 steps of 2 stages: 6 units"),
+        "{planned}"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file("run.plan")).unwrap()).unwrap();
+    let part = |index: usize| {
+        let (var, other) = match index % 2 {
+            0 => ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"),
+            _ => ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"),
+        };
+        Command::new(env!("CARGO_BIN_EXE_zkc"))
+            .args(["prove-part", &file("m.circ"), "--keys", &file("m.keys")])
+            .args(["--plan", &file("run.plan"), "-o", &file("units"), "--json"])
+            .env(var, index.to_string())
+            .env_remove(other)
+            .output()
+            .unwrap()
+    };
+    for index in 0..5 {
+        let said: serde_json::Value = serde_json::from_str(&ok(part(index))).unwrap();
+        let unit = &plan["units"][index];
+        assert_eq!(said["unit"], index);
+        assert_eq!(
+            (&said["step"], &said["stage"]),
+            (&unit["step"], &unit["stage"])
+        );
+        assert_eq!(said["done"], "proven");
+        assert!(dir.join(format!("units/unit-{index}.zkunit")).exists());
+    }
+    let again: serde_json::Value = serde_json::from_str(&ok(part(3))).unwrap();
+    assert_eq!(again["done"], "was already proven");
+    let bundle = ["bundle", &file("m.keys/vk"), "--plan", &file("run.plan")];
+    let out = zkc(&[
+        &bundle[..],
+        &["--units", &file("units"), "-o", &file("run.zkp")],
+    ]
+    .concat());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 of the plan's 6 units have no proof in")
+            && stderr.contains(": 5 (prove them"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.join("run.zkp").exists(),
+        "nothing is written for an incomplete set"
+    );
+    ok(part(5));
+    let said = ok(zkc(&[
+        &bundle[..],
+        &["--units", &file("units"), "-o", &file("run.zkp")],
+    ]
+    .concat()));
+    assert!(
+        said.contains("assembled and verified 3 steps, 6 unit proofs"),
+        "{said}"
+    );
+    let verified = ok(zkc(&["verify", &file("m.keys/vk"), &file("run.zkp")]));
+    assert!(
+        verified.contains("verified: 3 steps, 6 proofs"),
+        "{verified}"
+    );
+}
