@@ -1,5 +1,5 @@
-//! Arbitrary bytes as a proof bundle or verifying data, and arbitrary byte flips of an honest
-//! bundle: parsing and verifying must return errors, never panic or allocate beyond the input,
+//! Arbitrary bytes as a proof bundle, verifying data, a unit's proof file or a plan, and
+//! arbitrary byte flips of an honest bundle: parsing and verifying must return errors, never panic or allocate beyond the input,
 //! and no changed bundle may verify.
 #![no_main]
 
@@ -12,8 +12,10 @@ use zkc_compiler::quantize::{quantize, QuantConfig};
 use zkc_runtime::interp::Interpreter;
 use zkc_runtime::proving::bundle::Bundle;
 use zkc_runtime::proving::keys::{vk_path, VerifyingData};
+use zkc_runtime::proving::plan::Plan;
 use zkc_runtime::proving::prover::Prover;
 use zkc_runtime::proving::setup::setup;
+use zkc_runtime::proving::unit::UnitProof;
 use zkc_runtime::proving::verifier::verify;
 
 struct Honest {
@@ -58,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    match mode % 3 {
+    match mode % 4 {
         0 => {
             if let Ok(bundle) = Bundle::from_bytes(rest) {
                 assert_eq!(Bundle::from_bytes(&bundle.to_bytes()).unwrap(), bundle);
@@ -67,6 +69,15 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             let _ = VerifyingData::from_bytes(rest);
+        }
+        2 => {
+            if let Ok(unit) = UnitProof::from_bytes(rest) {
+                assert_eq!(UnitProof::from_bytes(&unit.to_bytes()).unwrap(), unit);
+            }
+            if let Ok(plan) = Plan::from_json(&String::from_utf8_lossy(rest)) {
+                assert_eq!(Plan::from_json(&plan.to_json()).unwrap(), plan);
+                let _ = (plan.stages(), plan.generated());
+            }
         }
         _ => {
             // `rest` as (offset, xor) triples over the honest bundle.
