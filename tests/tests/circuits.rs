@@ -228,10 +228,11 @@ fn tiny_model_measured_stats_match_the_formulas() {
     use zkc_compiler::backend::measure;
     let module = quantized(&ModelConfig::tiny());
     let interp = Interpreter::new(module.clone()).unwrap();
-    let witness = zkc_runtime::interp::every_layer_at_step_zero(&interp).unwrap();
+    let witness = zkc_runtime::interp::layers_at_step_zero(&interp, &|_| true).unwrap();
     let tables = Tables::new(&module);
     let mut text = String::new();
     for (index, run) in witness.iter().enumerate() {
+        let run = run.as_ref().expect("every layer was wanted");
         let layer = &module.layers[index];
         let measured = measure::layer(&module, &tables, index, &run.values).unwrap();
         let (formulas, _) = cost::layer(&module, layer);
@@ -253,13 +254,18 @@ fn tiny_model_measured_stats_match_the_formulas() {
     // shared where equal, links turned wires): the smallest bucket's circuit, measured.
     let joined = zkc_compiler::parts::join(module, 1 << 21);
     let interp = Interpreter::new(joined.clone()).unwrap();
-    let witness = zkc_runtime::interp::every_layer_at_step_zero(&interp).unwrap();
-    let tables = Tables::new(&joined);
     let index = 0;
+    let witness = zkc_runtime::interp::layers_at_step_zero(&interp, &|l| l == index).unwrap();
+    let tables = Tables::new(&joined);
     assert!(joined.layers[index]
         .name
         .starts_with("embed_block.0_block.1"));
-    let measured = measure::layer(&joined, &tables, index, &witness[index].values).unwrap();
+    assert!(witness
+        .iter()
+        .enumerate()
+        .all(|(l, run)| run.is_some() == (l == index)));
+    let run = witness[index].as_ref().expect("wanted");
+    let measured = measure::layer(&joined, &tables, index, &run.values).unwrap();
     for (op, counted) in cost::layer(&joined, &joined.layers[index]).0 {
         let m = measured.get(op).copied().unwrap_or_default();
         assert_eq!(m.constraints, counted, "joined layer, {op}");

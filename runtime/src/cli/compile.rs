@@ -1,6 +1,6 @@
 use super::opt_args::OptArgs;
 use super::quant_args::QuantArgs;
-use crate::interp::{every_layer_at_step_zero, Interpreter};
+use crate::interp::{layers_at_step_zero, Interpreter};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -179,19 +179,19 @@ type Measured = Vec<Option<BTreeMap<&'static str, Counts>>>;
 
 fn measure(module: &zkc_lang::Module) -> Result<Measured, Box<dyn std::error::Error>> {
     let interp = Interpreter::new(module.clone())?;
-    let witness = every_layer_at_step_zero(&interp)?;
+    let fits = |index: usize| cost::layer(module, &module.layers[index]).1 <= EXACT_LIMIT;
+    let witness = layers_at_step_zero(&interp, &fits)?;
     let tables = Tables::new(module);
     let mut measured = Vec::new();
     for (index, run) in witness.iter().enumerate() {
-        let fits = cost::layer(module, &module.layers[index]).1 <= EXACT_LIMIT;
-        measured.push(match fits {
-            true => Some(zkc_compiler::backend::measure::layer(
+        measured.push(match run {
+            Some(run) => Some(zkc_compiler::backend::measure::layer(
                 module,
                 &tables,
                 index,
                 &run.values,
             )?),
-            false => None,
+            None => None,
         });
     }
     Ok(measured)

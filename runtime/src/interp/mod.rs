@@ -6,7 +6,7 @@
 
 mod model;
 
-pub use model::{every_layer_at_step_zero, ModelRunner, Step};
+pub use model::{layers_at_step_zero, ModelRunner, Step};
 
 use thiserror::Error;
 use zkc_lang::semantics::{self as sem, SemanticsError, Tensor};

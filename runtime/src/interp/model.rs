@@ -262,15 +262,33 @@ fn resized(cache: Tensor, shape: &[usize]) -> Tensor {
     Tensor::new(shape.to_vec(), data).expect("shape and data agree")
 }
 
-/// A witness of step 0 for every layer of the module, each bucket included (a bucket runs step
-/// 0 like any other position): what setup and `--emit stats --exact` synthesize circuits from,
-/// whose shape does not depend on the values. Indexed by module layer.
-pub fn every_layer_at_step_zero(interp: &Interpreter) -> Result<Vec<LayerRun>, InterpError> {
+/// A witness of step 0 for each layer of the module that `wanted` names, each bucket included
+/// (a bucket runs step 0 like any other position): what setup and `--emit stats --exact`
+/// synthesize circuits from, whose shape does not depend on the values. Indexed by module
+/// layer; `None` for layers not wanted. Only the buckets of wanted layers run (a stateless
+/// stage runs in whichever does), and only wanted layers' records are kept: setting up one
+/// bucket of gpt2-small at context 1024 no longer runs and holds all seven.
+pub fn layers_at_step_zero(
+    interp: &Interpreter,
+    wanted: &dyn Fn(usize) -> bool,
+) -> Result<Vec<Option<LayerRun>>, InterpError> {
     let module = interp.module();
-    let contexts = module.contexts();
+    let mut contexts: Vec<usize> = module
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|&(index, _)| wanted(index))
+        .filter_map(|(_, l)| l.context())
+        .collect();
+    contexts.sort_unstable();
+    contexts.dedup();
+    if contexts.is_empty() {
+        // Stateless layers only: any bucket runs them (the smallest is the cheapest).
+        contexts.extend(module.contexts().first());
+    }
     let mut runs: Vec<Option<LayerRun>> = vec![None; module.layers.len()];
     let mut collect = |witness: Vec<LayerRun>| {
-        for run in witness {
+        for run in witness.into_iter().filter(|r| wanted(r.layer)) {
             let slot = &mut runs[run.layer];
             slot.get_or_insert(run);
         }
@@ -289,8 +307,5 @@ pub fn every_layer_at_step_zero(interp: &Interpreter) -> Result<Vec<LayerRun>, I
             }
         }
     }
-    Ok(runs
-        .into_iter()
-        .map(|r| r.expect("every layer is some bucket's or stateless"))
-        .collect())
+    Ok(runs)
 }

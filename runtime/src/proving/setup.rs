@@ -4,7 +4,7 @@
 
 use super::keys::{pk_path, vk_path, write_pk, KeyError, LayerKey, VerifyingData};
 use super::{committed, ProvingError};
-use crate::interp::{every_layer_at_step_zero, Interpreter, ModelRunner};
+use crate::interp::{layers_at_step_zero, Interpreter, ModelRunner};
 use ark_relations::gr1cs::ConstraintSynthesizer;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -63,10 +63,11 @@ pub fn setup(
     // The circuits' shape does not depend on the values; one step of any token gives a witness
     // to synthesize them with.
     let interp = Interpreter::new(module.clone())?;
-    let witness = every_layer_at_step_zero(&interp)?;
+    let witness = layers_at_step_zero(&interp, &wanted)?;
     let tables = Tables::new(module);
     let mut layers = Vec::new();
-    for (index, run) in witness.iter().enumerate().filter(|(i, _)| wanted(*i)) {
+    for (index, run) in witness.iter().enumerate() {
+        let Some(run) = run else { continue };
         let layer = &module.layers[index];
         on_layer(index, &layer.name, None);
         let start = Instant::now();
