@@ -25,10 +25,10 @@ use super::Curve;
 use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::pairing::Pairing;
 use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
-use ark_ff::{Field, PrimeField, UniformRand, Zero};
+use ark_ff::{Field, One, PrimeField, UniformRand, Zero};
 use ark_groth16::{
-    prepare_verifying_key, Groth16, PreparedVerifyingKey, Proof as Groth16Proof,
-    ProvingKey as Groth16ProvingKey, VerifyingKey as Groth16VerifyingKey,
+    Groth16, Proof as Groth16Proof, ProvingKey as Groth16ProvingKey,
+    VerifyingKey as Groth16VerifyingKey,
 };
 use ark_relations::gr1cs::predicate::polynomial_constraint::R1CS_PREDICATE_LABEL;
 use ark_relations::gr1cs::{
@@ -104,9 +104,16 @@ impl VerifyingKey {
     }
 }
 
-/// A verifying key made ready for many checks.
+/// A verifying key made ready for many checks: its G2 elements prepared for Miller loops. No
+/// pairing is computed here (arkworks' prepared key computes `e(α, β)`, a millisecond per key):
+/// the checks put `e(−α, β)` in their Miller loop instead.
 pub struct Prepared {
-    pvk: PreparedVerifyingKey<Curve>,
+    /// `[α]₁` and `[γ_abc]₁`.
+    alpha_g1: G1Affine,
+    gamma_abc_g1: Vec<G1Affine>,
+    beta: <Curve as Pairing>::G2Prepared,
+    gamma_neg: <Curve as Pairing>::G2Prepared,
+    delta_neg: <Curve as Pairing>::G2Prepared,
     delta1_neg: Option<<Curve as Pairing>::G2Prepared>,
     /// SHA-256 of the key's bytes, which the challenge hashes.
     pub digest: [u8; 32],
@@ -114,11 +121,14 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(key: &VerifyingKey) -> Prepared {
+        let neg = |g: G2Affine| g.into_group().neg().into_affine().into();
         Prepared {
-            pvk: prepare_verifying_key(&key.vk),
-            delta1_neg: key
-                .delta1_g2
-                .map(|d| d.into_group().neg().into_affine().into()),
+            alpha_g1: key.vk.alpha_g1,
+            gamma_abc_g1: key.vk.gamma_abc_g1.clone(),
+            beta: key.vk.beta_g2.into(),
+            gamma_neg: neg(key.vk.gamma_g2),
+            delta_neg: neg(key.vk.delta_g2),
+            delta1_neg: key.delta1_g2.map(neg),
             digest: Sha256::digest(key.to_bytes()).into(),
         }
     }
@@ -372,39 +382,108 @@ pub fn prove(
     Ok(Proof { proof, commitment })
 }
 
+/// The inputs of the key's Groth16 equation: `publics` (the layer's public inputs) and, when
+/// the key has a first round, the challenge recomputed from the proof's commitment; `None` when
+/// the proof does not fit the key (a commitment without a first round or the reverse, another
+/// count of inputs).
+fn equation_inputs(key: &Prepared, proof: &Proof, publics: &[F]) -> Option<Vec<F>> {
+    let mut inputs = publics.to_vec();
+    match (&key.delta1_neg, &proof.commitment) {
+        (None, None) => {}
+        (Some(_), Some(d)) => inputs.push(challenge(&key.digest, publics, d)),
+        _ => return None,
+    }
+    (inputs.len() + 1 == key.gamma_abc_g1.len()).then_some(inputs)
+}
+
 /// Whether `proof` proves `publics` (the layer's public inputs, without the challenge) under
-/// `key`: Groth16's check, with the challenge recomputed and the commitment's pairing when the
-/// key has a first round.
+/// `key`: Groth16's check `e(A,B)·e(IC,−γ)·e(C,−δ)·e(D,−δ₁)·e(−α,β) = 1`, with the challenge
+/// recomputed and the commitment's pairing when the key has a first round.
 pub fn verify(key: &Prepared, proof: &Proof, publics: &[F]) -> bool {
-    let (inputs, extra) = match (&key.delta1_neg, &proof.commitment) {
-        (None, None) => (publics.to_vec(), None),
-        (Some(delta1_neg), Some(d)) => {
-            let mut inputs = publics.to_vec();
-            inputs.push(challenge(&key.digest, publics, d));
-            (inputs, Some((*d, delta1_neg.clone())))
+    check(&[(key, proof, publics)], &mut || Fr::one())
+}
+
+/// Whether every `(key, proof, publics)` verifies, checked at once (docs/proving.md, "Batch
+/// verification"): each proof's equation is raised to a fresh random 128-bit `r` and the
+/// product over all proofs is checked to be 1. If any proof fails its own check, the product is
+/// 1 with probability at most 2^-128 over the `r`s (the target group has prime order), so
+/// `rng` must be the verifier's own randomness, drawn after the proofs are fixed.
+pub fn verify_batch(
+    items: &[(&Prepared, &Proof, &[F])],
+    rng: &mut dyn rand_core::CryptoRngCore,
+) -> bool {
+    check(items, &mut || {
+        Fr::from((u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()))
+    })
+}
+
+/// `Π e(A,B)^r · e(IC,−γ)^r · e(C,−δ)^r · e(D,−δ₁)^r · e(−α,β)^r = 1` over `items`, each with its
+/// `r` from `weight`. Terms that share a key's G2 element are summed in G1 first, by one
+/// multi-scalar multiplication per key and element (`Σ r·IC` as `[γ_abc]₁` times the
+/// `r`-weighted inputs), so the Miller loop has one pair per proof and four or five per key,
+/// and there is one final exponentiation.
+fn check(items: &[(&Prepared, &Proof, &[F])], weight: &mut dyn FnMut() -> Fr) -> bool {
+    /// Per key: the weighted inputs (index 0 for `[γ_abc]₁[0]`), and the `C`s, `D`s and `r`s.
+    struct Sums<'k> {
+        key: &'k Prepared,
+        inputs: Vec<Fr>,
+        c: Vec<G1Affine>,
+        d: Vec<G1Affine>,
+        r: Vec<Fr>,
+    }
+    let mut g1: Vec<<Curve as Pairing>::G1Prepared> = Vec::with_capacity(items.len() + 16);
+    let mut g2: Vec<<Curve as Pairing>::G2Prepared> = Vec::with_capacity(items.len() + 16);
+    let mut sums: Vec<Sums> = Vec::new();
+    for &(key, proof, publics) in items {
+        let Some(inputs) = equation_inputs(key, proof, publics) else {
+            return false;
+        };
+        let r = weight();
+        let p = &proof.proof;
+        g1.push((p.a * r).into_affine().into());
+        g2.push(p.b.into());
+        let at = match sums.iter().position(|s| std::ptr::eq(s.key, key)) {
+            Some(at) => at,
+            None => {
+                sums.push(Sums {
+                    key,
+                    inputs: vec![Fr::zero(); key.gamma_abc_g1.len()],
+                    c: Vec::new(),
+                    d: Vec::new(),
+                    r: Vec::new(),
+                });
+                sums.len() - 1
+            }
+        };
+        let sum = &mut sums[at];
+        sum.inputs[0] += r;
+        for (acc, x) in sum.inputs[1..].iter_mut().zip(&inputs) {
+            *acc += r * x;
         }
-        _ => return false,
-    };
-    if inputs.len() + 1 != key.pvk.vk.gamma_abc_g1.len() {
-        return false;
+        sum.c.push(p.c);
+        sum.d.extend(proof.commitment);
+        sum.r.push(r);
     }
-    let Ok(ic) = Groth16::<Curve>::prepare_inputs(&key.pvk, &inputs) else {
-        return false;
+    let msm = |bases: &[G1Affine], scalars: &[Fr]| {
+        G1Projective::msm(bases, scalars)
+            .expect("as many scalars as bases")
+            .into_affine()
     };
-    let p = &proof.proof;
-    let mut g1: Vec<<Curve as Pairing>::G1Prepared> =
-        vec![p.a.into(), ic.into_affine().into(), p.c.into()];
-    let mut g2: Vec<<Curve as Pairing>::G2Prepared> = vec![
-        p.b.into(),
-        key.pvk.gamma_g2_neg_pc.clone(),
-        key.pvk.delta_g2_neg_pc.clone(),
-    ];
-    if let Some((d, delta1_neg)) = extra {
-        g1.push(d.into());
-        g2.push(delta1_neg);
+    for sum in &sums {
+        let key = sum.key;
+        let total: Fr = sum.r.iter().sum();
+        g1.push(msm(&key.gamma_abc_g1, &sum.inputs).into());
+        g2.push(key.gamma_neg.clone());
+        g1.push(msm(&sum.c, &sum.r).into());
+        g2.push(key.delta_neg.clone());
+        if let Some(delta1_neg) = &key.delta1_neg {
+            g1.push(msm(&sum.d, &sum.r).into());
+            g2.push(delta1_neg.clone());
+        }
+        g1.push((key.alpha_g1 * -total).into_affine().into());
+        g2.push(key.beta.clone());
     }
-    Curve::final_exponentiation(Curve::multi_miller_loop(g1, g2))
-        .is_some_and(|t| t.0 == key.pvk.alpha_g1_beta_g2)
+    Curve::final_exponentiation(Curve::multi_miller_loop(g1, g2)).is_some_and(|t| t.0.is_one())
 }
 
 #[cfg(test)]
@@ -607,5 +686,69 @@ mod tests {
         assert_ne!(a.commitment, b.commitment);
         assert!(verify(&keys.1, &a, &publics(&VALUES)));
         assert!(verify(&keys.1, &b, &publics(&VALUES)));
+    }
+
+    /// Proofs checked together (two keys: one with a first round, one without) verify exactly
+    /// when each does alone: one bad proof among good ones, a proof under another key, or the
+    /// `A`s of two proofs swapped fail the batch. Two proofs whose `C`s are shifted by
+    /// opposite amounts pass a batch with equal weights (why the weights must be the
+    /// verifier's random draw) and fail the random ones.
+    #[test]
+    fn a_batch_verifies_exactly_when_every_proof_does() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let (table, bits) = (keys(true, &mut rng), keys(false, &mut rng));
+        let values = [VALUES, [1, 2, 3], [255, 254, 0]];
+        let mut proofs = Vec::new();
+        for v in &values {
+            for k in [&table, &bits] {
+                let (p, _) = prove_circuit(
+                    &k.0,
+                    k.1.digest,
+                    build(v, k.0.round_one.is_some()),
+                    None,
+                    &mut rng,
+                )
+                .unwrap();
+                proofs.push((k, p, publics(v)));
+            }
+        }
+        let batch = |proofs: &[(&(ProvingKey, Prepared), Proof, Vec<F>)], rng: &mut StdRng| {
+            let items: Vec<_> = proofs.iter().map(|(k, p, x)| (&k.1, p, &x[..])).collect();
+            verify_batch(&items, rng)
+        };
+        assert!(batch(&proofs, &mut rng));
+        assert!(batch(&[], &mut rng));
+        for i in 0..proofs.len() {
+            let mut bad = proofs.clone();
+            bad[i].2[1] += F::from(1u64);
+            assert!(!batch(&bad, &mut rng), "proof {i} with another input");
+            let mut bad = proofs.clone();
+            bad[i].0 = if i % 2 == 0 { &bits } else { &table };
+            assert!(!batch(&bad, &mut rng), "proof {i} under the other key");
+        }
+        let mut swapped = proofs.clone();
+        let a = swapped[0].1.proof.a;
+        swapped[0].1.proof.a = swapped[2].1.proof.a;
+        swapped[2].1.proof.a = a;
+        assert!(!batch(&swapped, &mut rng));
+
+        let shift = (G1Affine::generator() * Fr::from(7u64)).into_affine();
+        let mut cancelling = proofs.clone();
+        cancelling[1].1.proof.c = (cancelling[1].1.proof.c + shift).into_affine();
+        cancelling[3].1.proof.c = (cancelling[3].1.proof.c - shift).into_affine();
+        let items: Vec<_> = cancelling
+            .iter()
+            .map(|(k, p, x)| (&k.1, p, &x[..]))
+            .collect();
+        assert!(!verify(
+            &cancelling[1].0 .1,
+            &cancelling[1].1,
+            &cancelling[1].2
+        ));
+        assert!(
+            check(&items, &mut || Fr::one()),
+            "equal weights let the shifts cancel"
+        );
+        assert!(!verify_batch(&items, &mut rng));
     }
 }

@@ -16,12 +16,15 @@
 //!   proved either (before step 0: the empty state's, from the keys);
 //! - the prompt fits the context, and the run is complete: as many steps as its prompt and
 //!   `max_new` call for (or `partial` is asked for, accepting an interrupted run's non-empty
-//!   prefix).
+//!   prefix);
+//! - every proof verifies: all at once (`committed::verify_batch`, with the verifier's own
+//!   randomness), and only when that fails one by one, so that the rejection names the first
+//!   failure in step and stage order, a proof or a link, as checking each proof in turn would.
 
-use super::bundle::{planned_steps, Bundle};
+use super::bundle::{planned_steps, Bundle, LayerProof};
 use super::committed;
 use super::encoding::DecodeError;
-use super::keys::VerifyingData;
+use super::keys::{PreparedKeys, VerifyingData};
 use ark_ff::PrimeField;
 use std::collections::HashMap;
 use zkc_compiler::backend::layer::Role;
@@ -121,116 +124,125 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
         .map(|s| vd.layers[s[0]].initial_states.clone())
         .collect();
     let mut outputs: Vec<u32> = Vec::with_capacity(found);
-    for (t, step) in bundle.steps.iter().enumerate() {
-        if step.step as usize != t {
-            return Err(Rejection::StepOrder {
-                record: t,
-                found: step.step,
-            });
-        }
-        if step.layers.len() != stages.len() {
-            return Err(Rejection::LayerCount {
-                step: t,
-                found: step.layers.len(),
-                expected: stages.len(),
-            });
-        }
-        let token = match bundle.prompt.get(t) {
-            Some(&p) => p,
-            None => outputs[t - 1],
-        };
-        let mut named: HashMap<&str, F> = HashMap::new();
-        named.insert("token", field(token as i128));
-        named.insert("pos", field(t as i128));
-        let mut output = None;
-        for (s, (stage, proof)) in stages.iter().zip(&step.layers).enumerate() {
-            let k = proof.layer as usize;
-            if !stage.contains(&k) {
-                return Err(Rejection::OtherStage {
-                    step: t,
-                    stage: vd.layers[stage[0]].name.clone(),
-                    found: proof.layer,
+    // Every (step, key, proof), checked together once the links hold.
+    let mut proofs = Vec::with_capacity(found * stages.len());
+    // The steps in order: each one's links, its proofs set aside. The first failure is the one
+    // reported, so a link that fails after a proof that does not verify reports the proof.
+    let walked = (|| {
+        for (t, step) in bundle.steps.iter().enumerate() {
+            if step.step as usize != t {
+                return Err(Rejection::StepOrder {
+                    record: t,
+                    found: step.step,
                 });
             }
-            let key = &vd.layers[k];
-            if let Some(context) = key.context.filter(|&c| t >= c) {
-                return Err(Rejection::BucketTooSmall {
+            if step.layers.len() != stages.len() {
+                return Err(Rejection::LayerCount {
                     step: t,
-                    layer: key.name.clone(),
-                    context,
+                    found: step.layers.len(),
+                    expected: stages.len(),
                 });
             }
-            let link = |what: String| Rejection::Link {
-                step: t,
-                layer: key.name.clone(),
-                what,
+            let token = match bundle.prompt.get(t) {
+                Some(&p) => p,
+                None => outputs[t - 1],
             };
-            if proof.publics.len() != key.publics.len() {
-                return Err(Rejection::PublicCount {
+            let mut named: HashMap<&str, F> = HashMap::new();
+            named.insert("token", field(token as i128));
+            named.insert("pos", field(t as i128));
+            let mut output = None;
+            for (s, (stage, proof)) in stages.iter().zip(&step.layers).enumerate() {
+                let k = proof.layer as usize;
+                if !stage.contains(&k) {
+                    return Err(Rejection::OtherStage {
+                        step: t,
+                        stage: vd.layers[stage[0]].name.clone(),
+                        found: proof.layer,
+                    });
+                }
+                let key = &vd.layers[k];
+                if let Some(context) = key.context.filter(|&c| t >= c) {
+                    return Err(Rejection::BucketTooSmall {
+                        step: t,
+                        layer: key.name.clone(),
+                        context,
+                    });
+                }
+                let link = |what: String| Rejection::Link {
                     step: t,
                     layer: key.name.clone(),
-                    found: proof.publics.len(),
-                    expected: key.publics.len(),
-                });
-            }
-            let (mut before, mut after) = (0, Vec::new());
-            for (public, &value) in key.publics.iter().zip(&proof.publics) {
-                match public.role {
-                    Role::Input => match named.get(public.name.as_str()) {
-                        Some(&want) if want == value => {}
-                        Some(_) => {
-                            return Err(link(format!(
-                                "input `{}` is not what the step's earlier layers gave it",
-                                public.name
-                            )))
+                    what,
+                };
+                if proof.publics.len() != key.publics.len() {
+                    return Err(Rejection::PublicCount {
+                        step: t,
+                        layer: key.name.clone(),
+                        found: proof.publics.len(),
+                        expected: key.publics.len(),
+                    });
+                }
+                let (mut before, mut after) = (0, Vec::new());
+                for (public, &value) in key.publics.iter().zip(&proof.publics) {
+                    match public.role {
+                        Role::Input => match named.get(public.name.as_str()) {
+                            Some(&want) if want == value => {}
+                            Some(_) => {
+                                return Err(link(format!(
+                                    "input `{}` is not what the step's earlier layers gave it",
+                                    public.name
+                                )))
+                            }
+                            None => {
+                                return Err(link(format!(
+                                    "input `{}` is no earlier layer's output",
+                                    public.name
+                                )))
+                            }
+                        },
+                        Role::StateBefore => {
+                            if states[s].get(before) != Some(&value) {
+                                let previous = match t {
+                                    0 => "the empty state".to_string(),
+                                    _ => format!("its state after step {}", t - 1),
+                                };
+                                return Err(link(format!(
+                                    "state `{}` before the step is not {previous}",
+                                    public.name
+                                )));
+                            }
+                            before += 1;
                         }
-                        None => {
-                            return Err(link(format!(
-                                "input `{}` is no earlier layer's output",
-                                public.name
-                            )))
-                        }
-                    },
-                    Role::StateBefore => {
-                        if states[s].get(before) != Some(&value) {
-                            let previous = match t {
-                                0 => "the empty state".to_string(),
-                                _ => format!("its state after step {}", t - 1),
-                            };
-                            return Err(link(format!(
-                                "state `{}` before the step is not {previous}",
-                                public.name
-                            )));
-                        }
-                        before += 1;
-                    }
-                    Role::StateAfter => after.push(value),
-                    Role::Output => {
-                        named.insert(public.name.as_str(), value);
-                        if public.name == "token" && s + 1 == stages.len() {
-                            output = Some(value);
+                        Role::StateAfter => after.push(value),
+                        Role::Output => {
+                            named.insert(public.name.as_str(), value);
+                            if public.name == "token" && s + 1 == stages.len() {
+                                output = Some(value);
+                            }
                         }
                     }
                 }
+                proofs.push((t, k, proof));
+                states[s] = after;
             }
-            if !committed::verify(prepared.get(k), &proof.proof, &proof.publics) {
-                return Err(Rejection::Proof {
+            let vocab = vd.vocabulary.as_ref().map_or(u64::MAX, |v| v.len() as u64);
+            let output = output
+                .and_then(small)
+                .filter(|&v| (v as u64) < vocab)
+                .ok_or_else(|| Rejection::Link {
                     step: t,
-                    layer: key.name.clone(),
-                });
-            }
-            states[s] = after;
+                    layer: vd.layers.last().map_or(String::new(), |l| l.name.clone()),
+                    what: "the output token is not a token of the vocabulary".into(),
+                })?;
+            outputs.push(output);
         }
-        let vocab = vd.vocabulary.as_ref().map_or(u64::MAX, |v| v.len() as u64);
-        let output = output
-            .and_then(small)
-            .filter(|&v| (v as u64) < vocab)
-            .ok_or_else(|| Rejection::Link {
-                step: t,
-                layer: vd.layers.last().map_or(String::new(), |l| l.name.clone()),
-                what: "the output token is not a token of the vocabulary".into(),
-            })?;
-        outputs.push(output);
+        Ok(())
+    })();
+    let first_bad = |found: Option<Rejection>| bad_proof(vd, &prepared, &proofs).or(found);
+    if let Err(e) = walked {
+        return Err(first_bad(Some(e)).expect("some failure"));
+    }
+    if let Some(e) = first_bad(None) {
+        return Err(e);
     }
     // A prefix must hold at least one proven step to say anything.
     if found < expected && (!partial || found == 0) {
@@ -249,6 +261,29 @@ pub fn verify(vd: &VerifyingData, bytes: &[u8], partial: bool) -> Result<Verifie
         proofs,
         complete: found == expected,
     })
+}
+
+/// The first of `proofs` (step, key, proof) that does not verify, as its rejection: all are
+/// checked at once, and only when that fails one by one.
+fn bad_proof(
+    vd: &VerifyingData,
+    prepared: &PreparedKeys,
+    proofs: &[(usize, usize, &LayerProof)],
+) -> Option<Rejection> {
+    let batch: Vec<_> = proofs
+        .iter()
+        .map(|&(_, k, p)| (prepared.get(k), &p.proof, &p.publics[..]))
+        .collect();
+    if committed::verify_batch(&batch, &mut rand::rngs::OsRng) {
+        return None;
+    }
+    proofs
+        .iter()
+        .find(|&&(_, k, p)| !committed::verify(prepared.get(k), &p.proof, &p.publics))
+        .map(|&(t, k, _)| Rejection::Proof {
+            step: t,
+            layer: vd.layers[k].name.clone(),
+        })
 }
 
 /// The field element as a `u32`, if it is one.
