@@ -20,6 +20,8 @@ use super::{
 };
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use zkc_lang::semantics::{self as sem, Tensor};
 use zkc_lang::{ConstData, ConstId, Layer, Module, Multiplier, Op, Operand, ValueDef, ValueId};
 
@@ -150,7 +152,11 @@ fn expose(
 /// selection), built once per model.
 pub struct Tables<'a> {
     consts: Vec<&'a [i64]>,
-    trees: HashMap<ConstId, MerkleTree>,
+    /// Built when a circuit first gathers from the table (gpt2-small's token embedding takes
+    /// about 90 s to hash), so that a prover of other layers never builds it.
+    trees: HashMap<ConstId, OnceLock<MerkleTree>>,
+    /// Where built trees are kept between processes (`table-N.merkle`), if anywhere.
+    tree_cache: Option<PathBuf>,
 }
 
 impl<'a> Tables<'a> {
@@ -177,13 +183,37 @@ impl<'a> Tables<'a> {
                 let (rows, width) = (table.ty.shape[0], table.ty.shape[1..].iter().product());
                 let data = consts[c.index()];
                 if merkle::cheaper(rows, width, table.ty.dtype) && !data.is_empty() {
-                    trees
-                        .entry(c)
-                        .or_insert_with(|| MerkleTree::new(data, width, table.ty.dtype));
+                    trees.entry(c).or_insert_with(OnceLock::new);
                 }
             }
         }
-        Tables { consts, trees }
+        Tables {
+            consts,
+            trees,
+            tree_cache: None,
+        }
+    }
+
+    /// Keeps the Merkle trees it builds in `dir` and reads them from there.
+    pub fn with_tree_cache(mut self, dir: &Path) -> Tables<'a> {
+        self.tree_cache = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The Merkle tree of gathered table `c`, if its rows are proven by paths.
+    fn tree(&self, module: &Module, c: ConstId) -> Option<&MerkleTree> {
+        let table = module.constant(c);
+        let width = table.ty.shape[1..].iter().product();
+        let data = self.consts[c.index()];
+        Some(self.trees.get(&c)?.get_or_init(|| match &self.tree_cache {
+            Some(dir) => MerkleTree::cached(
+                &dir.join(format!("table-{}.merkle", c.index())),
+                data,
+                width,
+                table.ty.dtype,
+            ),
+            None => MerkleTree::new(data, width, table.ty.dtype),
+        }))
     }
 
     /// Constant `c`'s data (empty if the module does not carry it).
@@ -580,7 +610,7 @@ fn synthesize_observed(
                 };
                 let width = module.constant(t).ty.shape[1..].iter().product();
                 let table = module.constant(t);
-                vec![match tables.trees.get(&t) {
+                vec![match tables.tree(module, t) {
                     Some(tree) => {
                         merkle::gather(cs, tree, konst(t), width, table.ty.dtype, &arg(1)[0])?
                     }

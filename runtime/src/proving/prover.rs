@@ -105,7 +105,7 @@ impl<'m> Prover<'m> {
         Ok(Prover {
             interp,
             ir_sha256: ir_sha256.to_string(),
-            tables: Tables::with_constants(module, interp.constants()),
+            tables: Tables::with_constants(module, interp.constants()).with_tree_cache(dir),
             dir: dir.to_path_buf(),
             kept: OnceLock::new(),
             key_budget: KEEP_KEYS_BYTES,

@@ -64,7 +64,8 @@ pub fn setup(
     // to synthesize them with.
     let interp = Interpreter::new(module.clone())?;
     let witness = layers_at_step_zero(&interp, &wanted)?;
-    let tables = Tables::new(module);
+    // The trees setup builds stay beside the keys, for the provers.
+    let tables = Tables::new(module).with_tree_cache(dir);
     let mut layers = Vec::new();
     for (index, run) in witness.iter().enumerate() {
         let Some(run) = run else { continue };
