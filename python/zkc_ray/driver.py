@@ -165,6 +165,9 @@ def main(argv=None):
     s.add_argument("report", help="units/report.json from `prove`, or any JSON with per-unit "
                    "`step` and `seconds`")
     s.add_argument("--workers", default="1,4,16,64", help="worker counts, comma-separated")
+    s.add_argument("--from-step", type=int, default=0,
+                   help="only the units of this step and later (1 leaves out the first step, "
+                   "whose units build the layers' matrices when no worker has cached them)")
     args = parser.parse_args(argv)
     if args.command == "prove":
         return prove(args)

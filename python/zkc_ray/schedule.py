@@ -28,7 +28,10 @@ def latencies(units, workers):
 
 
 def main(args):
-    units = json.load(open(args.report))["units"]
+    units = [u for u in json.load(open(args.report))["units"] if u["step"] >= args.from_step]
+    if not units:
+        print(f"no units from step {args.from_step} on")
+        return 1
     total = sum(u["seconds"] for u in units)
     steps = len({u["step"] for u in units})
     print(f"{len(units)} units over {steps} steps, {total:.1f} s of proving in all "

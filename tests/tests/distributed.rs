@@ -129,7 +129,10 @@ fn run() -> &'static Run {
                 &mut |_| {},
             )
             .unwrap();
-        let plan = Plan::make(&prover, &PROMPT, MAX_NEW).unwrap();
+        let artifact_bytes = std::fs::metadata(model.dir.join("model.circ"))
+            .unwrap()
+            .len();
+        let plan = Plan::make(&prover, &PROMPT, MAX_NEW, artifact_bytes).unwrap();
         let plan_bytes = plan.to_json().into_bytes();
         let units = model.dir.join("units");
         prove_units(&model, &plan, &digest(&plan_bytes), &units);

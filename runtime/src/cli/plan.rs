@@ -50,7 +50,8 @@ impl Args {
         let vd = VerifyingData::read(&vk_path(&self.keys))?;
         let interp = Interpreter::new(artifact.module)?;
         let prover = Prover::new(&interp, &artifact.header.ir_sha256, &self.keys, &vd)?;
-        let plan = Plan::make(&prover, &prompt, self.max_new)?;
+        let artifact_bytes = std::fs::metadata(&self.artifact).map_or(0, |m| m.len());
+        let plan = Plan::make(&prover, &prompt, self.max_new, artifact_bytes)?;
         write_atomically(&self.output, plan.to_json().as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", self.output.display()))?;
         let text = artifact.tokenizer.as_ref().map_or(String::new(), |t| {

@@ -18,13 +18,18 @@ use std::path::{Path, PathBuf};
 pub const KIND: &str = "zkc-plan";
 pub const VERSION: u64 = 1;
 
-/// A worker proving one unit holds the layer's proving key, its constraint matrices and its
-/// symbolic constraint system while it builds them: about this many times the key's file size
-/// (measured on gpt2-small's blocks and the tiny model's circuits, docs/distributed.md).
-const MEMORY_PER_KEY_BYTE: u64 = 6;
+/// A worker proving one unit holds the artifact while it parses it and then the weights twice
+/// over (its text, the module's constants, the interpreter's): measured at 3.44 GiB for
+/// gpt2-small's 1.05 GB artifact, whatever the unit.
+const MEMORY_PER_ARTIFACT_BYTE: u64 = 4;
 
-/// What any worker needs besides the layer's own (the artifact's weights, the interpreter).
-const MEMORY_BASE_BYTES: u64 = 512 << 20;
+/// On top of that, the layer's proving key and, while it builds them, its constraint matrices
+/// and arkworks' symbolic constraint system: measured 1.63 GiB for a gpt2-small block (key
+/// 225 MiB, 7.2 times) and 2.97 GiB for its head (key 259 MiB, 11.5 times).
+const MEMORY_PER_KEY_BYTE: u64 = 12;
+
+/// What any worker needs besides (the binary, the runtime's buffers).
+const MEMORY_BASE_BYTES: u64 = 256 << 20;
 
 /// One unit of proving work: one stage of one step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,8 +72,14 @@ pub enum PlanError {
 
 impl Plan {
     /// Runs the generation of `prompt` (greedy, up to `max_new` new tokens) with the integer
-    /// model, without proving, and lists its units.
-    pub fn make(prover: &Prover, prompt: &[u32], max_new: usize) -> Result<Plan, ProvingError> {
+    /// model, without proving, and lists its units; `artifact_bytes` (the artifact file's
+    /// size) enters each unit's memory estimate.
+    pub fn make(
+        prover: &Prover,
+        prompt: &[u32],
+        max_new: usize,
+        artifact_bytes: u64,
+    ) -> Result<Plan, ProvingError> {
         let (mut runner, steps) = prover.start(prompt, max_new)?;
         let (model, ir_sha256) = prover.model();
         let mut plan = Plan {
@@ -100,7 +111,9 @@ impl Plan {
                     layer: zkc_compiler::backend::cost::layer_label(module, index),
                     constraints: zkc_compiler::backend::cost::layer(module, &module.layers[index])
                         .1,
-                    memory_bytes: MEMORY_BASE_BYTES + MEMORY_PER_KEY_BYTE * prover.key_bytes(index),
+                    memory_bytes: MEMORY_BASE_BYTES
+                        + MEMORY_PER_ARTIFACT_BYTE * artifact_bytes
+                        + MEMORY_PER_KEY_BYTE * prover.key_bytes(index),
                 });
             }
         }
