@@ -492,11 +492,12 @@ fn a_header_asking_for_no_steps_or_a_prompt_beyond_the_context_is_refused() {
     assert!(matches!(rejected(&long), Rejection::PromptTooLong { .. }));
 }
 
-/// Matrices beyond the prover's memory budget are written beside the keys and read back at
-/// the next proofs (and by the next prover); a corrupt one is rebuilt. The proofs verify either
+/// Setup writes every layer's matrices beside the keys and the prover reads them; without them,
+/// matrices beyond the prover's memory budget are written there and read back at the next
+/// proofs (and by the next prover); a corrupt one is rebuilt. The proofs verify either
 /// way, and the cache files are only the prover's.
 #[test]
-fn matrices_beyond_the_budget_are_cached_on_disk_and_read_back() {
+fn matrices_from_setup_or_beyond_the_budget_are_cached_on_disk_and_read_back() {
     let run = run();
     let keys = dir("shapes").join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -522,14 +523,30 @@ fn matrices_beyond_the_budget_are_cached_on_disk_and_read_back() {
         let verified = verify(&run.vd, &std::fs::read(&out).unwrap(), false).unwrap();
         assert_eq!(verified.generated, run.generated);
     };
-    prove(5);
-    let cached: Vec<_> = std::fs::read_dir(&keys)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "shape"))
-        .collect();
-    assert!(!cached.is_empty(), "every layer's matrices went to disk");
+    let shapes = || -> Vec<PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(&keys)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "shape"))
+            .collect();
+        found.sort();
+        found
+    };
     let written = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    // Setup wrote every layer's matrices, and the prover reads them.
+    let from_setup = shapes();
+    assert_eq!(from_setup.len(), run.vd.layers.len());
+    let before: Vec<_> = from_setup.iter().map(|p| written(p)).collect();
+    prove(4);
+    let after: Vec<_> = from_setup.iter().map(|p| written(p)).collect();
+    assert_eq!(before, after, "setup's matrices are read, not rebuilt");
+    // Without them, a prover beyond its budget writes the ones it builds.
+    for p in &from_setup {
+        std::fs::remove_file(p).unwrap();
+    }
+    prove(5);
+    let cached = shapes();
+    assert!(!cached.is_empty(), "every layer's matrices went to disk");
     let before: Vec<_> = cached.iter().map(|p| written(p)).collect();
     prove(6);
     let after: Vec<_> = cached.iter().map(|p| written(p)).collect();

@@ -164,10 +164,12 @@ impl Challenger for Counting {
     }
 }
 
-/// A circuit built by a function of where its challenge comes from.
+/// A circuit built by a function of where its challenge comes from; keeps the constraint
+/// system it was built in.
 struct Built<'a, B> {
     build: B,
     challenger: &'a dyn Challenger,
+    kept: &'a RefCell<Option<ConstraintSystemRef<F>>>,
 }
 
 impl<B> ConstraintSynthesizer<F> for Built<'_, B>
@@ -175,24 +177,30 @@ where
     B: FnOnce(ConstraintSystemRef<F>, &dyn Challenger) -> Result<(), SynthesisError>,
 {
     fn generate_constraints(self, cs: ConstraintSystemRef<F>) -> Result<(), SynthesisError> {
+        *self.kept.borrow_mut() = Some(cs.clone());
         (self.build)(cs, self.challenger)
     }
 }
 
 /// Keys for the circuit `build` makes (given where its challenge comes from), from fresh
-/// trapdoors; the first round's when the circuit asks for a challenge.
+/// trapdoors; the first round's when the circuit asks for a challenge. Also the circuit's
+/// shape: arkworks' generator builds and inlines the constraint system anyway, and the
+/// matrices are then a conversion away, which spares a prover building them again (a d=768
+/// block's take about 45 s).
 pub fn setup(
     build: impl FnOnce(ConstraintSystemRef<F>, &dyn Challenger) -> Result<(), SynthesisError>,
     rng: &mut dyn rand_core::CryptoRngCore,
-) -> Result<ProvingKey, SynthesisError> {
+) -> Result<(ProvingKey, Shape), SynthesisError> {
     let rng = &mut rng.as_rngcore();
     let (alpha, beta, gamma, delta) = (Fr::rand(rng), Fr::rand(rng), Fr::rand(rng), Fr::rand(rng));
     let (g1, g2) = (G1Projective::rand(rng), G2Projective::rand(rng));
     let counting = Counting(Cell::new(None));
+    let kept = RefCell::new(None);
     let mut pk = Groth16::<Curve>::generate_parameters_with_qap(
         Built {
             build,
             challenger: &counting,
+            kept: &kept,
         },
         alpha,
         beta,
@@ -202,11 +210,22 @@ pub fn setup(
         g2,
         rng,
     )?;
+    let cs = kept.into_inner().ok_or(SynthesisError::MissingCS)?;
+    let shape = Shape {
+        matrices: cs
+            .to_matrices()?
+            .remove(R1CS_PREDICATE_LABEL)
+            .ok_or(SynthesisError::PredicateNotFound)?,
+        inputs: cs.num_instance_variables(),
+        constraints: cs.num_constraints(),
+    };
+    drop(cs);
     let Some(round_one) = counting.0.get() else {
-        return Ok(ProvingKey {
+        let pk = ProvingKey {
             pk,
             round_one: None,
-        });
+        };
+        return Ok((pk, shape));
     };
     // Rescale the first round's query from 1/δ to 1/δ₁, and take it out of the Groth16 key.
     let delta1 = Fr::rand(rng);
@@ -217,14 +236,15 @@ pub fn setup(
         .collect();
     let query = G1Projective::normalize_batch(&scaled);
     pk.l_query[..round_one].fill(G1Affine::zero());
-    Ok(ProvingKey {
+    let pk = ProvingKey {
         pk,
         round_one: Some(RoundOneKey {
             query,
             delta1_g1: (g1 * delta1).into_affine(),
             delta1_g2: (g2 * delta1).into_affine(),
         }),
-    })
+    };
+    Ok((pk, shape))
 }
 
 /// The prover's first round: when the circuit asks for its challenge, commits to the
@@ -521,7 +541,7 @@ mod tests {
     const VALUES: [i128; 3] = [0, 17, 255];
 
     fn keys(table: bool, rng: &mut StdRng) -> (ProvingKey, Prepared) {
-        let pk = setup(|cs, c| build(&VALUES, table)(cs, c), rng).unwrap();
+        let (pk, _) = setup(|cs, c| build(&VALUES, table)(cs, c), rng).unwrap();
         let prepared = Prepared::new(&pk.verifying_key());
         (pk, prepared)
     }

@@ -32,11 +32,6 @@ const KEEP_KEYS_BYTES: u64 = 2 << 30;
 /// 8 GiB of matrices: with this budget its prover stays under 12 GiB.
 const KEEP_SHAPES_BYTES: u64 = 4 << 30;
 
-/// The largest matrices written to the disk cache: reading and hashing gpt2-small's head's
-/// (3.2 GB) took 20-31 s a step against 24 s to build them, while a block's (0.5 GB) read in
-/// about a second against 15 s.
-const CACHE_SHAPE_BYTES: u64 = 1 << 30;
-
 /// What the driver reports as it goes.
 pub enum Event<'a> {
     Layer {
@@ -310,7 +305,7 @@ impl<'m> Prover<'m> {
                 drop(self.shapes[index].set(shape));
             } else {
                 self.shape_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                if fresh && bytes <= CACHE_SHAPE_BYTES {
+                if fresh && bytes <= shapes::CACHE_BYTES {
                     // A cache: a directory the prover cannot write only costs rebuilding.
                     let _ = shapes::write(&cache, &prepared.digest, &shape);
                 }

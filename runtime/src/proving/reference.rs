@@ -16,7 +16,7 @@ pub fn chain_rate(n: usize, rng: &mut dyn rand_core::CryptoRngCore) -> Result<f6
         layer: "x·x chain".into(),
         problem: e.to_string(),
     };
-    let pk = committed::setup(|cs, _| chain(cs, n), rng).map_err(failed)?;
+    let (pk, _) = committed::setup(|cs, _| chain(cs, n), rng).map_err(failed)?;
     let prepared = Prepared::new(&pk.verifying_key());
     let (_, shape) =
         committed::prove_circuit(&pk, prepared.digest, |cs, _| chain(cs, n), None, rng)

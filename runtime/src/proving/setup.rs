@@ -3,7 +3,7 @@
 //! layer at a time (so memory is bounded by the largest layer), from OS randomness.
 
 use super::keys::{pk_path, vk_path, write_pk, KeyError, LayerKey, VerifyingData};
-use super::{committed, ProvingError};
+use super::{committed, shapes, ProvingError};
 use crate::interp::{layers_at_step_zero, Interpreter, ModelRunner};
 use ark_relations::gr1cs::ConstraintSynthesizer;
 use std::path::Path;
@@ -72,7 +72,7 @@ pub fn setup(
         let layer = &module.layers[index];
         on_layer(index, &layer.name, None);
         let start = Instant::now();
-        let pk = committed::setup(
+        let (pk, shape) = committed::setup(
             |cs, challenger| {
                 LayerCircuit {
                     module,
@@ -91,8 +91,15 @@ pub fn setup(
         })?;
         let path = pk_path(dir, index);
         write_pk(&path, &layer.name, ir_sha256, &pk)?;
+        let vk = pk.verifying_key();
+        if shape.bytes() <= shapes::CACHE_BYTES {
+            // A cache: a prover without it builds the matrices.
+            let digest = committed::Prepared::new(&vk).digest;
+            let _ = shapes::write(&shapes::shape_path(dir, index), &digest, &shape);
+        }
+        drop(shape);
         let constraints = cost::layer(module, layer).1;
-        layers.push(LayerKey::of(module, index, constraints, pk.verifying_key()));
+        layers.push(LayerKey::of(module, index, constraints, vk));
         drop(pk);
         let done = LayerSetup {
             name: cost::layer_label(module, index),

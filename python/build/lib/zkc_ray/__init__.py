@@ -1,0 +1,1 @@
+"""Prove a zkc generation on a Ray cluster (docs/distributed.md in the zkc repository)."""
