@@ -439,6 +439,7 @@ fn plan_prove_parts_as_array_tasks_and_bundle() {
             (&unit["step"], &unit["stage"])
         );
         assert_eq!(said["done"], "proven");
+        assert!(said["peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{said}");
         assert!(dir.join(format!("units/unit-{index}.zkunit")).exists());
     }
     let again: serde_json::Value = serde_json::from_str(&ok(part(3))).unwrap();

@@ -85,6 +85,16 @@ fn parse<T: clap::Args + clap::FromArgMatches>(words: &[&str]) -> Result<T, clap
     T::from_arg_matches(&command.try_get_matches_from(&words[1..])?)
 }
 
+/// This process's peak resident memory so far (`VmHWM`), for the `--json` reports. A parent's
+/// `wait4` can overstate a child's: the child's figure includes the pages of the parent it was
+/// spawned from, before `exec` (`zkc bench` holds gigabytes when it spawns `zkc verify`).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The exit code of a subcommand's result, printing its error.
 fn exit_code<T>(result: Result<T, Box<dyn std::error::Error>>) -> ExitCode {
     match result {

@@ -141,6 +141,7 @@ impl Args {
                 "bundle_bytes": report.bundle_bytes,
                 "proof_bytes_per_step": report.proof_bytes_per_step,
                 "seconds": seconds,
+                "peak_rss_bytes": super::peak_rss_bytes(),
             });
             println!("{value}");
         } else {

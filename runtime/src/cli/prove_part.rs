@@ -63,7 +63,8 @@ impl Args {
                 true => println!(
                     "{}",
                     serde_json::json!({"unit": unit, "step": want.step, "stage": want.stage, "layer": want.layer,
-                                       "seconds": seconds, "path": path.display().to_string(), "done": done})
+                                       "seconds": seconds, "path": path.display().to_string(), "done": done,
+                                       "peak_rss_bytes": super::peak_rss_bytes()})
                 ),
                 false => println!(
                     "unit {unit} (step {}, `{}`) {done} in {seconds:.1} s: {}",

@@ -77,6 +77,7 @@ impl Args {
                 "vk_bytes": vk_bytes,
                 "seconds": seconds,
                 "model": vd.commitment,
+                "peak_rss_bytes": super::peak_rss_bytes(),
             });
             println!("{value}");
             return Ok(vd);

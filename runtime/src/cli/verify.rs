@@ -62,6 +62,7 @@ impl Args {
                         "ok": true, "model": vd.commitment, "prompt": v.prompt, "generated": v.generated,
                         "prompt_text": text(&v.prompt), "generated_text": text(&v.generated),
                         "steps": v.steps, "proofs": v.proofs, "complete": v.complete, "seconds": seconds,
+                        "peak_rss_bytes": super::peak_rss_bytes(),
                     });
                     println!("{value}");
                 } else {
