@@ -312,10 +312,11 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The memory its matrices hold: a vector per row and a coefficient and index per nonzero.
+    /// The memory its matrices hold: a vector per row and a coefficient and index per nonzero
+    /// (by capacity: what is allocated).
     pub fn bytes(&self) -> u64 {
-        let rows = self.matrices.iter().map(Vec::len).sum::<usize>();
-        let nonzeros = self.matrices.iter().flatten().map(Vec::len).sum::<usize>();
+        let rows = self.matrices.iter().map(Vec::capacity).sum::<usize>();
+        let nonzeros = self.matrices.iter().flatten().map(Vec::capacity).sum::<usize>();
         (rows * std::mem::size_of::<Vec<(F, usize)>>()
             + nonzeros * std::mem::size_of::<(F, usize)>()) as u64
     }

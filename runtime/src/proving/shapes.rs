@@ -71,8 +71,13 @@ pub fn read(path: &Path, key: &[u8; 32]) -> Option<Shape> {
         hash: Sha256::new(),
     };
     type Stored = (u64, u64, Vec<Vec<Vec<(F, usize)>>>);
-    let (inputs, constraints, matrices) =
+    let (inputs, constraints, mut matrices) =
         Stored::deserialize_uncompressed_unchecked(&mut payload).ok()?;
+    // Read element by element, every row grew by doubling: up to twice its length held. The
+    // prover keeps these in memory, so give back the slack.
+    for row in matrices.iter_mut().flatten() {
+        row.shrink_to_fit();
+    }
     let ended = payload.read(&mut [0u8]).ok()? == 0;
     let sha256 = hex(&payload.hash.finalize());
     if !ended || header["sha256"].as_str() != Some(sha256.as_str()) {
