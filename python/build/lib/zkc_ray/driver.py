@@ -58,7 +58,8 @@ def prove_unit(zkc, artifact, keys, plan, unit, units):
         raise UnitFailed(f"unit {unit}: zkc prove-part failed (exit {code}): {out[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result["wall_seconds"] = time.monotonic() - start
-    result["max_rss_bytes"] = rss
+    # zkc's own peak (VmHWM); wait4's also counts the Ray worker it was spawned from.
+    result["max_rss_bytes"] = result.get("peak_rss_bytes") or rss
     result["pid"] = os.getpid()
     return result
 
