@@ -126,8 +126,16 @@ def prove(args):
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                pending.pop(ref)
-                results.append(ray.get(ref))
+                unit = pending.pop(ref)
+                try:
+                    results.append(ray.get(ref))
+                except ray.exceptions.RayError as e:
+                    # zkc's own message (or the last retry's): the other units' proofs stay
+                    # in the directory, and a rerun proves only what is missing.
+                    cause = getattr(e, "cause", None) or e
+                    print(f"\nerror: unit {unit['unit']} ({unit['layer']}) failed: {cause}",
+                          file=sys.stderr)
+                    return 1
             progress(len(results), len(units_planned), min(len(pending), int(ray.cluster_resources().get("CPU", 1))), start)
         wall = time.monotonic() - start
     finally:
