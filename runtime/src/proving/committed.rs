@@ -316,7 +316,12 @@ impl Shape {
     /// (by capacity: what is allocated).
     pub fn bytes(&self) -> u64 {
         let rows = self.matrices.iter().map(Vec::capacity).sum::<usize>();
-        let nonzeros = self.matrices.iter().flatten().map(Vec::capacity).sum::<usize>();
+        let nonzeros = self
+            .matrices
+            .iter()
+            .flatten()
+            .map(Vec::capacity)
+            .sum::<usize>();
         (rows * std::mem::size_of::<Vec<(F, usize)>>()
             + nonzeros * std::mem::size_of::<(F, usize)>()) as u64
     }
