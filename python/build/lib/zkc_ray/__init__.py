@@ -1,1 +1,0 @@
-"""Prove a zkc generation on a Ray cluster (docs/distributed.md in the zkc repository)."""

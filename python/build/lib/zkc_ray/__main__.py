@@ -1,3 +1,0 @@
-from .driver import main
-
-raise SystemExit(main())
