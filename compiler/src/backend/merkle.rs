@@ -56,8 +56,9 @@ impl MerkleTree {
         key.update(CACHE_MAGIC);
         key.update((width as u64).to_le_bytes());
         key.update(dtype.to_string().as_bytes());
-        for v in table {
-            key.update(v.to_le_bytes());
+        for chunk in table.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            key.update(&bytes);
         }
         let key: [u8; 32] = key.finalize().into();
         if let Some(tree) = std::fs::read(path)

@@ -9,6 +9,7 @@ mod demo;
 mod fmt;
 mod gen_model;
 mod inspect;
+mod model_keys;
 mod opt_args;
 mod plan;
 mod progress;

@@ -1,12 +1,9 @@
+use super::model_keys::ModelKeys;
 use super::prompt::PromptArgs;
 use super::prove::list;
-use crate::interp::Interpreter;
-use crate::proving::keys::{vk_path, VerifyingData};
 use crate::proving::plan::Plan;
-use crate::proving::prover::Prover;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zkc_compiler::artifact;
 use zkc_compiler::files::write_atomically;
 
 /// Fix a generation's transcript and list its units of proving work, without proving.
@@ -24,11 +21,8 @@ use zkc_compiler::files::write_atomically;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The compiled model (`zkc compile`).
-    pub artifact: PathBuf,
-    /// The key directory (`zkc setup`).
-    #[arg(long)]
-    pub keys: PathBuf,
+    #[command(flatten)]
+    pub model: ModelKeys,
     #[command(flatten)]
     pub prompt: PromptArgs,
     /// How many tokens to generate (fewer if the context fills).
@@ -45,16 +39,15 @@ impl Args {
     }
 
     pub fn execute(&self) -> Result<Plan, Box<dyn std::error::Error>> {
-        let artifact = artifact::read(&self.artifact)?;
-        let prompt = self.prompt.ids(artifact.tokenizer.as_ref())?;
-        let vd = VerifyingData::read(&vk_path(&self.keys))?;
-        let interp = Interpreter::new(artifact.module)?;
-        let prover = Prover::new(&interp, &artifact.header.ir_sha256, &self.keys, &vd)?;
-        let artifact_bytes = std::fs::metadata(&self.artifact).map_or(0, |m| m.len());
+        let loaded = self.model.load()?;
+        let prompt = self.prompt.ids(loaded.tokenizer.as_ref())?;
+        let vd = self.model.verifying_data()?;
+        let prover = self.model.prover(&loaded, &vd)?;
+        let artifact_bytes = std::fs::metadata(&self.model.artifact).map_or(0, |m| m.len());
         let plan = Plan::make(&prover, &prompt, self.max_new, artifact_bytes)?;
         write_atomically(&self.output, plan.to_json().as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", self.output.display()))?;
-        let text = artifact.tokenizer.as_ref().map_or(String::new(), |t| {
+        let text = loaded.tokenizer.as_ref().map_or(String::new(), |t| {
             format!(" {:?}", t.decode(plan.generated()))
         });
         println!(

@@ -1,13 +1,11 @@
+use super::model_keys::ModelKeys;
 use super::progress::bar;
 use super::prompt::PromptArgs;
 use super::setup::bytes;
-use crate::interp::Interpreter;
-use crate::proving::keys::{vk_path, VerifyingData};
-use crate::proving::prover::{Event, Prover};
+use crate::proving::prover::Event;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use zkc_compiler::artifact;
 
 /// Generate greedily and prove every step: one Groth16 proof per layer per token.
 ///
@@ -20,11 +18,8 @@ use zkc_compiler::artifact;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The compiled model (`zkc compile`).
-    pub artifact: PathBuf,
-    /// The key directory (`zkc setup`).
-    #[arg(long)]
-    pub keys: PathBuf,
+    #[command(flatten)]
+    pub model: ModelKeys,
     #[command(flatten)]
     pub prompt: PromptArgs,
     /// How many tokens to generate (fewer if the context fills).
@@ -60,11 +55,11 @@ impl Args {
 
     pub fn execute(&self) -> Result<Report, Box<dyn std::error::Error>> {
         let start = Instant::now();
-        let artifact = artifact::read(&self.artifact)?;
-        let prompt = self.prompt.ids(artifact.tokenizer.as_ref())?;
-        let vd = VerifyingData::read(&vk_path(&self.keys))?;
-        let interp = Interpreter::new(artifact.module)?;
-        let prover = Prover::new(&interp, &artifact.header.ir_sha256, &self.keys, &vd)?;
+        let loaded = self.model.load()?;
+        let prompt = self.prompt.ids(loaded.tokenizer.as_ref())?;
+        let vd = self.model.verifying_data()?;
+        let prover = self.model.prover(&loaded, &vd)?;
+        let interp = &loaded.interp;
         let progress = bar(0, "prove (steps)");
         let mut layer_seconds: Vec<Vec<Option<f64>>> = Vec::new();
         let mut step_seconds = Vec::new();
@@ -116,7 +111,7 @@ impl Args {
         progress.finish_and_clear();
         let generated = outputs[prompt.len() - 1..].to_vec();
         let report = Report {
-            text: artifact.tokenizer.as_ref().map(|t| t.decode(&generated)),
+            text: loaded.tokenizer.as_ref().map(|t| t.decode(&generated)),
             generated,
             steps: bundle.steps.len(),
             step_seconds,

@@ -1,12 +1,9 @@
-use crate::interp::Interpreter;
-use crate::proving::keys::{vk_path, VerifyingData};
+use super::model_keys::ModelKeys;
 use crate::proving::plan::{unit_path, Plan};
-use crate::proving::prover::Prover;
 use crate::proving::unit::{self, UnitProof};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use zkc_compiler::artifact;
 use zkc_compiler::files::write_atomically;
 
 /// Environment variables that number the tasks of an array job, in the order they are read:
@@ -27,11 +24,8 @@ pub const INDEX_VARIABLES: [&str; 2] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TAS
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The compiled model (`zkc compile`).
-    pub artifact: PathBuf,
-    /// The key directory (`zkc setup`).
-    #[arg(long)]
-    pub keys: PathBuf,
+    #[command(flatten)]
+    pub model: ModelKeys,
     /// The plan (`zkc plan`).
     #[arg(long)]
     pub plan: PathBuf,
@@ -55,7 +49,7 @@ impl Args {
         let start = Instant::now();
         let unit = unit_index(self.unit, |name| std::env::var(name).ok())?;
         let (plan, digest) = Plan::read(&self.plan)?;
-        let vd = VerifyingData::read(&vk_path(&self.keys))?;
+        let vd = self.model.verifying_data()?;
         let path = unit_path(&self.output, unit);
         let report = |seconds: f64, done: &str| {
             let want = &plan.units[unit];
@@ -82,11 +76,12 @@ impl Args {
                 }
             }
         }
-        let artifact = artifact::read(&self.artifact)?;
-        let interp = Interpreter::new(artifact.module)?;
-        // One proof: no key or matrices kept for later; matrices go to the keys' directory,
-        // where the next worker proving the layer reads them instead of building them.
-        let prover = Prover::new(&interp, &artifact.header.ir_sha256, &self.keys, &vd)?
+        let loaded = self.model.load()?;
+        // One proof: no key or matrices kept for later; matrices it builds go to the keys'
+        // directory, where the next worker proving the layer reads them.
+        let prover = self
+            .model
+            .prover(&loaded, &vd)?
             .with_key_budget(0)
             .with_shape_budget(0);
         let proof = unit::prove(

@@ -60,7 +60,6 @@ pub struct Prover<'m> {
     /// `key_budget` (`None`: each proof reads its layer's key).
     kept: OnceLock<Option<Vec<ProvingKey>>>,
     key_budget: u64,
-    vd_layers: Vec<usize>,
     prepared: PreparedKeys,
     model: String,
     context: usize,
@@ -104,7 +103,6 @@ impl<'m> Prover<'m> {
             dir: dir.to_path_buf(),
             kept: OnceLock::new(),
             key_budget: KEEP_KEYS_BYTES,
-            vd_layers: vd.layers.iter().map(|k| k.layer).collect(),
             prepared: vd.prepared(),
             model: vd.commitment.clone(),
             context: vd.context,
@@ -145,11 +143,12 @@ impl<'m> Prover<'m> {
         if let Some(kept) = self.kept.get() {
             return Ok(kept.as_ref());
         }
-        let paths: Vec<PathBuf> = self
-            .vd_layers
-            .iter()
-            .map(|&l| pk_path(&self.dir, l))
+        // In the verifying data's order: module layers by their key index.
+        let mut layers: Vec<(usize, usize)> = (self.key_of.iter().enumerate())
+            .filter_map(|(layer, key)| Some(((*key)?, layer)))
             .collect();
+        layers.sort_unstable();
+        let paths: Vec<PathBuf> = layers.iter().map(|&(_, l)| pk_path(&self.dir, l)).collect();
         let sizes: u64 = paths
             .iter()
             .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
