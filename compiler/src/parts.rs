@@ -23,6 +23,8 @@
 //! link a commitment on both sides, and each circuit its lookup table: joining saves all three,
 //! and the prover pays the same per constraint.
 
+mod caches;
+
 use crate::backend::check;
 use crate::backend::cost;
 use std::collections::{HashMap, HashSet};
@@ -41,12 +43,24 @@ pub enum PartError {
     },
     #[error("layer `{layer}`: its buckets' part {part} differ, so it cannot be one stateless layer; compile with a larger --max-constraints")]
     Differ { layer: String, part: usize },
+    #[error("layer `{layer}` in its bucket of context {context}: the cache groups chosen on its largest bucket do not cut it; compile with a larger --max-constraints")]
+    CacheGroups { layer: String, context: usize },
+    #[error("layer `{layer}`: `{part}`, what its cache groups share, differs between its buckets, so it cannot be one stateless layer; compile with a larger --max-constraints")]
+    Shared { layer: String, part: String },
 }
 
 /// `module` with every stage whose layers are above `max` constraints cut into parts where a
-/// value boundary makes them smaller. A part can stay above `max` (attention at long contexts:
-/// every head reads the caches, so no single value cuts it); the caller reports what is.
+/// value boundary makes them smaller, then a part with caches still above `max` (attention at
+/// long contexts: every head reads its cache, so no single value cuts it) cut between groups of
+/// its caches ([`caches`]). A part can stay above `max` (one head's attention at a long context);
+/// the caller reports what is.
 pub fn split(module: Module, max: usize) -> Result<Module, PartError> {
+    caches::split(split_at_values(module, max)?, max)
+}
+
+/// `module` with every stage whose layers are above `max` constraints cut at the value
+/// boundaries that make them smaller.
+fn split_at_values(module: Module, max: usize) -> Result<Module, PartError> {
     let mut layers = Vec::with_capacity(module.layers.len());
     for stage in module.stages() {
         let constraints = |l: &Layer| cost::layer(&module, l).1;
@@ -773,7 +787,7 @@ mod tests {
     use crate::model::{generate_gpt2, FloatModel, ModelConfig};
     use crate::quantize::{quantize, QuantConfig};
 
-    fn tiny() -> Module {
+    pub(super) fn tiny() -> Module {
         let gguf = GgufFile::from_bytes(generate_gpt2(&ModelConfig::tiny()).to_bytes()).unwrap();
         let quant = QuantConfig {
             context: Some(16),
@@ -782,7 +796,7 @@ mod tests {
         quantize(&FloatModel::load(&gguf).unwrap(), &quant).unwrap()
     }
 
-    fn named(layer: &Layer, name: &str) -> ValueId {
+    pub(super) fn named(layer: &Layer, name: &str) -> ValueId {
         (0..layer.values.len() as u32)
             .map(ValueId)
             .find(|&v| layer.value(v).name == name)

@@ -2,7 +2,9 @@
 //! parts (`zkc_compiler::parts`) that print and parse, run bit-identically to the whole layers,
 //! prove and verify; a part's boundary commitment is a link the verifier checks. Layers within
 //! the bound are joined into one circuit, which does the same. A head above the bound is cut
-//! into slices of its vocabulary with the argmax carried between them, exact to the tie.
+//! into slices of its vocabulary with the argmax carried between them, exact to the tie. An
+//! attention part above the bound is cut between groups of its caches (heads), each with its
+//! own chain.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -373,5 +375,131 @@ fn a_head_above_the_bound_is_cut_into_vocabulary_slices_whose_carried_argmax_is_
         matches!(&why, Rejection::Link { step: 1, layer, .. } if layer == "head.vocab1"),
         "{why}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn attention_above_the_bound_is_cut_between_cache_groups_that_run_prove_and_verify_as_the_whole() {
+    let whole = whole();
+    // Below the attention part's constraints in the largest bucket, above one head's.
+    let attention = split(whole.clone(), bound(&whole)).unwrap();
+    let max = attention
+        .layers
+        .iter()
+        .filter(|l| l.name.ends_with("part0") && l.context() == Some(8))
+        .map(|l| cost::layer(&attention, l).1)
+        .min()
+        .unwrap()
+        - 1;
+    let cut = split(whole.clone(), max).unwrap();
+    let names = |m: &Module| -> Vec<String> { m.stages().into_iter().map(|s| s.name).collect() };
+    let block0: Vec<String> = names(&cut)
+        .into_iter()
+        .filter(|n| n.starts_with("block.0"))
+        .collect();
+    assert_eq!(
+        block0,
+        [
+            "block.0.part0.in",
+            "block.0.part0.caches0",
+            "block.0.part0.caches1",
+            "block.0.part0.out",
+            "block.0.part1"
+        ],
+        "what reads no cache, a group per head (2 heads), what combines them, the MLP"
+    );
+    let layer = |name: &str, context: Option<usize>| {
+        cut.layers
+            .iter()
+            .find(|l| l.name == name && l.context() == context)
+            .unwrap_or_else(|| panic!("{name} at {context:?}"))
+    };
+    for g in ["block.0.part0.caches0", "block.0.part0.caches1"] {
+        for context in [4, 8] {
+            let part = layer(g, Some(context));
+            assert_eq!(
+                part.states.len(),
+                2,
+                "a head's keys and values, in every bucket"
+            );
+            assert!(cost::layer(&cut, part).1 <= max, "`{g}` is bounded");
+        }
+    }
+    // The groups share no state, and each group's head reads nothing of the other's.
+    let states = |name: &str| -> Vec<String> {
+        let l = layer(name, Some(8));
+        l.states.iter().map(|&s| l.value(s).name.clone()).collect()
+    };
+    assert_eq!(
+        states("block.0.part0.caches0"),
+        ["blk.0.attn.head.1.k_cache", "blk.0.attn.head.1.v_cache"]
+    );
+    assert_eq!(
+        states("block.0.part0.caches1"),
+        ["blk.0.attn.head.0.k_cache", "blk.0.attn.head.0.v_cache"]
+    );
+    assert!(layer("block.0.part0.in", None).states.is_empty());
+    assert!(layer("block.0.part0.out", None).states.is_empty());
+    zkc_compiler::backend::check::check(&cut).unwrap();
+    zkc_lang::validate(&cut).unwrap();
+    let text = zkc_lang::print(&cut);
+    assert_eq!(zkc_lang::check(&text).ok().unwrap().module, cut);
+    // Bit-identical runs, across a bucket change.
+    assert_same_runs(whole, cut.clone(), &[72, 105, 33, 7, 250, 1]);
+
+    // Proven across the bucket change (positions 0-4) and verified: each group's caches are a
+    // chain of their own, linked across steps and buckets.
+    let Proven { dir, vd, bytes } = prove("zkc-cache-groups", &cut, 11, None, &[72, 105, 33], 3);
+    let verified = verify(&vd, &bytes, false).unwrap();
+    assert_eq!(verified.steps, 5);
+    assert_eq!(verified.proofs, 5 * cut.stages().len());
+    let honest = Bundle::from_bytes(&bytes).unwrap();
+    let at = |step: usize, name: &str| {
+        honest.steps[step]
+            .layers
+            .iter()
+            .position(|p| vd.layers[p.layer as usize].name == name)
+            .unwrap()
+    };
+    let (g0, g1) = (
+        at(4, "block.0.part0.caches0"),
+        at(4, "block.0.part0.caches1"),
+    );
+    assert_ne!(
+        honest.steps[3].layers[g1].layer, honest.steps[4].layers[g1].layer,
+        "step 4 is proven in the bucket of 8"
+    );
+    let before = |k: usize| {
+        vd.layers[honest.steps[4].layers[k].layer as usize]
+            .publics
+            .iter()
+            .position(|p| p.role == zkc_compiler::backend::layer::Role::StateBefore)
+            .unwrap()
+    };
+    // Group 1's chain before step 4 moved.
+    let mut b = honest.clone();
+    b.steps[4].layers[g1].publics[before(g1)] += zkc_compiler::backend::F::from(1u8);
+    let why = verify(&vd, &b.to_bytes(), false).expect_err("rejected");
+    assert!(
+        matches!(&why, Rejection::Link { step: 4, layer, .. } if layer == "block.0.part0.caches1"),
+        "{why}"
+    );
+    // Group 1 claiming group 0's chain.
+    let mut b = honest.clone();
+    b.steps[4].layers[g1].publics[before(g1)] = honest.steps[4].layers[g0].publics[before(g0)];
+    assert!(
+        verify(&vd, &b.to_bytes(), false).is_err(),
+        "another group's chain"
+    );
+    // The two groups' proofs swapped, and one dropped.
+    let mut b = honest.clone();
+    b.steps[4].layers.swap(g0, g1);
+    assert!(verify(&vd, &b.to_bytes(), false).is_err(), "groups swapped");
+    let mut b = honest;
+    b.steps[2].layers.remove(g0);
+    assert!(matches!(
+        verify(&vd, &b.to_bytes(), false),
+        Err(Rejection::LayerCount { step: 2, .. })
+    ));
     std::fs::remove_dir_all(&dir).ok();
 }

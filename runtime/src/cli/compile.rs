@@ -165,7 +165,7 @@ fn warn_above(module: &zkc_lang::Module, max: usize) {
         .collect();
     if let Some((largest, n)) = above.iter().max_by_key(|(_, n)| *n) {
         eprintln!(
-            "warning: {} circuits are above --max-constraints {max}, the largest `{largest}` ({n}); no value boundary cuts them further",
+            "warning: {} circuits are above --max-constraints {max}, the largest `{largest}` ({n}): neither a value boundary nor a cut between cache groups makes them smaller",
             above.len()
         );
     }
