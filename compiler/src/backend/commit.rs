@@ -14,15 +14,11 @@
 
 use super::range::{equal, range_checked};
 use super::{constant, field, weighted_sum, Wire, F};
-use ark_crypto_primitives::sponge::constraints::CryptographicSpongeVar;
-use ark_crypto_primitives::sponge::poseidon::constraints::PoseidonSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::{
     find_poseidon_ark_and_mds, PoseidonConfig, PoseidonSponge,
 };
 use ark_crypto_primitives::sponge::CryptographicSponge;
-use ark_r1cs_std::fields::fp::{AllocatedFp, FpVar};
-use ark_r1cs_std::GR1CSVar;
-use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError};
 use std::sync::OnceLock;
 use zkc_lang::DType;
 
@@ -225,26 +221,8 @@ pub fn hash_gadget(
     domain: Domain,
     elements: &[Commitment],
 ) -> Result<Commitment, SynthesisError> {
-    let vars = elements
-        .iter()
-        .map(|e| {
-            Ok(FpVar::Var(AllocatedFp::new(
-                Some(e.value),
-                cs.new_lc(|| e.lc.clone())?,
-                cs.clone(),
-            )))
-        })
-        .collect::<Result<Vec<_>, SynthesisError>>()?;
-    let mut sponge = PoseidonSpongeVar::new(cs.clone(), domain.instance(elements.len()).config());
-    sponge.state[0] = FpVar::Constant(F::from(domain as u64));
-    sponge.absorb(&vars)?;
-    let out = sponge.squeeze_field_elements(1)?.remove(0);
-    let value = out.value().unwrap_or_default();
-    let lc = match out {
-        FpVar::Var(allocated) => allocated.variable.into(),
-        FpVar::Constant(c) => LinearCombination::from((c, Variable::One)),
-    };
-    Ok(Commitment { lc, value })
+    let config = domain.instance(elements.len()).config();
+    super::poseidon::sponge(cs, config, F::from(domain as u64), elements)
 }
 
 /// The sponge over field elements, natively.

@@ -22,6 +22,7 @@ pub mod layernorm;
 pub mod lookup;
 pub mod measure;
 pub mod merkle;
+mod poseidon;
 pub mod range;
 pub mod requant;
 pub mod select;
