@@ -58,6 +58,38 @@ pub fn split(module: Module, max: usize) -> Result<Module, PartError> {
     caches::split(split_at_values(module, max)?, max)
 }
 
+/// The largest of `module`'s bucket contexts up to which every layer with caches is within `max`
+/// once cut at value boundaries, so that no cut between cache groups is needed; `None` if even
+/// the smallest bucket needs one. A cut between cache groups is made in every bucket of a stage
+/// (a generation's caches are committed by the same chains at every step), so it multiplies the
+/// proofs of short generations too: `zkc compile` proves up to this context unless told more.
+pub fn longest_uncut_context(module: &Module, max: usize) -> Result<Option<usize>, PartError> {
+    let mut longest = None;
+    // Ascending, each with only the buckets up to it (cutting at values is planned on a stage's
+    // largest bucket, and costing the candidate cuts of a long context's layers is slow).
+    for context in module.contexts() {
+        let upto = Module {
+            consts: module.consts.clone(),
+            layers: module
+                .layers
+                .iter()
+                .filter(|l| l.context().is_none_or(|c| c <= context))
+                .cloned()
+                .collect(),
+        };
+        let split = split_at_values(upto, max)?;
+        if split
+            .layers
+            .iter()
+            .any(|l| !l.states.is_empty() && cost::layer(&split, l).1 > max)
+        {
+            break;
+        }
+        longest = Some(context);
+    }
+    Ok(longest)
+}
+
 /// `module` with every stage whose layers are above `max` constraints cut at the value
 /// boundaries that make them smaller.
 fn split_at_values(module: Module, max: usize) -> Result<Module, PartError> {

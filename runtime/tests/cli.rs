@@ -477,3 +477,63 @@ fn plan_prove_parts_as_array_tasks_and_bundle() {
         "{verified}"
     );
 }
+
+#[test]
+fn compile_proves_the_longest_context_whose_attention_fits_unless_told_more() {
+    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-context", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("tiny.gguf");
+    let model = model.to_str().unwrap();
+    assert!(zkc(&["gen-model", "gpt2", "-o", model]).status.success());
+    let stats = |extra: &[&str]| -> (serde_json::Value, String) {
+        let mut args = vec!["compile", model, "--emit", "stats", "--json"];
+        args.extend_from_slice(extra);
+        let out = zkc(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            serde_json::from_slice(&out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let contexts = |v: &serde_json::Value| -> Vec<u64> {
+        v["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["context"].as_u64().unwrap())
+            .collect()
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Within the bound whole: the model's context, 64.
+    let (whole, stderr) = stats(&[]);
+    assert_eq!(contexts(&whole), [16, 32, 64]);
+    assert!(!stderr.contains("note"), "{stderr}");
+    // The tiny block's attention at 64 positions is above 60,000 constraints, at 32 within.
+    let (bounded, stderr) = stats(&["--max-constraints", "60000"]);
+    assert_eq!(contexts(&bounded), [16, 32]);
+    assert!(stderr.contains("proving up to 32 positions"), "{stderr}");
+    assert!(!names(&bounded).iter().any(|n| n.contains(".caches")));
+    // Asked for 64: attention is cut between heads, in every bucket.
+    let (long, stderr) = stats(&["--max-constraints", "60000", "--context", "64"]);
+    assert_eq!(contexts(&long), [16, 32, 64]);
+    assert!(!stderr.contains("note"), "{stderr}");
+    for context in ["@16", "@32", "@64"] {
+        let heads = names(&long)
+            .iter()
+            .filter(|n| n.starts_with("block.0.part0.caches") && n.ends_with(context))
+            .count();
+        assert!(heads >= 2, "{context}: {:?}", names(&long));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

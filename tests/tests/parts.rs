@@ -12,7 +12,7 @@ use zkc_compiler::artifact;
 use zkc_compiler::backend::cost;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig, WeightType};
-use zkc_compiler::parts::{join, slice_vocabulary, split};
+use zkc_compiler::parts::{join, longest_uncut_context, slice_vocabulary, split};
 use zkc_compiler::quantize::{quantize, QuantConfig};
 use zkc_lang::Module;
 use zkc_runtime::interp::{Interpreter, ModelRunner};
@@ -391,6 +391,10 @@ fn attention_above_the_bound_is_cut_between_cache_groups_that_run_prove_and_veri
         .min()
         .unwrap()
         - 1;
+    // The longest context proven without a cut between caches: 4 here.
+    assert_eq!(longest_uncut_context(&whole, max).unwrap(), Some(4));
+    assert_eq!(longest_uncut_context(&whole, usize::MAX).unwrap(), Some(8));
+    assert_eq!(longest_uncut_context(&whole, 1).unwrap(), None);
     let cut = split(whole.clone(), max).unwrap();
     let names = |m: &Module| -> Vec<String> { m.stages().into_iter().map(|s| s.name).collect() };
     let block0: Vec<String> = names(&cut)

@@ -34,6 +34,12 @@ pub enum QuantError {
 
 /// Calibrates `model` and lowers it to a validated integer module.
 pub fn quantize(model: &FloatModel, config: &QuantConfig) -> Result<Module, QuantError> {
+    quantize_with(model, &ranges(model, config)?, config)
+}
+
+/// `model`'s calibrated ranges on `config`'s calibration tokens (the float model run over them:
+/// most of a large model's compile time, so a caller lowering twice calibrates once).
+pub fn ranges(model: &FloatModel, config: &QuantConfig) -> Result<Ranges, QuantError> {
     let tokens = match &config.calibration {
         Some(tokens) => tokens.clone(),
         None => calibration_tokens(
@@ -42,8 +48,16 @@ pub fn quantize(model: &FloatModel, config: &QuantConfig) -> Result<Module, Quan
             config.calibration_seed,
         ),
     };
-    let ranges = calibrate(model, &tokens)?;
-    let module = lower(model, &ranges, config)?;
+    Ok(calibrate(model, &tokens)?)
+}
+
+/// `model` lowered with calibrated `ranges` to a validated integer module.
+pub fn quantize_with(
+    model: &FloatModel,
+    ranges: &Ranges,
+    config: &QuantConfig,
+) -> Result<Module, QuantError> {
+    let module = lower(model, ranges, config)?;
     zkc_lang::validate(&module).map_err(|errors| {
         QuantError::Invalid(
             errors

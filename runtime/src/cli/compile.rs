@@ -12,7 +12,7 @@ use zkc_compiler::backend::measure::Counts;
 use zkc_compiler::files::write_atomically;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::FloatModel;
-use zkc_compiler::quantize::quantize;
+use zkc_compiler::quantize::quantize_with;
 use zkc_compiler::tokenizer::Tokenizer;
 
 /// Compile a GGUF model into zkc's integer IR.
@@ -56,10 +56,11 @@ pub struct Args {
     #[arg(long)]
     exact: bool,
     /// The most constraints one circuit may have: a layer above it is cut into parts at value
-    /// boundaries (`NAME.partK`, each its own circuit and proof, linked by commitments), before
-    /// the optimizer runs on them; after it, adjacent layers are joined (`A_B`) while they fit.
-    /// The default, 2^21, keeps a circuit's setup (about 3 times its ~1.1 GB proving key) and
-    /// proof well under 12 GB.
+    /// boundaries (`NAME.partK`, each its own circuit and proof, linked by commitments) and
+    /// attention between groups of heads (`NAME.cachesK`), before the optimizer runs on them;
+    /// after it, adjacent layers are joined (`A_B`) while they fit. The default, 2^21, keeps a
+    /// circuit's setup and proof under about 9 GB here (a 0.79M-constraint d=768 block: setup
+    /// 3.3 GB, proof 2.8 GB).
     #[arg(long, default_value_t = 1 << 21, value_name = "N")]
     max_constraints: usize,
     /// Adjacent layers are joined into one circuit while it has at most this many constraints
@@ -92,7 +93,23 @@ impl Args {
         if self.after.is_some() && self.emit != "ir" {
             return Err("--after needs --emit ir (the IR after that pass)".into());
         }
-        let module = zkc_compiler::parts::split(quantize(&model, &config)?, self.max_constraints)?;
+        let mut config = config;
+        let ranges = zkc_compiler::quantize::ranges(&model, &config)?;
+        let mut quantized = quantize_with(&model, &ranges, &config)?;
+        if config.context.is_none() {
+            let full = quantized.contexts().last().copied();
+            let uncut =
+                zkc_compiler::parts::longest_uncut_context(&quantized, self.max_constraints)?;
+            if let (Some(full), Some(uncut)) = (full, uncut.filter(|&c| Some(c) < full)) {
+                eprintln!(
+                    "note: proving up to {uncut} positions, the most whose attention fits --max-constraints {} uncut (the model has {full}); --context {full} cuts attention between heads, more proofs per token",
+                    self.max_constraints
+                );
+                config.context = Some(uncut);
+                quantized = quantize_with(&model, &ranges, &config)?;
+            }
+        }
+        let module = zkc_compiler::parts::split(quantized, self.max_constraints)?;
         let mut module = self.opt.optimize(module, self.after.as_deref())?;
         if self.after.is_none() {
             module = zkc_compiler::parts::slice_vocabulary(module, self.max_constraints);

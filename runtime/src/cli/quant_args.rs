@@ -37,8 +37,10 @@ pub struct QuantArgs {
     calib_tokens: Option<usize>,
     #[arg(long, default_value_t = 0)]
     calib_seed: u64,
-    /// The most positions a proven generation can have (default: the model's context). Stages
-    /// with KV caches are compiled in context buckets up to it (docs/proving.md).
+    /// The most positions a proven generation can have (default: the model's context; `zkc
+    /// compile` stops at the longest context whose attention fits `--max-constraints` without
+    /// a cut between heads, which would multiply every step's proofs). Stages with KV caches are
+    /// compiled in context buckets up to it (docs/proving.md).
     #[arg(long, value_name = "N")]
     context: Option<usize>,
     /// The smallest context bucket (a power of two); buckets double from it up to `--context`.
