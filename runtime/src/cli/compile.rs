@@ -31,8 +31,8 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// ir` writes the bare IR text (it passes `zkc check` and runs bit-identically with `zkc run`);
 /// `--emit stats` prints each layer's constraint count by op (from the gadgets' formulas, at any
 /// size); with `--exact` it builds each layer's constraint system (from one step of the
-/// interpreter) and also counts witness variables and matrix nonzeros, for layers of at most
-/// 1M constraints (a layer is held whole in memory to count). Examples:
+/// interpreter) and also counts witness variables and matrix nonzeros, for layers within
+/// `--max-constraints` (a layer is held whole in memory to count, as setup holds it). Examples:
 ///
 ///     zkc compile tiny.gguf -o tiny.circ
 ///     zkc compile tiny.gguf --emit ir -o tiny.zkir
@@ -59,16 +59,16 @@ pub struct Args {
     /// boundaries (`NAME.partK`, each its own circuit and proof, linked by commitments) and
     /// attention between groups of heads (`NAME.cachesK`), before the optimizer runs on them;
     /// after it, adjacent layers are joined (`A_B`) while they fit. The default, 2^21, keeps a
-    /// circuit's setup and proof under about 9 GB here (a 0.79M-constraint d=768 block: setup
-    /// 3.3 GB, proof 2.8 GB).
+    /// circuit's setup and proof near 6 GB here (three d=768 blocks joined, 2.0M constraints:
+    /// setup 5.7 GiB, proof 6.0 GiB).
     #[arg(long, default_value_t = 1 << 21, value_name = "N")]
     max_constraints: usize,
     /// Adjacent layers are joined into one circuit while it has at most this many constraints
     /// (and at most --max-constraints; 0 joins nothing). Joining saves proofs, links and lookup
-    /// tables, but a prover's memory grows with its largest circuit: gpt2-small's blocks joined
-    /// three at a time (0.87M constraints at bucket 16) took setup to 14.2 GiB and proving to
-    /// 17.2 GiB here, so the default, 2^19, joins only circuits the size of one such block.
-    #[arg(long, default_value_t = 1 << 19, value_name = "N")]
+    /// tables; a prover's memory grows with its largest circuit, which the default, 2^21 like
+    /// --max-constraints, keeps near 6 GB here (it was 2^19 while setup took 16 KB per
+    /// constraint).
+    #[arg(long, default_value_t = 1 << 21, value_name = "N")]
     join_max_constraints: usize,
     /// With `--emit ir`: the IR as it is after this pass of the pipeline.
     #[arg(long, value_name = "PASS")]
@@ -127,7 +127,7 @@ impl Args {
         zkc_compiler::backend::check::check(&module)?;
         let Some(output) = self.output.as_ref().filter(|_| self.emit != "stats") else {
             let measured = if self.exact {
-                measure(&module)?
+                measure(&module, self.max_constraints)?
             } else {
                 Vec::new()
             };
@@ -188,15 +188,13 @@ fn warn_above(module: &zkc_lang::Module, max: usize) {
     }
 }
 
-/// The largest layer `--exact` builds (by its counted constraints).
-const EXACT_LIMIT: usize = 1_000_000;
-
 /// Each layer's measured counts by op, `None` where the layer is too large to build here.
 type Measured = Vec<Option<BTreeMap<&'static str, Counts>>>;
 
-fn measure(module: &zkc_lang::Module) -> Result<Measured, Box<dyn std::error::Error>> {
+/// Each layer within `max` constraints built and measured.
+fn measure(module: &zkc_lang::Module, max: usize) -> Result<Measured, Box<dyn std::error::Error>> {
     let interp = Interpreter::new(module.clone())?;
-    let fits = |index: usize| cost::layer(module, &module.layers[index]).1 <= EXACT_LIMIT;
+    let fits = |index: usize| cost::layer(module, &module.layers[index]).1 <= max;
     let witness = layers_at_step_zero(&interp, &fits)?;
     let tables = Tables::new(module);
     let mut measured = Vec::new();
@@ -278,7 +276,7 @@ fn print_stats(module: &zkc_lang::Module, measured: &Measured, json: bool) {
                     ops.join(", ")
                 );
             }
-            Some(None) => println!("{:>10}  not built: more than {EXACT_LIMIT} constraints", ""),
+            Some(None) => println!("{:>10}  not built: above --max-constraints", ""),
             None => {}
         }
     }
