@@ -10,7 +10,9 @@
 //! second is the same in every context bucket and is one stateless layer. Of the valid cuts the
 //! one whose larger part is smallest is taken (its boundary's commitment counted), and a part
 //! still above the bound is cut again while it can be. A stage's buckets are cut at the same
-//! values, chosen on its largest bucket. Parts are named `NAME.partK`.
+//! values, chosen on its largest bucket. Parts are named `NAME.partK`. A part with caches still
+//! above the bound (attention at long contexts) is then cut between groups of its caches
+//! ([`caches`]: `NAME.in`, `NAME.cachesK`, `NAME.out`).
 //!
 //! A head whose `argmax` over `linear` logits is above the bound is cut differently, by
 //! [`slice_vocabulary`]: into slices of the vocabulary (`NAME.vocabK`), each computing its
