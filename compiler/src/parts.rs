@@ -12,7 +12,7 @@
 //! still above the bound is cut again while it can be. A stage's buckets are cut at the same
 //! values, chosen on its largest bucket. Parts are named `NAME.partK`. A part with caches still
 //! above the bound (attention at long contexts) is then cut between groups of its caches
-//! ([`caches`]: `NAME.in`, `NAME.cachesK`, `NAME.out`).
+//! (`parts::caches`: `NAME.in`, `NAME.cachesK`, `NAME.out`).
 //!
 //! A head whose `argmax` over `linear` logits is above the bound is cut differently, by
 //! [`slice_vocabulary`]: into slices of the vocabulary (`NAME.vocabK`), each computing its
@@ -54,7 +54,7 @@ pub enum PartError {
 /// `module` with every stage whose layers are above `max` constraints cut into parts where a
 /// value boundary makes them smaller, then a part with caches still above `max` (attention at
 /// long contexts: every head reads its cache, so no single value cuts it) cut between groups of
-/// its caches ([`caches`]). A part can stay above `max` (one head's attention at a long context);
+/// its caches (`parts::caches`). A part can stay above `max` (one head's attention at a long context);
 /// the caller reports what is.
 pub fn split(module: Module, max: usize) -> Result<Module, PartError> {
     caches::split(split_at_values(module, max)?, max)
