@@ -14,9 +14,15 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-fn temp_copy(name: &str, text: &str) -> PathBuf {
+/// A fresh directory of this test run, `zkc-cli-PID-NAME`.
+fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("zkc-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn temp_copy(name: &str, text: &str) -> PathBuf {
+    let dir = temp_dir(name);
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
@@ -115,8 +121,7 @@ fn help_explains_each_subcommand_with_an_example() {
 
 #[test]
 fn gen_model_inspect_and_run_float() {
-    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-model", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("model");
     let model = dir.join("tiny.gguf");
     let model = model.to_str().unwrap();
     let out = zkc(&[
@@ -293,8 +298,7 @@ fn demo_runs_the_main_job_end_to_end() {
 /// damaged bundle fails with exit 1 and its reason, in text and JSON.
 #[test]
 fn compile_setup_prove_verify_by_hand() {
-    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-prove", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("prove");
     let file = |name: &str| dir.join(name).display().to_string();
     let ok = |args: &[&str]| {
         let out = zkc(args);
@@ -380,8 +384,7 @@ fn compile_setup_prove_verify_by_hand() {
 /// array's `SLURM_ARRAY_TASK_ID`), then the bundle, which refuses an incomplete set.
 #[test]
 fn plan_prove_parts_as_array_tasks_and_bundle() {
-    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-units", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("units");
     let file = |name: &str| dir.join(name).display().to_string();
     let ok = |out: Output| {
         assert!(
@@ -480,8 +483,7 @@ fn plan_prove_parts_as_array_tasks_and_bundle() {
 
 #[test]
 fn compile_proves_the_longest_context_whose_attention_fits_unless_told_more() {
-    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-context", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("context");
     let model = dir.join("tiny.gguf");
     let model = model.to_str().unwrap();
     assert!(zkc(&["gen-model", "gpt2", "-o", model]).status.success());

@@ -221,8 +221,8 @@ pub fn hash_gadget(
     domain: Domain,
     elements: &[Commitment],
 ) -> Result<Commitment, SynthesisError> {
-    let config = domain.instance(elements.len()).config();
-    super::poseidon::sponge(cs, config, F::from(domain as u64), elements)
+    let instance = domain.instance(elements.len());
+    super::poseidon::sponge(cs, instance, F::from(domain as u64), elements)
 }
 
 /// The sponge over field elements, natively.

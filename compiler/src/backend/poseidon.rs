@@ -18,13 +18,12 @@
 //! (absorb all, then squeeze one) is arkworks' `PoseidonSponge`, whose outputs the tests
 //! compare.
 
-use super::commit::Commitment;
+use super::commit::{Commitment, Instance};
 use super::F;
 use ark_crypto_primitives::sponge::poseidon::PoseidonConfig;
 use ark_ff::Field;
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// The partial rounds of an instance as linear maps over the basis `[1, z_0..z_t, y_0..y_P]`:
 /// `z` the last first-half full round's S-box outputs, `y_k` partial round `k`'s.
@@ -72,18 +71,17 @@ impl PartialRounds {
         PartialRounds { sbox_inputs, state }
     }
 
-    /// The instance's partial rounds, computed once (instances are few and static).
-    fn cached(cfg: &'static PoseidonConfig<F>) -> Arc<PartialRounds> {
-        static CACHE: OnceLock<Mutex<HashMap<usize, Arc<PartialRounds>>>> = OnceLock::new();
-        let key = cfg as *const PoseidonConfig<F> as usize;
-        let mut cache = CACHE
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(key)
-            .or_insert_with(|| Arc::new(PartialRounds::of(cfg)))
-            .clone()
+    /// `instance`'s partial rounds, computed once.
+    fn cached(instance: Instance) -> &'static PartialRounds {
+        static NARROW: OnceLock<PartialRounds> = OnceLock::new();
+        static MEDIUM: OnceLock<PartialRounds> = OnceLock::new();
+        static WIDE: OnceLock<PartialRounds> = OnceLock::new();
+        let cell = match instance {
+            Instance::Narrow => &NARROW,
+            Instance::Medium => &MEDIUM,
+            Instance::Wide => &WIDE,
+        };
+        cell.get_or_init(|| PartialRounds::of(instance.config()))
     }
 }
 
@@ -164,16 +162,17 @@ fn mds(cfg: &PoseidonConfig<F>, state: &[Commitment]) -> Vec<Commitment> {
         .collect()
 }
 
-/// The permutation of `state`, in the circuit (`absorbed`: where it holds an element just
-/// absorbed).
+/// `instance`'s permutation of `state`, in the circuit (`absorbed`: where it holds an element
+/// just absorbed).
 fn permute(
     cs: &ConstraintSystemRef<F>,
-    cfg: &'static PoseidonConfig<F>,
+    instance: Instance,
     state: &[Commitment],
     absorbed: &[bool],
 ) -> Result<Vec<Commitment>, SynthesisError> {
+    let cfg = instance.config();
     let half = cfg.full_rounds / 2;
-    let partial = PartialRounds::cached(cfg);
+    let partial = PartialRounds::cached(instance);
     let none = vec![false; state.len()];
     let mut state = state.to_vec();
     for r in 0..half - 1 {
@@ -201,15 +200,16 @@ fn permute(
     Ok(state)
 }
 
-/// The sponge of `cfg` with its capacity element set to `tag`: absorb `elements`, squeeze one
+/// The sponge of `instance` with its capacity element set to `tag`: absorb `elements`, squeeze one
 /// (arkworks' `PoseidonSponge` modes: the rate is filled from its start, permuting when full
 /// and more remain, and once more to squeeze).
 pub fn sponge(
     cs: &ConstraintSystemRef<F>,
-    cfg: &'static PoseidonConfig<F>,
+    instance: Instance,
     tag: F,
     elements: &[Commitment],
 ) -> Result<Commitment, SynthesisError> {
+    let cfg = instance.config();
     let (rate, capacity) = (cfg.rate, cfg.capacity);
     let mut state = vec![constant(F::from(0u8)); rate + capacity];
     state[0] = constant(tag);
@@ -222,11 +222,11 @@ pub fn sponge(
             absorbed[capacity + k] = true;
         }
         if chunks.peek().is_some() {
-            state = permute(cs, cfg, &state, &absorbed)?;
+            state = permute(cs, instance, &state, &absorbed)?;
             absorbed.fill(false);
         }
     }
-    let state = permute(cs, cfg, &state, &absorbed)?;
+    let state = permute(cs, instance, &state, &absorbed)?;
     Ok(state[capacity].clone())
 }
 
@@ -255,8 +255,8 @@ mod tests {
                         }
                     })
                     .collect();
-                let cfg = domain.instance(n).config();
-                let out = sponge(&cs, cfg, F::from(domain as u64), &elements).unwrap();
+                let instance = domain.instance(n);
+                let out = sponge(&cs, instance, F::from(domain as u64), &elements).unwrap();
                 let tripled: Vec<F> = values.iter().map(|v| *v + v + v).collect();
                 assert_eq!(out.value, hash(domain, &tripled), "{domain:?} {n}");
                 let check = cs.new_witness_variable(|| Ok(out.value)).unwrap();
@@ -280,8 +280,7 @@ mod tests {
             lc: x.into(),
             value: v,
         };
-        let cfg = Domain::Tensor.instance(1).config();
-        sponge(&cs, cfg, F::from(1u8), &[input]).unwrap();
+        sponge(&cs, Domain::Tensor.instance(1), F::from(1u8), &[input]).unwrap();
         assert!(cs.is_satisfied().unwrap());
         // Every S-box witness, moved by one, breaks a constraint.
         let cs = cs.into_inner().unwrap();

@@ -377,7 +377,6 @@ mod tests {
         let (prefix, suffix) = (cut.prefix.unwrap(), cut.suffix.unwrap());
         assert!(prefix.states.is_empty() && suffix.states.is_empty());
         assert_eq!(cut.groups.len(), 2);
-        let parts = 2 + cut.groups.len();
         let insts: usize = cut.groups.iter().map(|g| g.insts.len()).sum();
         assert_eq!(
             prefix.insts.len() + insts + suffix.insts.len(),
@@ -396,7 +395,6 @@ mod tests {
             }
         }
         assert_eq!(suffix.outputs.len(), block.outputs.len());
-        assert!(parts > 2);
         // A split head (its keys in one group, its values in the other) is no cut.
         let mut split_head = groups.clone();
         let keys = split_head[0]
