@@ -163,28 +163,42 @@ pub fn layer_with(
     (by_op, total)
 }
 
-/// The entries functions evaluated by table add to the layer's lookup table (`gelu`'s), each
-/// function once however many instructions evaluate it (`lookup::function`).
+/// The entries functions evaluated by table add to the layer's lookup table (`gelu`'s and
+/// `softmax`'s exponentials), each function once however many instructions evaluate it
+/// (`lookup::function`).
 fn function_entries(module: &Module, layer: &Layer, r: Ranges) -> usize {
     let mut tables = std::collections::HashSet::new();
     layer
         .insts
         .iter()
-        .map(|inst| match (&inst.op, inst.args.get(1)) {
-            (Op::Gelu(attrs), Some(&Operand::Const(coef))) => {
-                let out = &layer.value(inst.results[0]).ty;
-                let g = gelu_signature(*attrs, &args(module, layer, inst), out);
-                // Coefficients not in the file (`extern`) are never known to be equal.
-                let shared = match &module.constant(coef).data {
-                    zkc_lang::ConstData::Inline(data) => !tables.insert(g.key(data)),
-                    zkc_lang::ConstData::Extern => false,
-                };
-                match !shared {
-                    true => gelu::table_entries(out.shape.iter().product(), g, r),
-                    false => 0,
+        .map(|inst| {
+            let out = &layer.value(inst.results[0]).ty;
+            let table = match (&inst.op, inst.args.get(1)) {
+                (Op::Gelu(attrs), Some(&Operand::Const(coef))) => {
+                    let g = gelu_signature(*attrs, &args(module, layer, inst), out);
+                    let entries = gelu::table_entries(out.shape.iter().product(), g, r);
+                    match &module.constant(coef).data {
+                        zkc_lang::ConstData::Inline(data) => Some((g.key(data), entries)),
+                        // Coefficients not in the file (`extern`) are never known to be equal.
+                        zkc_lang::ConstData::Extern => return entries,
+                    }
                 }
+                (Op::Softmax { ln2, b, c, shift }, _) => {
+                    let input = &args(module, layer, inst)[0].ty;
+                    let params = softmax::SoftmaxParams::of([*ln2, *b, *c], *shift, input, out);
+                    let rows = input.shape.iter().product::<usize>() / params.row_len.max(1);
+                    softmax::table(rows, &params, r)
+                }
+                _ => None,
+            };
+            // A function one instruction tabulates and another does not is one table.
+            match table {
+                Some((key, entries)) if entries > 0 && !tables.contains(&key) => {
+                    tables.insert(key);
+                    entries
+                }
+                _ => 0,
             }
-            _ => 0,
         })
         .sum()
 }

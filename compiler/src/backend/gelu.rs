@@ -66,9 +66,9 @@ pub struct Signature {
 impl Signature {
     /// What names the function of this signature and coefficients (`lookup::function`): two
     /// gelus with equal keys compute the same results and share one table.
-    pub fn key(&self, coef: &[i64]) -> Vec<i64> {
+    pub fn key(&self, coef: &[i64]) -> super::lookup::FunctionKey {
         let a = self.attrs;
-        [a.bound, a.width, a.tail, a.shift]
+        let params = [a.bound, a.width, a.tail, a.shift]
             .map(i64::from)
             .into_iter()
             .chain([
@@ -78,7 +78,8 @@ impl Signature {
             ])
             .chain([self.input.min(), self.output.min()])
             .chain(coef.iter().copied())
-            .collect()
+            .collect();
+        ("gelu", params)
     }
 }
 
@@ -165,15 +166,12 @@ pub fn gelu(
         .collect()
 }
 
-/// The widest input a function table covers (a million entries).
-const TABLE_BITS: u32 = 20;
-
 /// Whether a circuit checking ranges by `r` evaluates `n` elements by the function's table:
-/// when it has a lookup table, the input is at most [`TABLE_BITS`] wide, and the table's
+/// when it has a lookup table, the input is at most [`super::lookup::FUNCTION_BITS`] wide, and the table's
 /// `2^w` entries plus `rc(w) + rc(b) + 2` per element cost less than the segments.
 pub fn tabulated(n: usize, g: Signature, r: Ranges) -> bool {
     matches!(r, Ranges::Table { .. })
-        && g.input.bits() <= TABLE_BITS
+        && g.input.bits() <= super::lookup::FUNCTION_BITS
         && n * per_lookup(g, r) + (1usize << g.input.bits()) < segmented(n, g, r)
 }
 
@@ -192,12 +190,10 @@ pub fn table_entries(n: usize, g: Signature, r: Ranges) -> usize {
 }
 
 /// The table's entry for input `x` (offset `x' = x - min` in `[0, 2^w)`) with result `y`
-/// (offset `y'` in `[0, 2^b)`): `2^64 (first + 1) + y' + 2^b x'`. Below `2^(w+b) <= 2^40` the
-/// pair is one integer, and the tag above 2^64 keeps this function's entries off the range
-/// table's `[0, 2^20)` and off other functions' (whose `first` differs).
+/// (offset `y'` in `[0, 2^b)`): `y' + 2^b x'`, [`super::lookup::tagged`]. Below `2^(w+b) <= 2^40` the
+/// pair is one integer.
 fn encode(op: &Gelu, first: u32, x_offset: i128, y_offset: i128) -> F {
-    let tag = F::from(first as u64 + 1) * F::from(2u8).pow([64]);
-    tag + field(y_offset + (x_offset << op.output.bits()))
+    super::lookup::tagged(first, (y_offset + (x_offset << op.output.bits())) as u64)
 }
 
 /// Every input's entry, in input order, for a table whose first entry is `first`: an input

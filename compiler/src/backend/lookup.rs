@@ -18,7 +18,7 @@
 //! at most `(lookups + 2^w) / p` (Schwartz–Zippel).
 
 use super::{constant, field, Wire, F};
-use ark_ff::{batch_inversion, PrimeField, Zero};
+use ark_ff::{batch_inversion, Field, PrimeField, Zero};
 use ark_relations::gr1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use sha2::{Digest, Sha256};
 use std::any::TypeId;
@@ -29,7 +29,7 @@ struct Recorded {
     /// Function tables' entries ([`function`]), after the range table's `2^width`.
     entries: Vec<F>,
     /// Each function's first entry, by the key that names it: one table per function.
-    functions: std::collections::HashMap<Vec<i64>, u32>,
+    functions: std::collections::HashMap<FunctionKey, u32>,
     /// Each lookup's combination and the index of the entry the prover says it is.
     looked: Vec<(LinearCombination<F>, u32)>,
 }
@@ -132,16 +132,21 @@ pub fn count(cs: &ConstraintSystemRef<F>) -> usize {
     with(cs, |r| r.looked.len()).unwrap_or(0)
 }
 
+/// The widest input a function table covers (a million entries).
+pub const FUNCTION_BITS: u32 = 20;
+
+/// What determines every entry of a tabulated function: the gadget's name and its parameters
+/// (two gelus of one signature and coefficients are one function).
+pub type FunctionKey = (&'static str, Vec<i64>);
+
 /// Adds a function's entries (made knowing the index of the first) to the table of `cs`, after
-/// `[0, 2^w)` and earlier functions' entries, unless a function of the same `key` (what
-/// determines every entry: two gelus of one signature and coefficients are one function) has
-/// them already; returns the first entry's index (for [`entry`]), or `None` if `cs` has no
-/// table. A lookup proves only that its value is *some* entry, so the caller encodes its
-/// entries so that they are disjoint from every other table's (`gelu` puts a tag above 2^64,
-/// made of the first index, on each).
+/// `[0, 2^w)` and earlier functions' entries, unless a function of the same `key` has them
+/// already; returns the first entry's index (for [`entry`]), or `None` if `cs` has no table. A
+/// lookup proves only that its value is *some* entry, so the caller encodes its entries with
+/// [`tagged`], which keeps them disjoint from every other table's.
 pub fn function(
     cs: &ConstraintSystemRef<F>,
-    key: Vec<i64>,
+    key: FunctionKey,
     entries: impl FnOnce(u32) -> Vec<F>,
 ) -> Option<u32> {
     if let Some(first) = with(cs, |r| r.functions.get(&key).copied())? {
@@ -154,6 +159,15 @@ pub fn function(
         r.functions.insert(key, first);
     });
     Some(first)
+}
+
+/// A function's entry: `2^64 (first + 1) + value` for the `value` (below 2^64) that encodes
+/// an input and its result. The tag above 2^64, made of the function's first index, keeps its
+/// entries off the range table's `[0, 2^20)` and off every other function's (whose `first`
+/// differs): a looked-up combination that is this function's tag plus an integer in
+/// `[0, 2^64)` can only be one of this function's entries.
+pub fn tagged(first: u32, value: u64) -> F {
+    F::from(first as u64 + 1) * F::from(2u8).pow([64]) + F::from(value)
 }
 
 /// A lookup of `lc` in the table of `cs`, which the prover says is entry `index` (of the range
