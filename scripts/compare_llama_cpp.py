@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Independent checks of zkc against llama.cpp (the PyPI package llama-cpp-python, CPU build).
 
-Default mode: generates a model with `zkc gen-model`, runs the same tokens through llama.cpp and
-through `zkc run --float --logits`, and prints the max absolute and relative logit differences
-and whether the greedy tokens agree.
+Default mode: generates a model with `zkc gen-model ARCH` (`--arch gpt2` or `llama`; a llama
+model has grouped-query attention, RoPE, RMSNorm and the SiLU-gated MLP), or takes `--file
+FILE.gguf` (e.g. ../shared/models/llama-2-tiny-random.gguf), runs the same tokens through
+llama.cpp and through `zkc run --float --logits`, and prints the max absolute and relative logit
+differences and whether the greedy tokens agree.
 
 Greedy mode (`--model FILE.gguf --prompt TEXT --greedy N`, --prompt repeatable): for each prompt,
 llama.cpp generates N tokens greedily (argmax of the logits, no sampling, F32 KV cache, n_ctx =
@@ -19,7 +21,8 @@ Setup (once; llama-cpp-python compiles llama.cpp, 10+ minutes on 2 cores):
     pip install llama-cpp-python numpy
     (or use the venv of scripts/train_tiny_gpt2.py: .venv-train/bin/python)
 Run from the repository root:
-    python3 scripts/compare_llama_cpp.py [--type f32|q8_0] [--tokens 1,2,3,...]
+    python3 scripts/compare_llama_cpp.py [--arch gpt2|llama] [--type f32|q8_0] [--tokens 1,2,3,...]
+    python3 scripts/compare_llama_cpp.py --file ../shared/models/llama-2-tiny-random.gguf
     python3 scripts/compare_llama_cpp.py --model examples/tiny-gpt2-rust-books.gguf \\
         --prompt "The compiler" --prompt "A reference" --greedy 32 [--zkc target/release/zkc]
 `--zkc PATH` runs that binary instead of `cargo run --release -q --`; `--int-args "..."` passes
@@ -147,6 +150,11 @@ def model_context(path):
     return int(f.parts[f.data[0]][0])
 
 
+def llama_cpp_version():
+    import llama_cpp
+    return f"(llama-cpp-python {llama_cpp.__version__})"
+
+
 def main():
     global ZKC
     ap = argparse.ArgumentParser()
@@ -159,8 +167,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     ap.add_argument("--type", default="f32", choices=["f32", "q8_0"])
     ap.add_argument("--tokens", default="1,17,42,99,7,200,3,64")
-    ap.add_argument("--gen-args", default="--layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256",
-                    help="shape options passed to zkc gen-model")
+    ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama"],
+                    help="the architecture zkc gen-model makes")
+    ap.add_argument("--gen-args", help="shape options passed to zkc gen-model (default for gpt2: "
+                    "--layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256; for llama: its tiny "
+                    "preset, 4 query heads over 2 key/value heads)")
+    ap.add_argument("--file", help="compare on this GGUF instead of a generated one")
+    ap.add_argument("--record", help="also write llama.cpp's tokens and logits to this file "
+                    "(the fixtures of tests/tests/llama.rs)")
     args = ap.parse_args()
     if args.zkc:
         ZKC = [args.zkc]
@@ -171,19 +185,31 @@ def main():
     from llama_cpp import Llama
 
     tokens = [int(t) for t in args.tokens.split(",")]
+    defaults = {"gpt2": "--layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256", "llama": ""}
+    gen_args = (args.gen_args if args.gen_args is not None else defaults[args.arch]).split()
     with tempfile.TemporaryDirectory() as tmp:
-        model = os.path.join(tmp, "model.gguf")
-        zkc("gen-model", "gpt2", *args.gen_args.split(), "--type", args.type, "-o", model)
+        model = args.file or os.path.join(tmp, "model.gguf")
+        if not args.file:
+            zkc("gen-model", args.arch, *gen_args, "--type", args.type, "-o", model)
         out = zkc("run", model, "--float", "--tokens", args.tokens, "--max-new", "1", "--logits")
         ours = np.array([float(x) for x in out.split("logits: ")[1].strip().split(",")])
 
-        llm = Llama(model_path=model, n_ctx=64, logits_all=True, verbose=False, n_threads=2)
+        n_ctx = min(model_context(model), 256)
+        llm = Llama(model_path=model, n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=2,
+                    type_k=0, type_v=0)  # 0 = GGML_TYPE_F32
         llm.eval(tokens)
         theirs = np.array(llm.scores[len(tokens) - 1], dtype=np.float64)
 
+    if args.record:
+        with open(args.record, "w") as f:
+            source = args.file or f"zkc gen-model {args.arch} {' '.join(gen_args) or '(tiny preset)'}"
+            f.write(f"# llama.cpp {llama_cpp_version()}, {source}, type {args.type}\n")
+            f.write(f"tokens: {','.join(map(str, tokens))}\n")
+            f.write(f"logits: {','.join(f'{float(x):.8g}' for x in theirs)}\n")
     diff = np.abs(ours - theirs)
     rel = diff.max() / np.abs(theirs).max()
-    print(f"type {args.type}: {len(tokens)} tokens, vocab {len(ours)}")
+    what = args.file or f"{args.arch} {' '.join(gen_args)} type {args.type}"
+    print(f"{what}: {len(tokens)} tokens, vocab {len(ours)}")
     print(f"max |logit difference| = {diff.max():.3e}, relative to max |logit| = {rel:.3e}")
     print(f"argmax zkc {int(ours.argmax())}, llama.cpp {int(theirs.argmax())}")
     return 0 if ours.argmax() == theirs.argmax() else 1

@@ -19,6 +19,7 @@ fn small() -> ModelConfig {
         n_layer: 1,
         n_embd: 32,
         n_head: 2,
+        n_head_kv: 2,
         n_ctx: 16,
         n_vocab: 300,
         n_ff: 128,
@@ -164,7 +165,7 @@ fn bad_models_are_refused_by_name() {
     w.add_metadata("general.architecture", MetaValue::String("mamba".into()));
     assert_eq!(
         error_of(&w),
-        "architecture `mamba` is not supported (zkc supports: gpt2)"
+        "architecture `mamba` is not supported (zkc supports: gpt2, llama)"
     );
 
     let mut w = GgufWriter::new();

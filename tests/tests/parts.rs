@@ -28,6 +28,7 @@ fn whole() -> Module {
         n_layer: 2,
         n_embd: 32,
         n_head: 2,
+        n_head_kv: 2,
         n_ctx: 8,
         n_vocab: 256,
         n_ff: 128,

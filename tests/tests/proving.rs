@@ -35,6 +35,7 @@ fn compiled(seed: u64, dir: &Path) -> (artifact::Artifact, VerifyingData) {
         n_layer: 2,
         n_embd: 32,
         n_head: 2,
+        n_head_kv: 2,
         n_ctx: 8,
         n_vocab: 256,
         n_ff: 128,

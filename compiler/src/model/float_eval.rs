@@ -2,7 +2,7 @@
 //! yardstick the integer model is measured against, so it favours accuracy (f64 sums in norms,
 //! exact GELU-tanh) over speed.
 
-use super::graph::{FloatOp, Graph, NodeId};
+use super::graph::{FloatOp, Graph, NodeId, RopePairs};
 use super::{build_graph, Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 use rayon::prelude::*;
@@ -48,7 +48,7 @@ impl<'g> FloatModel<'g> {
     }
 }
 
-/// One generation: the KV cache of every (block, head) and the next position.
+/// One generation: the KV cache of every (block, key/value head) and the next position.
 pub struct FloatSession<'m, 'g> {
     model: &'m FloatModel<'g>,
     cache: HashMap<(usize, usize), (Vec<f32>, Vec<f32>)>,
@@ -108,12 +108,22 @@ impl FloatSession<'_, '_> {
                     let b = bias.as_ref().map(|b| self.model.weight(&b.name));
                     linear(args[0], self.model.weight(&weight.name), b)
                 }
-                FloatOp::Slice { start, len } => args[0][*start..start + len].to_vec(),
-                FloatOp::Attention { block, head } => {
-                    self.attend(*block, *head, args[0], args[1], args[2])
+                FloatOp::RmsNorm { weight, eps } => {
+                    rms_norm(args[0], self.model.weight(&weight.name), *eps)
                 }
+                FloatOp::Slice { start, len } => args[0][*start..start + len].to_vec(),
+                FloatOp::Attention { block, kv_head } => {
+                    self.attend(*block, *kv_head, args[0], args[1], args[2])
+                }
+                FloatOp::Rope {
+                    dims,
+                    freq_base,
+                    pairs,
+                } => rope(args[0], args[1][0] as usize, *dims, *freq_base, *pairs),
                 FloatOp::Concat => args.concat(),
                 FloatOp::Gelu => args[0].iter().map(|&x| gelu(x)).collect(),
+                FloatOp::Silu => args[0].iter().map(|&x| silu(x)).collect(),
+                FloatOp::Mul => args[0].iter().zip(args[1]).map(|(a, b)| a * b).collect(),
             };
             observe(id, &out);
             values.insert(id, out);
@@ -124,11 +134,20 @@ impl FloatSession<'_, '_> {
             .expect("the logits node was evaluated"))
     }
 
-    fn attend(&mut self, block: usize, head: usize, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
+    /// One query head against the cache of `(block, kv_head)`, which it first extends with `k`
+    /// and `v` at the current position (the same values for every query head of a group).
+    fn attend(
+        &mut self,
+        block: usize,
+        kv_head: usize,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+    ) -> Vec<f32> {
         let (ctx, dh) = (self.model.hparams.n_ctx, q.len());
         let (keys, vals) = self
             .cache
-            .entry((block, head))
+            .entry((block, kv_head))
             .or_insert_with(|| (vec![0.0; ctx * dh], vec![0.0; ctx * dh]));
         let p = self.position;
         keys[p * dh..(p + 1) * dh].copy_from_slice(k);
@@ -219,6 +238,39 @@ fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
         .collect()
 }
 
+/// llama.cpp's `rms_norm` then the weight: `x / sqrt(mean(x^2) + eps) * w`.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mean_square = x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len() as f64;
+    let scale = 1.0 / (mean_square + eps as f64).sqrt();
+    x.iter()
+        .zip(w)
+        .map(|(&v, &w)| (v as f64 * scale) as f32 * w)
+        .collect()
+}
+
+/// RoPE at position `pos` (ggml's `rope` with no context extension): pair `i < dims/2` turns
+/// by `pos * freq_base^(-2i / dims)`; elements from `dims` on pass through.
+fn rope(x: &[f32], pos: usize, dims: usize, freq_base: f32, pairs: RopePairs) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for i in 0..dims / 2 {
+        let theta = pos as f64 * (freq_base as f64).powf(-2.0 * i as f64 / dims as f64);
+        let (sin, cos) = theta.sin_cos();
+        let (a, b) = match pairs {
+            RopePairs::Adjacent => (2 * i, 2 * i + 1),
+            RopePairs::Halves => (i, i + dims / 2),
+        };
+        let (x0, x1) = (x[a] as f64, x[b] as f64);
+        out[a] = (x0 * cos - x1 * sin) as f32;
+        out[b] = (x0 * sin + x1 * cos) as f32;
+    }
+    out
+}
+
+/// SiLU, `x * sigmoid(x)`: the one definition, as [`gelu_tanh`] is GELU's.
+pub(crate) fn silu(x: f32) -> f32 {
+    (x as f64 / (1.0 + (-x as f64).exp())) as f32
+}
+
 fn gelu(x: f32) -> f32 {
     gelu_tanh(x as f64) as f32
 }
@@ -249,5 +301,36 @@ mod tests {
         assert!((y[0] + 1.0).abs() < 1e-6 && (y[1] - 3.0).abs() < 1e-6);
         assert!((gelu(1.0) - 0.841_192).abs() < 1e-5 && gelu(-10.0).abs() < 1e-6);
         assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+        let y = rms_norm(&[3.0, 4.0], &[1.0, 2.0], 0.0);
+        let r = (12.5f32).sqrt();
+        assert!((y[0] - 3.0 / r).abs() < 1e-6 && (y[1] - 8.0 / r).abs() < 1e-6);
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6 && silu(-20.0).abs() < 1e-7);
+    }
+
+    /// RoPE at position 0 is the identity; a pair turns by its angle (pair 0 by `pos`
+    /// radians); adjacent and half pairings turn different elements; past `dims` nothing moves.
+    #[test]
+    fn rope_turns_pairs_by_their_angles() {
+        let x = [1.0, 0.0, 0.0, 1.0, 5.0, 6.0];
+        assert_eq!(rope(&x, 0, 4, 10_000.0, RopePairs::Adjacent), x.to_vec());
+        let y = rope(&x, 1, 4, 10_000.0, RopePairs::Adjacent);
+        let (s1, c1) = 1f64.sin_cos();
+        assert!((y[0] as f64 - c1).abs() < 1e-6 && (y[1] as f64 - s1).abs() < 1e-6);
+        // Pair 1 turns by 1 * 10000^(-2/4) = 0.01 rad: (0, 1) -> (-sin, cos).
+        let (s2, c2) = 0.01f64.sin_cos();
+        assert!((y[2] as f64 + s2).abs() < 1e-6 && (y[3] as f64 - c2).abs() < 1e-6);
+        assert_eq!(&y[4..], &[5.0, 6.0]);
+        // Halves: pair 0 is (x0, x2) = (1, 0), pair 1 is (x1, x3) = (0, 1).
+        let z = rope(&x, 1, 4, 10_000.0, RopePairs::Halves);
+        assert!((z[0] as f64 - c1).abs() < 1e-6 && (z[2] as f64 - s1).abs() < 1e-6);
+        assert!((z[1] as f64 + s2).abs() < 1e-6 && (z[3] as f64 - c2).abs() < 1e-6);
+        for pos in [1, 7, 100] {
+            let turned = rope(&x, pos, 4, 10_000.0, RopePairs::Adjacent);
+            let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>();
+            assert!(
+                (norm(&turned) - norm(&x)).abs() < 1e-4,
+                "a rotation keeps the norm"
+            );
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! zkc's own models: deterministic random-weight GPT-2 GGUFs with a byte-level BPE vocabulary,
-//! since no model hub can be reached. The random numbers come from a fixed SplitMix64 stream so
+//! zkc's own models: deterministic random-weight GPT-2 GGUFs with a byte-level BPE vocabulary
+//! and Llama GGUFs with a SentencePiece-style one, since no model hub can be reached. The random numbers come from a fixed SplitMix64 stream so
 //! a seed gives the same file on every machine and every zkc version.
 
 use crate::gguf::{GgufWriter, MetaArray, MetaValue, TensorData, ValueType};
@@ -15,6 +15,8 @@ pub struct ModelConfig {
     pub n_layer: usize,
     pub n_embd: usize,
     pub n_head: usize,
+    /// Key/value heads: `n_head` for GPT-2; fewer for grouped-query attention (llama).
+    pub n_head_kv: usize,
     pub n_ctx: usize,
     pub n_vocab: usize,
     pub n_ff: usize,
@@ -29,6 +31,7 @@ impl ModelConfig {
             n_layer: 2,
             n_embd: 64,
             n_head: 4,
+            n_head_kv: 4,
             n_ctx: 64,
             n_vocab: 256,
             n_ff: 256,
@@ -43,6 +46,7 @@ impl ModelConfig {
             n_layer: 12,
             n_embd: 768,
             n_head: 12,
+            n_head_kv: 12,
             n_ctx: 1024,
             n_vocab: 50257,
             n_ff: 3072,
@@ -51,8 +55,52 @@ impl ModelConfig {
         }
     }
 
-    /// What makes a configuration unbuildable, if anything.
-    pub fn problem(&self) -> Option<String> {
+    /// The Llama test model: 2 blocks, d=64, 4 query heads sharing 2 key/value heads, context
+    /// 64, a 320-token vocabulary (3 special tokens, 256 bytes, 61 pieces).
+    pub fn llama_tiny() -> ModelConfig {
+        ModelConfig {
+            n_layer: 2,
+            n_embd: 64,
+            n_head: 4,
+            n_head_kv: 2,
+            n_ctx: 64,
+            n_vocab: 320,
+            n_ff: 172,
+            seed: 0,
+            weight_type: WeightType::F32,
+        }
+    }
+
+    /// SmolLM-135M's shape: 30 blocks, d=576, 9 query heads over 3 key/value heads, d_ff 1536,
+    /// vocabulary 49,152, context 2048: the Llama-family benchmark shape.
+    pub fn smollm_135m() -> ModelConfig {
+        ModelConfig {
+            n_layer: 30,
+            n_embd: 576,
+            n_head: 9,
+            n_head_kv: 3,
+            n_ctx: 2048,
+            n_vocab: 49152,
+            n_ff: 1536,
+            seed: 0,
+            weight_type: WeightType::F32,
+        }
+    }
+
+    /// What makes a configuration of architecture `arch` (`gpt2` or `llama`) unbuildable, if
+    /// anything.
+    pub fn problem(&self, arch: &str) -> Option<String> {
+        if arch == "gpt2" && self.n_head_kv != self.n_head {
+            return Some(
+                "GPT-2 has no grouped-query attention: --kv-heads must equal --heads".into(),
+            );
+        }
+        if arch == "llama" && self.n_vocab < 259 {
+            return Some(format!(
+                "--vocab {} is below 259: a llama vocabulary has 3 special tokens and 256 bytes",
+                self.n_vocab
+            ));
+        }
         let dims = [
             self.n_layer,
             self.n_embd,
@@ -62,6 +110,12 @@ impl ModelConfig {
         ];
         if dims.contains(&0) {
             return Some("every dimension must be at least 1".into());
+        }
+        if self.n_head_kv == 0 || self.n_head % self.n_head_kv != 0 {
+            return Some(format!(
+                "--kv-heads {} must divide --heads {}",
+                self.n_head_kv, self.n_head
+            ));
         }
         if self.n_embd % self.n_head != 0 {
             return Some(format!(
@@ -111,6 +165,52 @@ impl Rng {
     fn normals(&mut self, n: usize, std: f64) -> Vec<f32> {
         (0..n).map(|_| self.normal(std)).collect()
     }
+
+    /// Norm gains near 1, so that every parameter matters.
+    fn ones_ish(&mut self, n: usize) -> Vec<f32> {
+        self.normals(n, 0.1).into_iter().map(|x| 1.0 + x).collect()
+    }
+}
+
+/// A weight matrix `[out, in]`, in `weight_type` when its rows are whole Q8_0 blocks.
+fn add_matrix(
+    w: &mut GgufWriter,
+    weight_type: WeightType,
+    name: &str,
+    shape: [usize; 2],
+    data: Vec<f32>,
+) {
+    let whole_blocks = shape[1] % 32 == 0;
+    let data = match weight_type {
+        WeightType::Q8_0 if whole_blocks => TensorData::Q8_0(data),
+        _ => TensorData::F32(data),
+    };
+    w.add_tensor(name, &[shape[0] as u64, shape[1] as u64], data);
+}
+
+/// A vector (norms, biases), always f32.
+fn add_vector(w: &mut GgufWriter, name: &str, data: Vec<f32>) {
+    w.add_tensor(name, &[data.len() as u64], TensorData::F32(data))
+}
+
+/// `general.*` and the shape keys every architecture has, under `arch.`.
+fn common_metadata(w: &mut GgufWriter, arch: &str, cfg: &ModelConfig) {
+    let u32v = |x: usize| MetaValue::U32(x as u32);
+    w.add_metadata("general.architecture", MetaValue::String(arch.into()));
+    w.add_metadata(
+        "general.name",
+        MetaValue::String(format!("zkc random {arch} (seed {})", cfg.seed)),
+    );
+    let file_type = match cfg.weight_type {
+        WeightType::F32 => 0,
+        WeightType::Q8_0 => 7,
+    };
+    w.add_metadata("general.file_type", MetaValue::U32(file_type));
+    w.add_metadata(&format!("{arch}.context_length"), u32v(cfg.n_ctx));
+    w.add_metadata(&format!("{arch}.embedding_length"), u32v(cfg.n_embd));
+    w.add_metadata(&format!("{arch}.feed_forward_length"), u32v(cfg.n_ff));
+    w.add_metadata(&format!("{arch}.block_count"), u32v(cfg.n_layer));
+    w.add_metadata(&format!("{arch}.attention.head_count"), u32v(cfg.n_head));
 }
 
 /// GPT-2's byte-to-character map (the vocabulary's first 256 tokens), in byte order.
@@ -168,21 +268,7 @@ pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
     let (d, ff, v) = (cfg.n_embd, cfg.n_ff, cfg.n_vocab);
     let mut w = GgufWriter::new();
     let u32v = |x: usize| MetaValue::U32(x as u32);
-    w.add_metadata("general.architecture", MetaValue::String("gpt2".into()));
-    w.add_metadata(
-        "general.name",
-        MetaValue::String(format!("zkc random gpt2 (seed {})", cfg.seed)),
-    );
-    let file_type = match cfg.weight_type {
-        WeightType::F32 => 0,
-        WeightType::Q8_0 => 7,
-    };
-    w.add_metadata("general.file_type", MetaValue::U32(file_type));
-    w.add_metadata("gpt2.context_length", u32v(cfg.n_ctx));
-    w.add_metadata("gpt2.embedding_length", u32v(d));
-    w.add_metadata("gpt2.feed_forward_length", u32v(ff));
-    w.add_metadata("gpt2.block_count", u32v(cfg.n_layer));
-    w.add_metadata("gpt2.attention.head_count", u32v(cfg.n_head));
+    common_metadata(&mut w, "gpt2", cfg);
     w.add_metadata("gpt2.attention.layer_norm_epsilon", MetaValue::F32(1e-5));
     let (tokens, merges) = vocabulary(v, &mut rng);
     let types: Vec<MetaValue> = (0..tokens.len())
@@ -204,21 +290,7 @@ pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
         w.add_metadata("tokenizer.ggml.eos_token_id", u32v(v - 1));
     }
     let matrix = |w: &mut GgufWriter, name: &str, shape: [usize; 2], data: Vec<f32>| {
-        let whole_blocks = shape[1] % 32 == 0;
-        let data = match cfg.weight_type {
-            WeightType::Q8_0 if whole_blocks => TensorData::Q8_0(data),
-            _ => TensorData::F32(data),
-        };
-        w.add_tensor(name, &[shape[0] as u64, shape[1] as u64], data);
-    };
-    let vector = |w: &mut GgufWriter, name: &str, data: Vec<f32>| {
-        w.add_tensor(name, &[data.len() as u64], TensorData::F32(data))
-    };
-    let ones_ish = |rng: &mut Rng, n: usize| {
-        rng.normals(n, 0.1)
-            .into_iter()
-            .map(|x| 1.0 + x)
-            .collect::<Vec<_>>()
+        add_matrix(w, cfg.weight_type, name, shape, data)
     };
     let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
     matrix(
@@ -235,16 +307,16 @@ pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
     );
     for b in 0..cfg.n_layer {
         let p = format!("blk.{b}");
-        let g = ones_ish(&mut rng, d);
-        vector(&mut w, &format!("{p}.attn_norm.weight"), g);
-        vector(&mut w, &format!("{p}.attn_norm.bias"), rng.normals(d, 0.02));
+        let g = rng.ones_ish(d);
+        add_vector(&mut w, &format!("{p}.attn_norm.weight"), g);
+        add_vector(&mut w, &format!("{p}.attn_norm.bias"), rng.normals(d, 0.02));
         matrix(
             &mut w,
             &format!("{p}.attn_qkv.weight"),
             [3 * d, d],
             rng.normals(3 * d * d, 0.02),
         );
-        vector(
+        add_vector(
             &mut w,
             &format!("{p}.attn_qkv.bias"),
             rng.normals(3 * d, 0.02),
@@ -255,31 +327,127 @@ pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
             [d, d],
             rng.normals(d * d, proj_std),
         );
-        vector(
+        add_vector(
             &mut w,
             &format!("{p}.attn_output.bias"),
             rng.normals(d, 0.02),
         );
-        let g = ones_ish(&mut rng, d);
-        vector(&mut w, &format!("{p}.ffn_norm.weight"), g);
-        vector(&mut w, &format!("{p}.ffn_norm.bias"), rng.normals(d, 0.02));
+        let g = rng.ones_ish(d);
+        add_vector(&mut w, &format!("{p}.ffn_norm.weight"), g);
+        add_vector(&mut w, &format!("{p}.ffn_norm.bias"), rng.normals(d, 0.02));
         matrix(
             &mut w,
             &format!("{p}.ffn_up.weight"),
             [ff, d],
             rng.normals(ff * d, 0.02),
         );
-        vector(&mut w, &format!("{p}.ffn_up.bias"), rng.normals(ff, 0.02));
+        add_vector(&mut w, &format!("{p}.ffn_up.bias"), rng.normals(ff, 0.02));
         matrix(
             &mut w,
             &format!("{p}.ffn_down.weight"),
             [d, ff],
             rng.normals(d * ff, proj_std),
         );
-        vector(&mut w, &format!("{p}.ffn_down.bias"), rng.normals(d, 0.02));
+        add_vector(&mut w, &format!("{p}.ffn_down.bias"), rng.normals(d, 0.02));
     }
-    let g = ones_ish(&mut rng, d);
-    vector(&mut w, "output_norm.weight", g);
-    vector(&mut w, "output_norm.bias", rng.normals(d, 0.02));
+    let g = rng.ones_ish(d);
+    add_vector(&mut w, "output_norm.weight", g);
+    add_vector(&mut w, "output_norm.bias", rng.normals(d, 0.02));
+    w
+}
+
+/// A SentencePiece-style vocabulary as llama.cpp's `llama` tokenizer reads it: `<unk>`, `<s>`,
+/// `</s>`, the 256 byte tokens `<0xXX>`, then pieces of `▁` and letters (each new, its score
+/// falling with its rank). Returns the tokens, scores and llama.cpp token types (2 unknown,
+/// 3 control, 6 byte, 1 normal).
+fn spm_vocabulary(n_vocab: usize, rng: &mut Rng) -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).into();
+    let mut types = vec![2, 3, 3];
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    types.extend([6; 256]);
+    let alphabet: Vec<char> = "▁etaoinshrdlucmfwypvbgk".chars().collect();
+    let mut seen: std::collections::HashSet<String> = tokens.iter().cloned().collect();
+    let mut pieces: Vec<String> = alphabet.iter().map(|c| c.to_string()).collect();
+    let mut added = 0;
+    while tokens.len() < n_vocab {
+        let piece = match added < pieces.len() {
+            true => pieces[added].clone(),
+            false => {
+                let left = &pieces[(rng.next_u64() % pieces.len() as u64) as usize];
+                let right = alphabet[(rng.next_u64() % alphabet.len() as u64) as usize];
+                format!("{left}{right}")
+            }
+        };
+        if piece.chars().count() <= 12 && seen.insert(piece.clone()) {
+            if added >= pieces.len() {
+                pieces.push(piece.clone());
+            }
+            tokens.push(piece);
+            types.push(1);
+        }
+        added += 1;
+    }
+    let scores = (0..tokens.len())
+        .map(|i| match types[i] {
+            1 => -((i - 259) as f32),
+            _ => 0.0,
+        })
+        .collect();
+    (tokens, scores, types)
+}
+
+/// A Llama-architecture GGUF as llama.cpp's converter writes one: RMSNorm, q/k/v projections
+/// without biases (k and v `n_head_kv` heads wide), RoPE (base 10,000, the whole head), the
+/// SiLU-gated MLP, an untied output projection. Weights N(0, 0.02), the projections into the
+/// residual stream scaled by 1/sqrt(2 * blocks), norm gains near 1.
+pub fn generate_llama(cfg: &ModelConfig) -> GgufWriter {
+    let mut rng = Rng(cfg.seed);
+    let (d, ff, v) = (cfg.n_embd, cfg.n_ff, cfg.n_vocab);
+    let kv = cfg.n_head_kv * (d / cfg.n_head);
+    let mut w = GgufWriter::new();
+    let u32v = |x: usize| MetaValue::U32(x as u32);
+    common_metadata(&mut w, "llama", cfg);
+    w.add_metadata("llama.attention.head_count_kv", u32v(cfg.n_head_kv));
+    w.add_metadata(
+        "llama.attention.layer_norm_rms_epsilon",
+        MetaValue::F32(1e-5),
+    );
+    w.add_metadata("llama.rope.freq_base", MetaValue::F32(10_000.0));
+    w.add_metadata("llama.rope.dimension_count", u32v(d / cfg.n_head));
+    w.add_metadata("llama.vocab_size", u32v(v));
+    let (tokens, scores, types) = spm_vocabulary(v, &mut rng);
+    w.add_metadata("tokenizer.ggml.model", MetaValue::String("llama".into()));
+    w.add_metadata("tokenizer.ggml.tokens", strings(&tokens));
+    let array =
+        |elem: ValueType, items: Vec<MetaValue>| MetaValue::Array(MetaArray { elem, items });
+    let scores = scores.into_iter().map(MetaValue::F32).collect();
+    w.add_metadata("tokenizer.ggml.scores", array(ValueType::F32, scores));
+    let types = types.into_iter().map(MetaValue::I32).collect();
+    w.add_metadata("tokenizer.ggml.token_type", array(ValueType::I32, types));
+    w.add_metadata("tokenizer.ggml.unknown_token_id", u32v(0));
+    w.add_metadata("tokenizer.ggml.bos_token_id", u32v(1));
+    w.add_metadata("tokenizer.ggml.eos_token_id", u32v(2));
+    w.add_metadata("tokenizer.ggml.add_bos_token", MetaValue::Bool(true));
+    let mut matrix = |w: &mut GgufWriter, name: &str, shape: [usize; 2], std: f64| {
+        let data = rng.normals(shape[0] * shape[1], std);
+        add_matrix(w, cfg.weight_type, name, shape, data)
+    };
+    let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
+    matrix(&mut w, "token_embd.weight", [v, d], 0.02);
+    let mut norms = Rng(cfg.seed ^ 0x6e6f_726d);
+    for b in 0..cfg.n_layer {
+        let p = format!("blk.{b}");
+        add_vector(&mut w, &format!("{p}.attn_norm.weight"), norms.ones_ish(d));
+        matrix(&mut w, &format!("{p}.attn_q.weight"), [d, d], 0.02);
+        matrix(&mut w, &format!("{p}.attn_k.weight"), [kv, d], 0.02);
+        matrix(&mut w, &format!("{p}.attn_v.weight"), [kv, d], 0.02);
+        matrix(&mut w, &format!("{p}.attn_output.weight"), [d, d], proj_std);
+        add_vector(&mut w, &format!("{p}.ffn_norm.weight"), norms.ones_ish(d));
+        matrix(&mut w, &format!("{p}.ffn_gate.weight"), [ff, d], 0.02);
+        matrix(&mut w, &format!("{p}.ffn_up.weight"), [ff, d], 0.02);
+        matrix(&mut w, &format!("{p}.ffn_down.weight"), [d, ff], proj_std);
+    }
+    add_vector(&mut w, "output_norm.weight", norms.ones_ish(d));
+    matrix(&mut w, "output.weight", [v, d], 0.02);
     w
 }

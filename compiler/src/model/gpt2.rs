@@ -5,43 +5,14 @@ use super::graph::{FloatOp, Graph, GraphBuilder, NodeId, Stage, TensorRef};
 use super::{Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 
-/// Checks that `name` exists with `shape` and refers to it.
-fn tensor(
-    gguf: &GgufFile,
-    name: &str,
-    shape: &[usize],
-    role: &str,
-) -> Result<TensorRef, ModelError> {
-    let info = gguf.tensor(name).ok_or_else(|| ModelError::MissingTensor {
-        name: name.to_string(),
-        role: role.to_string(),
-    })?;
-    let expected: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    // A vector may be stored as [n] or [1, n].
-    let found = info.shape();
-    let same = found == expected || (shape.len() == 1 && found == [1, expected[0]]);
-    if !same {
-        return Err(ModelError::WrongShape {
-            name: name.to_string(),
-            role: role.to_string(),
-            found,
-            expected,
-        });
-    }
-    Ok(TensorRef {
-        name: name.to_string(),
-        shape: shape.to_vec(),
-    })
-}
-
 pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
     let (d, dh, ff, v) = (hp.n_embd, hp.head_dim(), hp.n_ff, hp.n_vocab);
     let mut g = GraphBuilder::default();
     let norm =
         |g: &mut GraphBuilder, prefix: &str, role: &str, x: NodeId| -> Result<NodeId, ModelError> {
             let op = FloatOp::LayerNorm {
-                weight: tensor(gguf, &format!("{prefix}.weight"), &[d], role)?,
-                bias: tensor(gguf, &format!("{prefix}.bias"), &[d], role)?,
+                weight: TensorRef::checked(gguf, &format!("{prefix}.weight"), &[d], role)?,
+                bias: TensorRef::checked(gguf, &format!("{prefix}.bias"), &[d], role)?,
                 eps: hp.norm_eps,
             };
             Ok(g.add(prefix, op, &[x]))
@@ -54,8 +25,13 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
                   x: NodeId|
      -> Result<NodeId, ModelError> {
         let op = FloatOp::Linear {
-            weight: tensor(gguf, &format!("{prefix}.weight"), &[out, inp], role)?,
-            bias: Some(tensor(gguf, &format!("{prefix}.bias"), &[out], role)?),
+            weight: TensorRef::checked(gguf, &format!("{prefix}.weight"), &[out, inp], role)?,
+            bias: Some(TensorRef::checked(
+                gguf,
+                &format!("{prefix}.bias"),
+                &[out],
+                role,
+            )?),
         };
         Ok(g.add(prefix, op, &[x]))
     };
@@ -65,14 +41,14 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
     let tok_row = g.add(
         "token_embd",
         FloatOp::Embed {
-            table: tensor(gguf, "token_embd.weight", &[v, d], "token embedding")?,
+            table: TensorRef::checked(gguf, "token_embd.weight", &[v, d], "token embedding")?,
         },
         &[token],
     );
     let pos_row = g.add(
         "position_embd",
         FloatOp::Embed {
-            table: tensor(
+            table: TensorRef::checked(
                 gguf,
                 "position_embd.weight",
                 &[hp.n_ctx, d],
@@ -113,7 +89,10 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
                 );
                 g.add(
                     format!("{p}.attn.head.{head}"),
-                    FloatOp::Attention { block: b, head },
+                    FloatOp::Attention {
+                        block: b,
+                        kv_head: head,
+                    },
                     &[q, k, v],
                 )
             })
@@ -143,7 +122,7 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
         "token_embd.weight"
     };
     let head = FloatOp::Linear {
-        weight: tensor(gguf, head_name, &[v, d], "output projection")?,
+        weight: TensorRef::checked(gguf, head_name, &[v, d], "output projection")?,
         bias: None,
     };
     let logits = g.add("output", head, &[h]);

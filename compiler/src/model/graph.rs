@@ -7,6 +7,9 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
+use super::ModelError;
+use crate::gguf::GgufFile;
+
 pub type NodeId = NodeIndex;
 
 /// A weight the graph reads: a GGUF tensor name and the row-major shape its role needs.
@@ -14,6 +17,37 @@ pub type NodeId = NodeIndex;
 pub struct TensorRef {
     pub name: String,
     pub shape: Vec<usize>,
+}
+
+impl TensorRef {
+    /// Refers to `name` after checking that the file has it with `shape` (a vector may be
+    /// stored as `[n]` or `[1, n]`); `role` says what the mapping wanted it for.
+    pub fn checked(
+        gguf: &GgufFile,
+        name: &str,
+        shape: &[usize],
+        role: &str,
+    ) -> Result<TensorRef, ModelError> {
+        let info = gguf.tensor(name).ok_or_else(|| ModelError::MissingTensor {
+            name: name.to_string(),
+            role: role.to_string(),
+        })?;
+        let expected: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let found = info.shape();
+        let same = found == expected || (shape.len() == 1 && found == [1, expected[0]]);
+        if !same {
+            return Err(ModelError::WrongShape {
+                name: name.to_string(),
+                role: role.to_string(),
+                found,
+                expected,
+            });
+        }
+        Ok(TensorRef {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+        })
+    }
 }
 
 /// The float ops of the reference model. Every value is one token's vector.
@@ -33,6 +67,8 @@ pub enum FloatOp {
         bias: TensorRef,
         eps: f32,
     },
+    /// `x / sqrt(mean(x^2) + eps) * weight` (Llama's RMSNorm).
+    RmsNorm { weight: TensorRef, eps: f32 },
     /// `weight[out, in] * x + bias`.
     Linear {
         weight: TensorRef,
@@ -40,13 +76,36 @@ pub enum FloatOp {
     },
     /// `x[start .. start + len]`.
     Slice { start: usize, len: usize },
-    /// One attention head over the KV cache of `(block, head)`: operands q, k, v. Appends k and v
-    /// at the current position, then attends causally to positions `0..=pos`.
-    Attention { block: usize, head: usize },
+    /// One query head over the KV cache of `(block, kv_head)`: operands q, k, v. Appends k and v
+    /// at the current position, then attends causally to positions `0..=pos`. Query heads that
+    /// share a `kv_head` (grouped-query attention) share its cache and its k and v operands.
+    Attention { block: usize, kv_head: usize },
+    /// Rotary position embedding of one head's vector: operands x and the position. The first
+    /// `dims` elements turn in pairs, pair `i` by the angle `pos * freq_base^(-2i / dims)`; the
+    /// rest pass through.
+    Rope {
+        dims: usize,
+        freq_base: f32,
+        pairs: RopePairs,
+    },
     /// The operands joined end to end, in operand order.
     Concat,
     /// GELU, tanh approximation (as ggml and GPT-2).
     Gelu,
+    /// SiLU, `x * sigmoid(x)`.
+    Silu,
+    /// The elementwise product of two values (the gate of a SiLU-gated MLP).
+    Mul,
+}
+
+/// Which elements RoPE turns together, as llama.cpp's rope types name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopePairs {
+    /// `(2i, 2i + 1)`: llama.cpp's `LLAMA_ROPE_TYPE_NORM`, used for `llama` (whose converter
+    /// permutes Hugging Face's q and k rows into this order).
+    Adjacent,
+    /// `(i, i + dims/2)`: `LLAMA_ROPE_TYPE_NEOX`, used for `qwen2` and GPT-NeoX.
+    Halves,
 }
 
 /// Which proof a node belongs to: the graph is cut into these layers, each its own circuit.
@@ -125,6 +184,7 @@ impl Graph {
             let found: Vec<&TensorRef> = match &self.graph[id].op {
                 FloatOp::Embed { table } => vec![table],
                 FloatOp::LayerNorm { weight, bias, .. } => vec![weight, bias],
+                FloatOp::RmsNorm { weight, .. } => vec![weight],
                 FloatOp::Linear { weight, bias } => std::iter::once(weight).chain(bias).collect(),
                 _ => vec![],
             };

@@ -305,6 +305,21 @@ impl<'a, 'g> Lowering<'a, 'g> {
                     .one(Op::Concat { axis: 1 }, args, name, q.ty(width))
             }
             FloatOp::Gelu => self.gelu(id, operands[0])?,
+            FloatOp::RmsNorm { .. } | FloatOp::Rope { .. } | FloatOp::Silu | FloatOp::Mul => {
+                let op = match node.op {
+                    FloatOp::RmsNorm { .. } => "RMSNorm",
+                    FloatOp::Rope { .. } => "RoPE",
+                    FloatOp::Silu => "SiLU",
+                    _ => "an elementwise product",
+                };
+                return Err(self.unsupported(
+                    id,
+                    format!(
+                        "{op} has no integer lowering yet (Llama-family models run with \
+                         `zkc run --float` only)"
+                    ),
+                ));
+            }
         };
         self.layer(stage).node_values.insert(id, value);
         Ok(())
@@ -895,7 +910,10 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
         FloatOp::LayerNorm { .. } => Role::Norm,
         FloatOp::Slice { .. } => Role::Qkv,
         FloatOp::Attention { .. } | FloatOp::Concat => Role::Attn,
-        FloatOp::Gelu => Role::Mlp,
+        FloatOp::RmsNorm { .. } if graph.users(id).contains(&graph.logits) => Role::HeadNorm,
+        FloatOp::RmsNorm { .. } => Role::Norm,
+        FloatOp::Rope { .. } => Role::Qkv,
+        FloatOp::Gelu | FloatOp::Silu | FloatOp::Mul => Role::Mlp,
         FloatOp::Linear { .. } if id == graph.logits => return None,
         FloatOp::Linear { .. } if users().any(|op| *op == FloatOp::Gelu) => Role::GeluIn,
         FloatOp::Linear { .. } if users().any(|op| matches!(op, FloatOp::Slice { .. })) => {

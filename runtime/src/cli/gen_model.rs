@@ -1,29 +1,39 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zkc_compiler::model::{generate_gpt2, ModelConfig, WeightType};
+use zkc_compiler::model::{generate_gpt2, generate_llama, ModelConfig, WeightType};
 
-/// Write a random-weight GPT-2 GGUF (deterministic for a seed).
+/// Write a random-weight GPT-2 or Llama GGUF (deterministic for a seed).
 ///
-/// zkc makes its own models because no model hub can be reached: GPT-2 architecture, GPT-2's
-/// initialisation scales, a byte-level BPE vocabulary (the first 256 tokens are the bytes), and
-/// llama.cpp's metadata and tensor names, so llama.cpp reads the file too. Examples:
+/// zkc makes its own models because no model hub can be reached: GPT-2 architecture with
+/// GPT-2's initialisation scales and a byte-level BPE vocabulary (the first 256 tokens are the
+/// bytes), or Llama architecture (RMSNorm, RoPE, grouped-query attention, SiLU-gated MLP) with a
+/// SentencePiece-style vocabulary (`<unk>`, `<s>`, `</s>`, 256 byte tokens, then pieces); both
+/// with llama.cpp's metadata and tensor names, so llama.cpp reads the file too. Examples:
 ///
 ///     zkc gen-model gpt2 --layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256 -o tiny.gguf
 ///     zkc gen-model gpt2 --preset gpt2-small --type q8_0 -o gpt2-small.gguf
+///     zkc gen-model llama -o llama-tiny.gguf
+///     zkc gen-model llama --preset smollm-135m -o smollm-135m.gguf
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The architecture (only `gpt2`).
-    #[arg(value_parser = ["gpt2"])]
+    /// The architecture.
+    #[arg(value_parser = ["gpt2", "llama"])]
     arch: String,
-    /// Start from a preset shape; the other options override it.
-    #[arg(long, value_parser = ["tiny", "gpt2-small"], default_value = "tiny")]
+    /// Start from a preset shape; the other options override it. `tiny` is the architecture's
+    /// test model; `gpt2-small` is a GPT-2 shape, `smollm-135m` a Llama one.
+    #[arg(long, value_parser = ["tiny", "gpt2-small", "smollm-135m"], default_value = "tiny")]
     preset: String,
     #[command(flatten)]
     pub shape: Shape,
-    /// Vocabulary size, at least 256 (bytes); above 256 the last token is `<|endoftext|>`.
+    /// Vocabulary size: for gpt2 at least 256 (bytes; above 256 the last token is
+    /// `<|endoftext|>`), for llama at least 259 (3 special tokens and the bytes).
     #[arg(long)]
     vocab: Option<usize>,
+    /// Key/value heads (llama's grouped-query attention; must divide --heads; default: the
+    /// preset's, or --heads when that is given).
+    #[arg(long)]
+    kv_heads: Option<usize>,
     /// MLP width (default 4 * d-model).
     #[arg(long)]
     d_ff: Option<usize>,
@@ -43,12 +53,20 @@ impl Args {
     }
 
     pub fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
-        let mut cfg = if self.preset == "gpt2-small" {
-            ModelConfig::gpt2_small()
-        } else {
-            ModelConfig::tiny()
+        let mut cfg = match (self.arch.as_str(), self.preset.as_str()) {
+            ("gpt2", "gpt2-small") => ModelConfig::gpt2_small(),
+            ("gpt2", "tiny") => ModelConfig::tiny(),
+            ("llama", "smollm-135m") => ModelConfig::smollm_135m(),
+            ("llama", "tiny") => ModelConfig::llama_tiny(),
+            (arch, preset) => return Err(format!("--preset {preset} is not a {arch} shape").into()),
         };
         self.shape.apply(&mut cfg);
+        cfg.n_head_kv = match (self.kv_heads, self.arch.as_str()) {
+            (Some(kv), _) => kv,
+            (None, "gpt2") => cfg.n_head,
+            (None, _) if self.shape.heads_given() => cfg.n_head,
+            (None, _) => cfg.n_head_kv,
+        };
         cfg.n_vocab = self.vocab.unwrap_or(cfg.n_vocab);
         cfg.n_ff = self.d_ff.unwrap_or(cfg.n_ff);
         cfg.seed = self.seed;
@@ -57,10 +75,14 @@ impl Args {
         } else {
             WeightType::F32
         };
-        if let Some(problem) = cfg.problem() {
+        if let Some(problem) = cfg.problem(&self.arch) {
             return Err(problem.into());
         }
-        generate_gpt2(&cfg).write(&self.output)?;
+        let model = match self.arch.as_str() {
+            "llama" => generate_llama(&cfg),
+            _ => generate_gpt2(&cfg),
+        };
+        model.write(&self.output)?;
         let size = std::fs::metadata(&self.output).map_or(0, |m| m.len());
         println!("wrote {} ({size} bytes): {cfg:?}", self.output.display());
         Ok(())
@@ -84,6 +106,10 @@ pub struct Shape {
 }
 
 impl Shape {
+    fn heads_given(&self) -> bool {
+        self.heads.is_some()
+    }
+
     fn apply(&self, cfg: &mut ModelConfig) {
         cfg.n_layer = self.layers.unwrap_or(cfg.n_layer);
         if let Some(d) = self.d_model {

@@ -2,7 +2,6 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use zkc_compiler::gguf::{GgufFile, MetaValue};
-use zkc_compiler::model::Hyperparams;
 
 /// Describe a GGUF model: architecture, hyperparameters, tokenizer and tensors.
 ///
@@ -47,10 +46,12 @@ fn describe(gguf: &GgufFile) -> Value {
         .get("general.architecture")
         .and_then(MetaValue::as_str)
         .unwrap_or("(none)");
-    let hparams = match Hyperparams::read(gguf, arch) {
+    let hparams = match zkc_compiler::model::hyperparams(gguf) {
         Ok(hp) => json!({
             "n_vocab": hp.n_vocab, "n_ctx": hp.n_ctx, "n_embd": hp.n_embd, "n_head": hp.n_head,
-            "n_ff": hp.n_ff, "n_layer": hp.n_layer, "norm_eps": hp.norm_eps,
+            "n_head_kv": hp.n_head_kv, "n_ff": hp.n_ff, "n_layer": hp.n_layer,
+            "norm_eps": hp.norm_eps,
+            "rope": hp.rope.map(|r| json!({ "dims": r.dims, "freq_base": r.freq_base })),
         }),
         Err(e) => json!({ "error": e.to_string() }),
     };
