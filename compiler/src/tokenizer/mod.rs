@@ -5,6 +5,10 @@
 //! Why not the `tokenizers` crate: it can be built from these lists, but brings ~30 crates
 //! (proc-macro stacks, C/C++ by default) for ~200 lines of well-specified algorithm; see
 //! `docs/gguf.md`.
+//!
+//! Llama-family SentencePiece vocabularies (`tokenizer.ggml.model = "llama"`): [`spm`].
+
+pub mod spm;
 
 use crate::gguf::{GgufFile, MetaValue};
 use std::collections::HashMap;
