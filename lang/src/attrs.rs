@@ -3,7 +3,7 @@
 
 use crate::ir::{ConstId, GeluAttrs, Multiplier, Op};
 
-pub const OP_NAMES: [&str; 18] = [
+pub const OP_NAMES: [&str; 20] = [
     "linear",
     "matmul",
     "add",
@@ -17,7 +17,9 @@ pub const OP_NAMES: [&str; 18] = [
     "concat",
     "softmax",
     "layernorm",
+    "rmsnorm",
     "gelu",
+    "silu",
     "argmax",
     "argmax_carry",
     "gather",
@@ -34,8 +36,8 @@ pub fn attr_keys(op: &str) -> Option<&'static [&'static str]> {
         "transpose" => &["perm"],
         "split" | "concat" => &["axis"],
         "softmax" => &["ln2", "b", "c", "shift"],
-        "layernorm" => &["eps", "shift"],
-        "gelu" => &["bound", "width", "tail", "shift"],
+        "layernorm" | "rmsnorm" => &["eps", "shift"],
+        "gelu" | "silu" => &["bound", "width", "tail", "shift"],
         "argmax_carry" => &["offset"],
         _ => return None,
     })
@@ -184,12 +186,22 @@ pub fn build_op(name: &str, src: &mut dyn AttrSource) -> Option<Result<Op, AttrP
                 eps: int(src, "eps")?,
                 shift: signed_shift(src)?,
             },
-            "gelu" => Op::Gelu(GeluAttrs {
-                bound: exponent(src, "bound")?,
-                width: exponent(src, "width")?,
-                tail: exponent(src, "tail")?,
-                shift: shift(src)?,
-            }),
+            "rmsnorm" => Op::RmsNorm {
+                eps: int(src, "eps")?,
+                shift: signed_shift(src)?,
+            },
+            "gelu" | "silu" => {
+                let attrs = GeluAttrs {
+                    bound: exponent(src, "bound")?,
+                    width: exponent(src, "width")?,
+                    tail: exponent(src, "tail")?,
+                    shift: shift(src)?,
+                };
+                match name {
+                    "gelu" => Op::Gelu(attrs),
+                    _ => Op::Silu(attrs),
+                }
+            }
             "argmax" => Op::Argmax,
             "argmax_carry" => Op::ArgmaxCarry {
                 offset: count(src, "offset")?,
@@ -234,13 +246,19 @@ pub fn attributes(op: &Op) -> Vec<(&'static str, AttrValue)> {
             ("c", AttrValue::Int(*c)),
             ("shift", AttrValue::Int(*shift as i64)),
         ],
-        Op::LayerNorm { eps, shift } => {
+        Op::LayerNorm { eps, shift } | Op::RmsNorm { eps, shift } => {
             vec![
                 ("eps", AttrValue::Int(*eps)),
                 ("shift", AttrValue::Int(*shift as i64)),
             ]
         }
         Op::Gelu(GeluAttrs {
+            bound,
+            width,
+            tail,
+            shift,
+        })
+        | Op::Silu(GeluAttrs {
             bound,
             width,
             tail,

@@ -245,6 +245,18 @@ pub enum Op {
     /// `kv_append state, x, pos`: the cache with slot `pos` set to `x`; the result is the state
     /// after this step.
     KvAppend,
+    // The ops added after the first version come last, so that the existing ops keep their
+    // discriminants (and hashes, and the optimizer's iteration orders).
+    /// `rmsnorm x, gamma, eps=E, shift=s` over the last axis: `layernorm` without the mean and
+    /// without beta (Llama's RMSNorm); `shift` as layernorm's.
+    RmsNorm {
+        eps: i64,
+        shift: i32,
+    },
+    /// `silu x, coef, bound=K, width=G, tail=E, shift=M`: `gelu`'s piecewise polynomial and
+    /// tails exactly (SiLU has GELU's asymptotics: `x` above, 0 below); only the fitted
+    /// coefficients differ. Every layer evaluates it as `gelu`.
+    Silu(GeluAttrs),
 }
 
 impl Op {
@@ -263,7 +275,9 @@ impl Op {
             Op::Concat { .. } => "concat",
             Op::Softmax { .. } => "softmax",
             Op::LayerNorm { .. } => "layernorm",
+            Op::RmsNorm { .. } => "rmsnorm",
             Op::Gelu { .. } => "gelu",
+            Op::Silu { .. } => "silu",
             Op::Argmax => "argmax",
             Op::ArgmaxCarry { .. } => "argmax_carry",
             Op::Gather => "gather",

@@ -18,9 +18,10 @@
 //!    (shapes that broadcast, equal scales where values are added, matching bias and gamma/beta
 //!    shapes and scales).
 //! 8. Attributes are in range: shifts 0..=62, multipliers >= 1, `lo <= hi` fitting the result,
-//!    permutations, axes, equal splits, `eps >= 1`, layernorm shifts -62..=62; softmax `ln2` in 1..=2^30, `|b| <= 2^30`, `c` in
-//!    1..=2^60 (so that the polynomial stays below 2^63); gelu `bound`, `width`, `tail`, `shift`
-//!    in 0..=62 with `width <= bound <= w - 1` (`w` the input's bits), a coefficient table
+//!    permutations, axes, equal splits, `eps >= 1`, layernorm and rmsnorm shifts -62..=62;
+//!    softmax `ln2` in 1..=2^30, `|b| <= 2^30`, `c` in 1..=2^60 (so that the polynomial stays
+//!    below 2^63); gelu and silu `bound`, `width`, `tail`, `shift` in 0..=62 with
+//!    `width <= bound <= w - 1` (`w` the input's bits), a coefficient table
 //!    `[2^(bound+1-width), D+1]` with `D+1` in 1..=5, and every value before the shift below
 //!    2^120 (`2^tail * 2^(w-1)`, and per segment `sum |c_i| (2^width - 1)^i`); an argmax result
 //!    type holds every index.
@@ -742,7 +743,8 @@ impl LayerValidator<'_> {
                     Some(Scale::pow2(-(*shift as i32)).expect("shift <= 62")),
                 )
             }
-            Op::LayerNorm { eps, shift } => {
+            Op::LayerNorm { eps, shift } | Op::RmsNorm { eps, shift } => {
+                let name = inst.op.name();
                 check_shift(shift.unsigned_abs()).map_err(|p| attr("shift", p))?;
                 if *eps < 1 {
                     return Err(attr(
@@ -750,11 +752,15 @@ impl LayerValidator<'_> {
                         format!("{eps} is not >= 1 (a constant row would divide by zero)"),
                     ));
                 }
-                let (x, gamma, beta) = (arg(0), arg(1), arg(2));
+                let (x, gamma) = (arg(0), arg(1));
                 let row = *x.shape.last().ok_or_else(|| {
-                    type_err(arg_at(0), "layernorm needs an input of rank >= 1".into())
+                    type_err(arg_at(0), format!("{name} needs an input of rank >= 1"))
                 })?;
-                for (k, t, what) in [(1, gamma, "gamma"), (2, beta, "beta")] {
+                // rmsnorm has no beta.
+                let beta = (inst.args.len() == 3).then(|| arg(2));
+                let params =
+                    std::iter::once((1, gamma, "gamma")).chain(beta.map(|b| (2, b, "beta")));
+                for (k, t, what) in params {
                     if t.shape != [row] {
                         return Err(type_err(
                             arg_at(k),
@@ -767,10 +773,18 @@ impl LayerValidator<'_> {
                     .checked_mul(Scale::pow2(-shift).expect("|shift| <= 62"));
                 let scale =
                     scale.ok_or_else(|| type_err(at, "result scale out of range".into()))?;
-                same_scale(arg_at(2), "beta", scale, beta.scale)?;
+                if let Some(beta) = beta {
+                    same_scale(arg_at(2), "beta", scale, beta.scale)?;
+                }
                 (x.shape.clone(), None, Some(scale))
             }
             Op::Gelu(GeluAttrs {
+                bound,
+                width,
+                tail,
+                shift,
+            })
+            | Op::Silu(GeluAttrs {
                 bound,
                 width,
                 tail,
@@ -976,7 +990,8 @@ impl LayerValidator<'_> {
             Op::Add | Op::Sub | Op::Mul => (&[V, OperandKind::Either], &[], false),
             Op::Softmax { .. } => (&[V], &[V], false),
             Op::LayerNorm { .. } => (&[V, C, C], &[], false),
-            Op::Gelu { .. } => (&[V, C], &[], false),
+            Op::RmsNorm { .. } => (&[V, C], &[], false),
+            Op::Gelu { .. } | Op::Silu { .. } => (&[V, C], &[], false),
             Op::Gather => (&[C, V], &[], false),
             Op::ArgmaxCarry { .. } => (&[V, OperandKind::Either, OperandKind::Either], &[], false),
             Op::KvAppend => (&[OperandKind::Either, OperandKind::Either, V], &[], false),
@@ -1182,7 +1197,8 @@ fn arity_text(op: &str, required: usize, optional: usize, variadic: bool) -> &'s
         (_, _, _, true) => "one or more operands",
         ("linear", ..) => "an input, weights and an optional bias",
         ("softmax", ..) => "an input and an optional position",
-        ("gelu", ..) => "an input and a coefficient table",
+        ("gelu" | "silu", ..) => "an input and a coefficient table",
+        ("rmsnorm", ..) => "an input and gamma",
         (_, 1, 0, _) => "one operand",
         (_, 2, 0, _) => "two operands",
         (_, 3, 0, _) => "three operands",

@@ -107,6 +107,7 @@ fn changing_any_sampled_intermediate_value_breaks_the_circuit() {
                 Op::Requant { .. }
                     | Op::Softmax { .. }
                     | Op::LayerNorm { .. }
+                    | Op::RmsNorm { .. }
                     | Op::Argmax
                     | Op::Mul
             );
@@ -271,5 +272,74 @@ fn tiny_model_measured_stats_match_the_formulas() {
     for (op, counted) in cost::layer(&joined, &joined.layers[index]).0 {
         let m = measured.get(op).copied().unwrap_or_default();
         assert_eq!(m.constraints, counted, "joined layer, {op}");
+    }
+}
+
+/// Llama's ops end to end: an `rmsnorm` then a `silu` fitted by the quantizer's SiLU fit, run by
+/// the interpreter, proved by the backend's gadgets at the cost the formulas give, with results
+/// close to float SiLU; a result off by one in either breaks the circuit.
+#[test]
+fn rmsnorm_and_silu_prove_the_interpreters_results() {
+    use zkc_compiler::quantize::gelu::{fit_activation, Activation, DEGREE};
+    let fit = fit_activation(Activation::Silu, 8, 16, 8).unwrap();
+    let a = fit.attrs;
+    let list = |v: &[i64]| {
+        v.iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let gamma = [4096, 3000, 5000, -4096, 4500, 4096, 2048, 8191];
+    let text = format!(
+        "zkir 1\n\nconst @g: i16[8] * 2^-12 = [{}]\nconst @coef: i64[{}, {}] = [{}]\n\n\
+         layer mlp(%x: i16[2, 8] * 2^-8) {{\n  \
+         %h = rmsnorm %x, @g, eps=1, shift=-4 : i16[2, 8] * 2^-8\n  \
+         %y = silu %h, @coef, bound={}, width={}, tail={}, shift={} : i16[2, 8] * 2^-8\n  \
+         return %y\n}}\n",
+        list(&gamma),
+        fit.segments,
+        DEGREE + 1,
+        list(&fit.coef),
+        a.bound,
+        a.width,
+        a.tail,
+        a.shift
+    );
+    let module = zkc_lang::check(&text).expect("valid").module;
+    zkc_compiler::backend::check::check(&module).expect("the backend takes it");
+    let x: Vec<i64> = (0..16).map(|i| (i * 397 % 2001) - 700).collect();
+    let interp = Interpreter::new(module.clone()).unwrap();
+    let run = interp
+        .run_layer(0, vec![Tensor::new(vec![2, 8], x).unwrap()], vec![])
+        .unwrap();
+    let layer = &module.layers[0];
+    let (ok, constraints, _) = satisfied(&module, 0, &run.values);
+    assert!(ok);
+    assert_eq!(constraints, cost::layer(&module, layer).1);
+    let value = |name: &str| {
+        layer
+            .values
+            .iter()
+            .position(|v| v.name == name)
+            .expect("named")
+    };
+    let (h, y) = (&run.values[value("h")], &run.values[value("y")]);
+    for (&hv, &yv) in h.data().iter().zip(y.data()) {
+        let real = hv as f64 / 256.0;
+        let want = real / (1.0 + (-real).exp());
+        assert!(
+            (yv as f64 / 256.0 - want).abs() <= 0.5 / 256.0 + 5e-5,
+            "silu({real})"
+        );
+    }
+    for name in ["h", "y"] {
+        for k in [0, 11] {
+            let mut values = run.values.clone();
+            let t = &values[value(name)];
+            let mut data = t.data().to_vec();
+            data[k] += 1;
+            values[value(name)] = Tensor::new(t.shape().to_vec(), data).unwrap();
+            assert!(!satisfied(&module, 0, &values).0, "%{name}[{k}] + 1");
+        }
     }
 }

@@ -160,14 +160,123 @@ fn llama_2_tiny_random_agrees_with_llama_cpp() {
     assert!(same_top);
 }
 
-/// Until the integer path has Llama's ops, compiling one says which node stops it.
+/// The integer model (`zkc compile`'s quantizer and passes) generates what the float reference
+/// does on the tiny llama: RMSNorm, RoPE from gathered `cos`/`sin` rows, grouped-query caches
+/// and the SiLU-gated MLP keep its greedy tokens.
 #[test]
-fn the_integer_path_refuses_llama_ops_by_name() {
+fn the_integer_llama_generates_as_the_float_one() {
     use zkc_compiler::quantize::{quantize, QuantConfig};
+    use zkc_runtime::interp::{Interpreter, ModelRunner};
     let gguf = tiny();
     let model = FloatModel::load(&gguf).unwrap();
-    let error = quantize(&model, &QuantConfig::default()).expect_err("refused");
-    let message = error.to_string();
-    assert!(message.contains("blk.0.attn_norm"), "{message}");
-    assert!(message.contains("no integer lowering yet"), "{message}");
+    let prompt = [1, 200, 3, 40];
+    let (float, _) = model.session().generate(&prompt, 12).unwrap();
+    let module = quantize(&model, &QuantConfig::default()).unwrap();
+    let names: Vec<&str> = module.layers[1].insts.iter().map(|i| i.op.name()).collect();
+    for op in ["rmsnorm", "silu", "mul", "gather", "kv_append", "softmax"] {
+        assert!(names.contains(&op), "block.0 has a `{op}`");
+    }
+    // Two key/value heads' caches per block, each read by two query heads.
+    let block = module.layers.iter().find(|l| l.name == "block.0").unwrap();
+    assert_eq!(block.states.len(), 2 * 2);
+    let interp = Interpreter::new(module).unwrap();
+    let (integer, _) = ModelRunner::new(&interp)
+        .unwrap()
+        .generate(&prompt, 12)
+        .unwrap();
+    assert_eq!(integer, float);
+}
+
+/// A 2-block llama with grouped-query attention (d=32, 4 query heads over 2 key/value heads,
+/// context 8, buckets 4 and 8), compiled, set up, proven over a generation that crosses from
+/// bucket 4 into bucket 8, and verified; then tampered with: a changed public input, a proof of
+/// one step presented at another, a dropped step and another model's keys are rejected.
+#[test]
+fn a_tiny_gqa_llama_proves_verifies_and_refuses_tampering() {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use zkc_compiler::artifact;
+    use zkc_compiler::quantize::{quantize, QuantConfig};
+    use zkc_runtime::interp::{Interpreter, ModelRunner};
+    use zkc_runtime::proving::bundle::Bundle;
+    use zkc_runtime::proving::keys::{vk_path, VerifyingData};
+    use zkc_runtime::proving::prover::{Event, Prover};
+    use zkc_runtime::proving::setup::setup;
+    use zkc_runtime::proving::verifier::{verify, Rejection};
+
+    const PROMPT: [u32; 2] = [1, 300];
+    const MAX_NEW: usize = 4;
+    let compiled = |seed: u64, name: &str| {
+        let dir = std::env::temp_dir().join(format!("zkc-llama-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = ModelConfig {
+            n_layer: 2,
+            n_embd: 32,
+            n_head: 4,
+            n_head_kv: 2,
+            n_ctx: 8,
+            n_vocab: 320,
+            n_ff: 64,
+            seed,
+            weight_type: zkc_compiler::model::WeightType::F32,
+        };
+        let gguf = GgufFile::from_bytes(generate_llama(&cfg).to_bytes()).unwrap();
+        let quant = QuantConfig {
+            smallest_bucket: 4,
+            ..QuantConfig::default()
+        };
+        let module = quantize(&FloatModel::load(&gguf).unwrap(), &quant).unwrap();
+        let circ = dir.join("model.circ");
+        artifact::write(&circ, &module, None, "test", "default").unwrap();
+        let artifact = artifact::read(&circ).unwrap();
+        let keys = dir.join("keys");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (hash, module) = (&artifact.header.ir_sha256, &artifact.module);
+        setup(module, hash, None, None, &keys, &mut rng, &mut |_, _, _| {}).unwrap();
+        let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
+        (artifact, vd, dir)
+    };
+    let (artifact, vd, dir) = compiled(5, "honest");
+    let interp = Interpreter::new(artifact.module.clone()).unwrap();
+    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &dir.join("keys"), &vd).unwrap();
+    let out = dir.join("run.zkp");
+    let mut outputs = Vec::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    prover
+        .generate(&PROMPT, MAX_NEW, &out, &mut rng, &mut |e| {
+            if let Event::Step { output, .. } = e {
+                outputs.push(output)
+            }
+        })
+        .unwrap();
+    let (generated, _) = ModelRunner::new(&interp)
+        .unwrap()
+        .generate(&PROMPT, MAX_NEW)
+        .unwrap();
+    assert_eq!(outputs[PROMPT.len() - 1..], generated[..]);
+    let bytes = std::fs::read(&out).unwrap();
+    let verified = verify(&vd, &bytes, false).unwrap();
+    assert_eq!(
+        (verified.prompt, &verified.generated),
+        (PROMPT.to_vec(), &generated)
+    );
+    assert_eq!(verified.steps, PROMPT.len() + MAX_NEW - 1);
+    assert!(verified.complete);
+
+    let honest = Bundle::from_bytes(&bytes).unwrap();
+    let rejected = |b: &Bundle| verify(&vd, &b.to_bytes(), false).expect_err("tampered");
+    let mut changed = honest.clone();
+    changed.steps[1].layers[1].publics[0] += zkc_compiler::backend::F::from(1u8);
+    assert!(matches!(
+        rejected(&changed),
+        Rejection::Link { step: 1, .. } | Rejection::Proof { step: 1, .. }
+    ));
+    let mut swapped = honest.clone();
+    swapped.steps.swap(1, 2);
+    rejected(&swapped);
+    let mut dropped = honest.clone();
+    dropped.steps.remove(2);
+    rejected(&dropped);
+    let (_, other, _) = compiled(6, "other");
+    verify(&other, &bytes, false).expect_err("another model's keys");
 }

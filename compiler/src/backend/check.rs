@@ -2,7 +2,7 @@
 //!
 //! - no value's magnitude can reach 2^250, computed statically from dtypes and constants, so no
 //!   integer identity a gadget proves can wrap modulo the field (docs/ir.md §4.3);
-//! - `layernorm` inputs of at most 32 bits, softmax inputs at least as wide as `ln2`, and
+//! - `layernorm` and `rmsnorm` inputs of at most 32 bits, softmax inputs at least as wide as `ln2`, and
 //!   positions of at most 32 bits (the widths the gadgets are built for);
 //! - a layer's states share one dtype and one number of slots, and every `kv_append` of a state
 //!   writes at the same position value (they are committed together by one hash chain, `backend::cache`).
@@ -69,9 +69,14 @@ pub fn layer(module: &Module, layer: &Layer) -> Result<(), CircuitError> {
             Op::KvAppend => arg(0).max(arg(1)),
             Op::Gather => arg(0),
             Op::ArgmaxCarry { .. } => arg(0).max(arg(2)).max(checked),
-            Op::LayerNorm { .. } if ty(0).dtype.bits() > 32 => {
+            Op::LayerNorm { .. } | Op::RmsNorm { .. } if ty(0).dtype.bits() > 32 => {
+                let article = match inst.op {
+                    Op::RmsNorm { .. } => "an",
+                    _ => "a",
+                };
                 return Err(fail(format!(
-                    "a layernorm input of {} bits; circuits take at most 32",
+                    "{article} {} input of {} bits; circuits take at most 32",
+                    inst.op.name(),
                     ty(0).dtype.bits()
                 )));
             }
@@ -167,6 +172,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("layernorm input of 64 bits"));
+        let rms = "zkir 1\n\nconst @g: i16[2] = [1, 1]\n\nlayer l(%x: i64[1, 2]) {\n  %y = rmsnorm %x, @g, eps=1, shift=0 : i8[1, 2]\n  return %y\n}\n";
+        assert!(check(&module(rms))
+            .unwrap_err()
+            .to_string()
+            .contains("an rmsnorm input of 64 bits"));
+        let fine = rms.replace("i64[1, 2]", "i32[1, 2]");
+        assert_eq!(check(&module(&fine)), Ok(()));
         let sm = "zkir 1\n\nlayer l(%x: i8[1, 4]) {\n  %y = softmax %x, ln2=300, b=1, c=1, shift=8 : i16[1, 4] * 2^-8\n  return %y\n}\n";
         assert!(check(&module(sm))
             .unwrap_err()

@@ -93,7 +93,11 @@ pub fn op(op: &Op, args: &[Arg], out: &TensorType, r: Ranges) -> usize {
             let dtypes = (ty(0).dtype, out.dtype);
             layernorm::cost(n / last(0), last(0), *eps, *shift, dtypes, r)
         }
-        Op::Gelu(attrs) => gelu::cost(n, gelu_signature(*attrs, args, out), r),
+        Op::RmsNorm { eps, shift } => {
+            let dtypes = (ty(0).dtype, out.dtype);
+            layernorm::rms_cost(n / last(0), last(0), *eps, *shift, dtypes, r)
+        }
+        Op::Gelu(attrs) | Op::Silu(attrs) => gelu::cost(n, gelu_signature(*attrs, args, out), r),
         Op::Argmax => argmax::cost(n, last(0), ty(0).dtype.bits(), r),
         Op::ArgmaxCarry { .. } => {
             argmax::carry_cost(n, last(0), ty(0).dtype.bits(), !args[1].constant, r)
@@ -174,7 +178,9 @@ fn function_entries(module: &Module, layer: &Layer, r: Ranges) -> usize {
         .map(|inst| {
             let out = &layer.value(inst.results[0]).ty;
             let table = match (&inst.op, inst.args.get(1)) {
-                (Op::Gelu(attrs), Some(&Operand::Const(coef))) => {
+                // A silu's table is keyed as a gelu's: with equal signatures and coefficients
+                // the two compute the same integers, so sharing one table is sound.
+                (Op::Gelu(attrs) | Op::Silu(attrs), Some(&Operand::Const(coef))) => {
                     let g = gelu_signature(*attrs, &args(module, layer, inst), out);
                     let entries = gelu::table_entries(out.shape.iter().product(), g, r);
                     match &module.constant(coef).data {

@@ -79,6 +79,9 @@ impl Signature {
             .chain([self.input.min(), self.output.min()])
             .chain(coef.iter().copied())
             .collect();
+        // One tag for `gelu` and `silu` (the same gadget with other coefficients): a silu and a
+        // gelu with equal signatures and coefficients compute the same integers, so sharing
+        // their table is sound.
         ("gelu", params)
     }
 }

@@ -566,7 +566,23 @@ fn synthesize_observed(
                     result(0).data(),
                 )?]
             }
-            Op::Gelu(attrs) => {
+            Op::RmsNorm { eps, shift } => {
+                let Operand::Const(g) = inst.args[1] else {
+                    unreachable!("validated")
+                };
+                let dtypes = (ty(0).dtype, out_ty.dtype);
+                vec![layernorm::rmsnorm(
+                    cs,
+                    &arg(0),
+                    konst(g),
+                    *eps,
+                    *shift,
+                    dtypes,
+                    result(0).data(),
+                )?]
+            }
+            // silu is gelu's gadget with SiLU's fitted coefficients.
+            Op::Gelu(attrs) | Op::Silu(attrs) => {
                 let Operand::Const(table) = inst.args[1] else {
                     unreachable!("validated: the coefficients are a constant")
                 };

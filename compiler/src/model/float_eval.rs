@@ -122,7 +122,7 @@ impl FloatSession<'_, '_> {
                 } => rope(args[0], args[1][0] as usize, *dims, *freq_base, *pairs),
                 FloatOp::Concat => args.concat(),
                 FloatOp::Gelu => args[0].iter().map(|&x| gelu(x)).collect(),
-                FloatOp::Silu => args[0].iter().map(|&x| silu(x)).collect(),
+                FloatOp::Silu => args[0].iter().map(|&x| silu(x as f64) as f32).collect(),
                 FloatOp::Mul => args[0].iter().zip(args[1]).map(|(a, b)| a * b).collect(),
             };
             observe(id, &out);
@@ -266,9 +266,10 @@ fn rope(x: &[f32], pos: usize, dims: usize, freq_base: f32, pairs: RopePairs) ->
     out
 }
 
-/// SiLU, `x * sigmoid(x)`: the one definition, as [`gelu_tanh`] is GELU's.
-pub(crate) fn silu(x: f32) -> f32 {
-    (x as f64 / (1.0 + (-x as f64).exp())) as f32
+/// SiLU, `x * sigmoid(x)`: the one definition, which the float reference runs and the integer
+/// `silu`'s coefficients are fitted to, as [`gelu_tanh`] is GELU's.
+pub(crate) fn silu(x: f64) -> f64 {
+    x / (1.0 + (-x).exp())
 }
 
 fn gelu(x: f32) -> f32 {

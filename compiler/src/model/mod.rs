@@ -13,7 +13,7 @@ mod hparams;
 mod llama;
 
 pub use error::ModelError;
-pub(crate) use float_eval::gelu_tanh;
+pub(crate) use float_eval::{gelu_tanh, silu};
 pub use float_eval::{FloatModel, FloatSession};
 pub use generate::{generate_gpt2, generate_llama, ModelConfig, WeightType};
 pub use graph::{FloatOp, Graph, Node, NodeId, RopePairs, Stage, TensorRef};

@@ -285,7 +285,9 @@ impl Facts {
             }),
             Op::Softmax { .. }
             | Op::LayerNorm { .. }
+            | Op::RmsNorm { .. }
             | Op::Gelu { .. }
+            | Op::Silu { .. }
             | Op::ArgmaxCarry { .. } => None,
         }
         .map(|r| r.meet(Interval::of(out.dtype)))

@@ -3,26 +3,34 @@
 //! by least squares to the float reference's GELU (the tanh form of GPT-2 and llama.cpp), so that
 //! the integer model tracks the float model rather than the erf GELU.
 //!
-//! For inputs at scale `s_x = 2^-fx` in a `w`-bit dtype and results at `2^-fy`:
+//! The `silu` op is the same integer function with coefficients fitted to SiLU
+//! ([`Activation::Silu`], [`fit_activation`]): SiLU too is 0 far below and `x` far above, only
+//! further out.
 //!
-//! - `bound` K: the smallest with `2^K s_x >= 4` (beyond ±4 GELU is 0 or `x` within 1.3e-4),
-//!   at most `w - 1` (the whole input range, then nothing is left for the tails);
+//! For inputs at scale `s_x = 2^-fx` in a `w`-bit dtype and results at `2^-fy`, with the reach
+//! `R` of the function (4 for GELU: beyond ±4 it is 0 or `x` within 1.3e-4; 16 for SiLU, within
+//! 1.8e-6):
+//!
+//! - `bound` K: the smallest with `2^K s_x >= R`, at most `w - 1` (the whole input range, then
+//!   nothing is left for the tails);
 //! - `width` G: the largest with `2^G s_x <= 0.5` (segments of at most half a unit), at most K;
-//!   so `2^(K+1-G)` = 16 segments at the lowering's power-of-two scales;
+//!   so `2^(K+1-G)` = 16 segments for GELU (64 for SiLU) at the lowering's power-of-two scales;
 //! - the polynomial's scale `s_P = 2^-fP`: rounding coefficient `c_i` to an integer moves `P` by
 //!   at most `(2^G - 1)^i / 2` units, so a segment's value moves by at most
 //!   `B = sum_i (2^G - 1)^i / 2` units; `fP` is the smallest with `B * 2^-fP <= 2^-17` (< 1e-5),
-//!   raised to `fx` and `fy` if they are finer; then `tail = fP - fx` and `shift = fP - fy`.
+//!   but at most `63 - log2 R` (the constant terms, below `R 2^fP`, must fit i64: this binds only
+//!   SiLU at `fx = 16`, where `fP = 59` lets rounding move a value by up to 2^-15), raised to
+//!   `fx` and `fy` if they are finer; then `tail = fP - fx` and `shift = fP - fy`.
 
-use crate::model::gelu_tanh;
+use crate::model::{gelu_tanh, silu};
 use zkc_lang::semantics::GeluAttrs;
 
 /// The degree of each segment's polynomial.
 pub const DEGREE: usize = 3;
 /// Coefficient rounding moves a value by at most 2^-ROUNDING_BITS.
 const ROUNDING_BITS: i32 = 17;
-/// The finest input exponent fitted directly: segments of 2^15 inputs put `fP` at 61. The
-/// lowering first shifts finer inputs to this scale.
+/// The finest input exponent fitted directly: segments of 2^15 inputs put GELU's `fP` at 61
+/// (SiLU's at its cap, 59). The lowering first shifts finer inputs to this scale.
 pub const FINEST_INPUT: i32 = 16;
 /// At most this many points of a segment take part in its fit (evenly spread).
 const SAMPLES: u64 = 4096;
@@ -36,25 +44,79 @@ pub struct GeluFit {
     pub coef: Vec<i64>,
 }
 
-/// The fit for inputs at `2^-fx` in a `bits`-bit dtype and results at `2^-fy`.
+/// A function the `gelu` op's piecewise polynomial approximates: 0 far below, `x` far above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// GELU-tanh, the float reference's (`crate::model::gelu_tanh`): the `gelu` op.
+    Gelu,
+    /// SiLU, `x * sigmoid(x)` (the float reference's `silu`): the `silu` op.
+    Silu,
+}
+
+impl Activation {
+    /// The function, in f64.
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            Activation::Gelu => gelu_tanh(x),
+            Activation::Silu => silu(x),
+        }
+    }
+
+    /// `log2` of the reach `R`: beyond `±R` the function is its tails (0 below, `x` above):
+    /// GELU-tanh within 1.3e-4 beyond ±4, SiLU within 1.8e-6 beyond ±16 (`silu(-16) = -1.8e-6`,
+    /// `silu(16) = 16 - 1.8e-6`; at ±8 it would still be 2.7e-3 away).
+    fn reach_log2(self) -> i32 {
+        match self {
+            Activation::Gelu => 2,
+            Activation::Silu => 4,
+        }
+    }
+
+    /// The finest input exponent fitted directly; the lowering first shifts finer inputs to it.
+    pub fn finest_input(self) -> i32 {
+        FINEST_INPUT
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Activation::Gelu => "GELU",
+            Activation::Silu => "SiLU",
+        }
+    }
+}
+
+/// The GELU fit for inputs at `2^-fx` in a `bits`-bit dtype and results at `2^-fy`: the
+/// coefficients of a `gelu` instruction.
 pub fn fit(fx: i32, bits: u32, fy: i32) -> Result<GeluFit, String> {
-    if fx > FINEST_INPUT {
+    fit_activation(Activation::Gelu, fx, bits, fy)
+}
+
+/// The fit of `act` for inputs at `2^-fx` in a `bits`-bit dtype and results at `2^-fy`: the
+/// attributes and coefficients of a `gelu` (`Activation::Gelu`) or `silu` instruction.
+pub fn fit_activation(act: Activation, fx: i32, bits: u32, fy: i32) -> Result<GeluFit, String> {
+    let name = act.name();
+    if fx > act.finest_input() {
         return Err(format!(
-            "GELU inputs at 2^-{fx} are finer than 2^-{FINEST_INPUT}, the finest the fit takes"
+            "{name} inputs at 2^-{fx} are finer than 2^-{}, the finest the fit takes",
+            act.finest_input()
         ));
     }
     let top = bits as i32 - 1;
-    let bound = (fx + 2).clamp(0, top);
+    let bound = (fx + act.reach_log2()).clamp(0, top);
     let width = (fx - 1).clamp(0, bound);
-    // 2B = sum_i (2^G - 1)^i; fP = 17 + ceil(log2 B) = 16 + ceil(log2 2B).
+    // 2B = sum_i (2^G - 1)^i; fP = 17 + ceil(log2 B) = 16 + ceil(log2 2B), at most what keeps
+    // the constant terms (below R 2^fP) in i64.
     let tmax = (1u128 << width) - 1;
     let twice_b: u128 = (0..=DEGREE as u32).map(|i| tmax.pow(i)).sum();
     let ceil_log2 = 128 - (twice_b - 1).leading_zeros() as i32;
-    let fp = (ROUNDING_BITS - 1 + ceil_log2).max(fx).max(fy);
+    let fp = (ROUNDING_BITS - 1 + ceil_log2)
+        .min(63 - act.reach_log2())
+        .max(fx)
+        .max(fy);
     let (tail, shift) = (fp - fx, fp - fy);
     if !(0..=62).contains(&tail) || !(0..=62).contains(&shift) {
         return Err(format!(
-            "GELU from 2^-{fx} to 2^-{fy} needs its polynomial at 2^-{fp}: the scales are too far apart"
+            "{name} from 2^-{fx} to 2^-{fy} needs its polynomial at 2^-{fp}: the scales are too far apart"
         ));
     }
     let segments = 1usize << (bound + 1 - width);
@@ -77,7 +139,7 @@ pub fn fit(fx: i32, bits: u32, fy: i32) -> Result<GeluFit, String> {
             .collect();
         let y: Vec<f64> = samples
             .iter()
-            .map(|&t| gelu_tanh((first + t as i64) as f64 * s_x))
+            .map(|&t| act.eval((first + t as i64) as f64 * s_x))
             .collect();
         let degree = DEGREE.min(samples.len() - 1);
         let in_v = least_squares(&v, &y, degree);
@@ -92,7 +154,7 @@ pub fn fit(fx: i32, bits: u32, fy: i32) -> Result<GeluFit, String> {
             let c = (in_u * 2f64.powi(fp - width * k as i32)).round();
             if c.is_nan() || c.abs() >= 2f64.powi(63) {
                 return Err(format!(
-                    "a GELU coefficient ({c:e}) does not fit i64 at input scale 2^-{fx}"
+                    "a {name} coefficient ({c:e}) does not fit i64 at input scale 2^-{fx}"
                 ));
             }
             coef.push(c as i64);
@@ -230,5 +292,99 @@ mod tests {
         assert_eq!((coarse.attrs.bound, coarse.attrs.width), (2, 0));
         assert!(coarse.coef.chunks(4).all(|row| row[1..] == [0, 0, 0]));
         assert!(fit(17, 32, 8).is_err());
+    }
+
+    /// SiLU's fit against the f64 SiLU (`model::silu`) at the
+    /// scales the lowering uses: inputs `2^-8 .. 2^-16` in i16 and i32, results `2^-8 .. 2^-12`.
+    /// Every input of the polynomial's range and a margin, and the tails.
+    #[test]
+    fn fitted_silu_is_within_5e_5_of_the_float_silu_on_every_input() {
+        let silu = |x: f64| Activation::Silu.eval(x);
+        let mut report = Vec::new();
+        for dtype in [DType::I16, DType::I32] {
+            for fx in 8..=FINEST_INPUT {
+                for fy in [8, 10, 12] {
+                    let f = fit_activation(Activation::Silu, fx, dtype.bits(), fy).unwrap();
+                    let a = f.attrs;
+                    assert_eq!(f.coef.len(), f.segments * (DEGREE + 1));
+                    assert!(f.segments <= 64, "{} segments at 2^-{fx}", f.segments);
+                    let (s_x, s_p) = (2f64.powi(-fx), 2f64.powi(-(fx + a.tail as i32)));
+                    let s_y = 2f64.powi(-fy);
+                    let mut worst: f64 = 0.0;
+                    for x in inputs(a, dtype) {
+                        let p = gelu_poly(x, &f.coef, DEGREE, a).unwrap();
+                        let err = (p as f64 * s_p - silu(x as f64 * s_x)).abs();
+                        worst = worst.max(err);
+                        assert!(err <= 5e-5, "2^-{fx} {dtype}: x = {x}: off by {err:e}");
+                        let y = gelu_int(x, &f.coef, DEGREE, a).unwrap();
+                        assert_eq!(y, round_shift(p, a.shift));
+                        assert!((y as f64 * s_y - p as f64 * s_p).abs() <= s_y / 2.0);
+                    }
+                    if fy == 8 {
+                        report.push(format!("{dtype} 2^-{fx}: {worst:.2e}"));
+                    }
+                }
+            }
+        }
+        eprintln!("max |P s_P - silu|: {}", report.join(", "));
+    }
+
+    #[test]
+    fn silu_reaches_16_and_its_constant_terms_fit_i64() {
+        // 2^-8 in i16: [-16, 16) in 64 segments of 0.5 (2^7 inputs); fP as GELU's, 37.
+        let f = fit_activation(Activation::Silu, 8, 16, 8).unwrap();
+        assert_eq!(
+            f.attrs,
+            GeluAttrs {
+                bound: 12,
+                width: 7,
+                tail: 37 - 8,
+                shift: 37 - 8,
+            }
+        );
+        assert_eq!(f.segments, 64);
+        // 2^-16 in i32: fP would be 61, but 16 * 2^61 leaves i64; capped at 59.
+        let fine = fit_activation(Activation::Silu, 16, 32, 12).unwrap();
+        assert_eq!(
+            (
+                fine.attrs.bound,
+                fine.attrs.width,
+                fine.attrs.tail,
+                fine.attrs.shift
+            ),
+            (20, 15, 59 - 16, 59 - 12)
+        );
+        // An i16 input at 2^-12 only reaches ±8: the polynomial covers it all.
+        let short = fit_activation(Activation::Silu, 12, 16, 8).unwrap();
+        assert_eq!((short.attrs.bound, short.segments), (15, 32));
+        assert!(fit_activation(Activation::Silu, 17, 32, 8).is_err());
+        // Not GELU's coefficients, and GELU's own fit unchanged by the generalisation.
+        assert_ne!(f.coef, fit(8, 16, 8).unwrap().coef[..]);
+        for (fx, bits, fy) in [(8, 16, 4), (13, 32, 8), (16, 32, 12), (6, 8, 6), (0, 8, 0)] {
+            assert_eq!(
+                fit(fx, bits, fy),
+                fit_activation(Activation::Gelu, fx, bits, fy)
+            );
+        }
+    }
+
+    /// Below the reach SiLU is not yet its tails: fitted to ±4 as GELU is, it would be off by
+    /// `silu(-4) = -0.072` at the edge; the fit's bound keeps the whole reach.
+    #[test]
+    fn silu_tails_meet_the_polynomial() {
+        let f = fit_activation(Activation::Silu, 10, 32, 10).unwrap();
+        let a = f.attrs;
+        let s_x = 2f64.powi(-10);
+        let s_p = 2f64.powi(-(10 + a.tail as i32));
+        let edge = 1i128 << a.bound;
+        assert_eq!(edge as f64 * s_x, 16.0);
+        for x in [-edge - 1, -edge, edge - 1, edge] {
+            let p = gelu_poly(x, &f.coef, DEGREE, a).unwrap() as f64 * s_p;
+            assert!(
+                (p - Activation::Silu.eval(x as f64 * s_x)).abs() < 5e-5,
+                "x = {x}"
+            );
+        }
+        assert!((Activation::Silu.eval(-4.0) + 0.0719).abs() < 1e-4);
     }
 }

@@ -10,12 +10,16 @@
 use super::config::{dtype, QuantConfig, Role};
 use super::fixed::{dtype_for, exponent_for, multiplier, multipliers, quantize};
 use super::{gelu, QuantError, Ranges};
-use crate::model::{FloatModel, FloatOp, Graph, NodeId, Stage};
+use crate::model::{FloatModel, FloatOp, Graph, NodeId, RopePairs, Stage};
 use std::collections::{BTreeMap, HashMap};
 use zkc_lang::{
     Const, ConstData, ConstId, DType, Inst, Layer, Module, Multiplier, Op, Operand, Scale,
     TensorType, ValueData, ValueDef, ValueId,
 };
+
+/// RoPE's `cos` and `sin` tables are at `2^-ROPE_FRAC_BITS` (1 is `ROPE_ONE`), in `i16`.
+const ROPE_FRAC_BITS: i32 = 14;
+const ROPE_ONE: f64 = (1 << ROPE_FRAC_BITS) as f64;
 
 /// I-BERT's exp(p) ≈ A (p + B)^2 + C on (-ln 2, 0].
 const EXP_A: f64 = 0.3585;
@@ -122,6 +126,11 @@ struct Lowering<'a, 'g> {
     exports: Vec<(Stage, NodeId)>,
     /// Slots of the KV caches.
     context: usize,
+    /// Each key/value head's cache reads (`keys`, `values`) once appended, by layer: the query
+    /// heads of a group read the same ones.
+    kv: HashMap<(Stage, usize), (ValueId, ValueId)>,
+    /// RoPE's `cos` and `sin` rows of the step's position, gathered once per layer.
+    rope_rows: HashMap<Stage, (ValueId, ValueId)>,
 }
 
 impl<'a, 'g> Lowering<'a, 'g> {
@@ -195,6 +204,8 @@ impl<'a, 'g> Lowering<'a, 'g> {
             consts: Vec::new(),
             exports: Vec::new(),
             context,
+            kv: HashMap::new(),
+            rope_rows: HashMap::new(),
         })
     }
 
@@ -284,7 +295,10 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 )
             }
             FloatOp::LayerNorm { weight, bias, eps } => {
-                self.layer_norm(id, &operands, weight.name.clone(), bias.name.clone(), *eps)?
+                self.norm(id, &operands, &weight.name, Some(&bias.name), *eps)?
+            }
+            FloatOp::RmsNorm { weight, eps } => {
+                self.norm(id, &operands, &weight.name, None, *eps)?
             }
             FloatOp::Linear { .. } if id == self.graph.logits => self.logits(id, &operands)?,
             FloatOp::Linear { .. } if sliced_projection(self.graph, id) => {
@@ -304,22 +318,14 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 self.layer(stage)
                     .one(Op::Concat { axis: 1 }, args, name, q.ty(width))
             }
-            FloatOp::Gelu => self.gelu(id, operands[0])?,
-            FloatOp::RmsNorm { .. } | FloatOp::Rope { .. } | FloatOp::Silu | FloatOp::Mul => {
-                let op = match node.op {
-                    FloatOp::RmsNorm { .. } => "RMSNorm",
-                    FloatOp::Rope { .. } => "RoPE",
-                    FloatOp::Silu => "SiLU",
-                    _ => "an elementwise product",
-                };
-                return Err(self.unsupported(
-                    id,
-                    format!(
-                        "{op} has no integer lowering yet (Llama-family models run with \
-                         `zkc run --float` only)"
-                    ),
-                ));
-            }
+            FloatOp::Gelu => self.activation(id, operands[0], gelu::Activation::Gelu)?,
+            FloatOp::Silu => self.activation(id, operands[0], gelu::Activation::Silu)?,
+            FloatOp::Rope {
+                dims,
+                freq_base,
+                pairs,
+            } => self.rope(id, operands[0], *dims, *freq_base, *pairs)?,
+            FloatOp::Mul => self.product(id, &operands)?,
         };
         self.layer(stage).node_values.insert(id, value);
         Ok(())
@@ -382,19 +388,22 @@ impl<'a, 'g> Lowering<'a, 'g> {
             .one(op, vec![Operand::Value(acc)], node.name, q.ty(width))
     }
 
-    fn layer_norm(
+    /// `layernorm` (with the bias `beta`) or `rmsnorm` (without): gamma at its own power of two
+    /// (16 bits), the division's shift carrying it to the node's class, `eps` at the input's
+    /// squared scale.
+    fn norm(
         &mut self,
         id: NodeId,
         operands: &[NodeId],
-        weight: String,
-        bias: String,
+        weight: &str,
+        bias: Option<&str>,
         eps: f32,
     ) -> Result<ValueId, QuantError> {
         let stage = self.graph.node(id).stage;
         let name = self.graph.node(id).name.clone();
         let x = self.value(stage, operands[0]);
         let (qx, q) = (self.quant[&operands[0]], self.quant[&id]);
-        let gamma = self.model.weight(&weight);
+        let gamma = self.model.weight(weight);
         let width = gamma.len();
         self.widths.insert(id, width);
         let gf = exponent_for(
@@ -412,13 +421,6 @@ impl<'a, 'g> Lowering<'a, 'g> {
             .iter()
             .map(|&g| quantize(g as f64, 2f64.powi(-gf)))
             .collect();
-        let beta_q: Vec<i64> = self
-            .model
-            .weight(&bias)
-            .iter()
-            .map(|&b| quantize(b as f64, q.scale()))
-            .collect();
-        let beta_dt = dtype_for(beta_q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as f64);
         let g = self.constant(
             format!("{name}.gamma"),
             TensorType::new(
@@ -428,25 +430,34 @@ impl<'a, 'g> Lowering<'a, 'g> {
             ),
             gamma_q,
         );
-        let b = self.constant(
-            format!("{name}.beta"),
-            TensorType::new(
-                beta_dt,
-                vec![width],
-                Scale::pow2(-q.exp).expect("|exp| <= 60"),
-            ),
-            beta_q,
-        );
         let eps_q = (eps as f64 / (qx.scale() * qx.scale()))
             .round()
             .clamp(1.0, 1e18) as i64;
-        let op = Op::LayerNorm { eps: eps_q, shift };
-        Ok(self.layer(stage).one(
-            op,
-            vec![Operand::Value(x), Operand::Const(g), Operand::Const(b)],
-            name,
-            q.ty(width),
-        ))
+        let mut args = vec![Operand::Value(x), Operand::Const(g)];
+        let op = match bias {
+            None => Op::RmsNorm { eps: eps_q, shift },
+            Some(bias) => {
+                let beta_q: Vec<i64> = self
+                    .model
+                    .weight(bias)
+                    .iter()
+                    .map(|&b| quantize(b as f64, q.scale()))
+                    .collect();
+                let largest = beta_q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+                let b = self.constant(
+                    format!("{name}.beta"),
+                    TensorType::new(
+                        dtype_for(largest as f64),
+                        vec![width],
+                        Scale::pow2(-q.exp).expect("|exp| <= 60"),
+                    ),
+                    beta_q,
+                );
+                args.push(Operand::Const(b));
+                Op::LayerNorm { eps: eps_q, shift }
+            }
+        };
+        Ok(self.layer(stage).one(op, args, name, q.ty(width)))
     }
 
     /// The `linear` of a `Linear` node into an accumulator named `acc_name`, with weights
@@ -722,29 +733,46 @@ impl<'a, 'g> Lowering<'a, 'g> {
         };
         let (k_ty, v_ty) = (cache_ty(ks), cache_ty(vs));
         let n = &node.name;
+        let FloatOp::Attention { block, kv_head } = node.op else {
+            unreachable!("called on attention heads")
+        };
+        // A head that shares its key/value head (grouped-query attention) reads the caches the
+        // group's first head appended to, named after the key/value head.
+        let (keys, values) = match self.kv.get(&(stage, kv_head)) {
+            Some(&kv) => kv,
+            None => {
+                let cache = match self.model.hparams.group() {
+                    1 => n.clone(),
+                    _ => format!("blk.{block}.attn.kv.{kv_head}"),
+                };
+                let layer = self.layer(stage);
+                let k_cache = layer.state(&format!("{cache}.k_cache"), k_ty.clone());
+                let v_cache = layer.state(&format!("{cache}.v_cache"), v_ty.clone());
+                let keys = layer.one(
+                    Op::KvAppend,
+                    vec![
+                        Operand::Value(k_cache),
+                        Operand::Value(k),
+                        Operand::Value(pos),
+                    ],
+                    format!("{cache}.keys"),
+                    k_ty,
+                );
+                let values = layer.one(
+                    Op::KvAppend,
+                    vec![
+                        Operand::Value(v_cache),
+                        Operand::Value(v),
+                        Operand::Value(pos),
+                    ],
+                    format!("{cache}.values"),
+                    v_ty,
+                );
+                self.kv.insert((stage, kv_head), (keys, values));
+                (keys, values)
+            }
+        };
         let layer = self.layer(stage);
-        let k_cache = layer.state(&format!("{n}.k_cache"), k_ty.clone());
-        let v_cache = layer.state(&format!("{n}.v_cache"), v_ty.clone());
-        let keys = layer.one(
-            Op::KvAppend,
-            vec![
-                Operand::Value(k_cache),
-                Operand::Value(k),
-                Operand::Value(pos),
-            ],
-            format!("{n}.keys"),
-            k_ty,
-        );
-        let values = layer.one(
-            Op::KvAppend,
-            vec![
-                Operand::Value(v_cache),
-                Operand::Value(v),
-                Operand::Value(pos),
-            ],
-            format!("{n}.values"),
-            v_ty,
-        );
         // scores = keys [C, dh] x q^T [dh, 1]: no transpose of the cache, only of the 1-row q.
         let q_col = layer.one(
             Op::Reshape { shape: vec![dh, 1] },
@@ -822,10 +850,220 @@ impl<'a, 'g> Lowering<'a, 'g> {
         Ok(self.requant(id, context, ctx_scale.to_f64(), None))
     }
 
-    /// The piecewise-cubic GELU (`quantize::gelu`) from the input's class straight to the
-    /// node's: the op's own `shift` is the output rounding, so no `requant` follows. Inputs finer
-    /// than `2^-FINEST_INPUT` are first shifted to that scale.
-    fn gelu(&mut self, id: NodeId, input: NodeId) -> Result<ValueId, QuantError> {
+    /// RoPE of one head's vector `x` (`dims` its whole width): with `c` and `s` the `cos` and
+    /// `sin` rows of the step's position ([`Lowering::rope_rows`]), each pair `(a, b)` becomes
+    /// `(a c - b s, a s + b c)`: four elementwise products and a requant to the node's class.
+    /// The pairs' elements are separated into two rows and joined again by free ops (`reshape`,
+    /// `transpose`, `split`, `concat`).
+    fn rope(
+        &mut self,
+        id: NodeId,
+        input: NodeId,
+        dims: usize,
+        freq_base: f32,
+        pairs: RopePairs,
+    ) -> Result<ValueId, QuantError> {
+        let node = self.graph.node(id).clone();
+        let (stage, name) = (node.stage, node.name);
+        let width = self.widths[&input];
+        if dims != width || width % 2 != 0 {
+            return Err(self.unsupported(
+                id,
+                format!("RoPE over {dims} of a head's {width} elements (only the whole head)"),
+            ));
+        }
+        self.widths.insert(id, width);
+        let half = width / 2;
+        let x = self.value(stage, input);
+        let qx = self.quant[&input];
+        let (cos, sin) = self.rope_rows(stage, half, freq_base);
+        let row = |dtype: DType, exp: i32, shape: Vec<usize>| {
+            TensorType::new(dtype, shape, Scale::pow2(-exp).expect("small exponents"))
+        };
+        let part = row(qx.dtype, qx.exp, vec![1, half]);
+        let layer = self.layer(stage);
+        // The first and second elements of every pair, as two rows of `half`.
+        let halves = match pairs {
+            RopePairs::Halves => x,
+            RopePairs::Adjacent => {
+                let pairs = layer.one(
+                    Op::Reshape {
+                        shape: vec![half, 2],
+                    },
+                    vec![Operand::Value(x)],
+                    format!("{name}.pairs"),
+                    row(qx.dtype, qx.exp, vec![half, 2]),
+                );
+                layer.one(
+                    Op::Transpose { perm: vec![1, 0] },
+                    vec![Operand::Value(pairs)],
+                    format!("{name}.columns"),
+                    row(qx.dtype, qx.exp, vec![2, half]),
+                )
+            }
+        };
+        let axis = match pairs {
+            RopePairs::Halves => 1,
+            RopePairs::Adjacent => 0,
+        };
+        let parts = layer.inst(
+            Op::Split { axis },
+            vec![Operand::Value(halves)],
+            vec![
+                (format!("{name}.first"), part.clone()),
+                (format!("{name}.second"), part),
+            ],
+        );
+        let (a, b) = (parts[0], parts[1]);
+        let exp = qx.exp + ROPE_FRAC_BITS;
+        let qmax = (1i64 << (qx.dtype.bits() - 1)) as f64;
+        let product_ty = row(dtype_for(qmax * ROPE_ONE), exp, vec![1, half]);
+        let sum_ty = row(dtype_for(2.0 * qmax * ROPE_ONE), exp, vec![1, half]);
+        let mut mul = |x: ValueId, y: ValueId, what: &str| {
+            layer.one(
+                Op::Mul,
+                vec![Operand::Value(x), Operand::Value(y)],
+                format!("{name}.{what}"),
+                product_ty.clone(),
+            )
+        };
+        let (ac, bs, as_, bc) = (
+            mul(a, cos, "a_cos"),
+            mul(b, sin, "b_sin"),
+            mul(a, sin, "a_sin"),
+            mul(b, cos, "b_cos"),
+        );
+        let first = layer.one(
+            Op::Sub,
+            vec![Operand::Value(ac), Operand::Value(bs)],
+            format!("{name}.first_turned"),
+            sum_ty.clone(),
+        );
+        let second = layer.one(
+            Op::Add,
+            vec![Operand::Value(as_), Operand::Value(bc)],
+            format!("{name}.second_turned"),
+            sum_ty.clone(),
+        );
+        let joined = match pairs {
+            RopePairs::Halves => layer.one(
+                Op::Concat { axis: 1 },
+                vec![Operand::Value(first), Operand::Value(second)],
+                format!("{name}.turned"),
+                row(sum_ty.dtype, exp, vec![1, width]),
+            ),
+            RopePairs::Adjacent => {
+                let columns = layer.one(
+                    Op::Concat { axis: 0 },
+                    vec![Operand::Value(first), Operand::Value(second)],
+                    format!("{name}.turned_columns"),
+                    row(sum_ty.dtype, exp, vec![2, half]),
+                );
+                let pairs = layer.one(
+                    Op::Transpose { perm: vec![1, 0] },
+                    vec![Operand::Value(columns)],
+                    format!("{name}.turned_pairs"),
+                    row(sum_ty.dtype, exp, vec![half, 2]),
+                );
+                layer.one(
+                    Op::Reshape {
+                        shape: vec![1, width],
+                    },
+                    vec![Operand::Value(pairs)],
+                    format!("{name}.turned"),
+                    row(sum_ty.dtype, exp, vec![1, width]),
+                )
+            }
+        };
+        Ok(self.requant(id, joined, 2f64.powi(-exp), None))
+    }
+
+    /// The `cos` and `sin` of RoPE's angles at the step's position for `half` pairs: rows of
+    /// constant tables (`[context, half]`, at `2^-ROPE_FRAC_BITS`) selected by `pos`, once per
+    /// layer. Pair `i` at position `p` turns by `p * freq_base^(-2i / (2 half))`, as the float
+    /// reference computes it.
+    fn rope_rows(&mut self, stage: Stage, half: usize, freq_base: f32) -> (ValueId, ValueId) {
+        if let Some(&rows) = self.rope_rows.get(&stage) {
+            return rows;
+        }
+        let ctx = self.context;
+        let angle = |p: usize, i: usize| {
+            p as f64 * (freq_base as f64).powf(-2.0 * i as f64 / (2 * half) as f64)
+        };
+        let table = |f: fn(f64) -> f64| -> Vec<i64> {
+            (0..ctx * half)
+                .map(|k| (f(angle(k / half, k % half)) * ROPE_ONE).round() as i64)
+                .collect()
+        };
+        let ty = TensorType::new(
+            DType::I16,
+            vec![ctx, half],
+            Scale::pow2(-ROPE_FRAC_BITS).expect("small exponent"),
+        );
+        let (cos, sin) = (table(f64::cos), table(f64::sin));
+        let tables = [("cos", cos), ("sin", sin)].map(|(what, data)| {
+            let name = format!("rope.{what}.{ctx}x{half}");
+            match self.consts.iter().position(|c| c.name == name) {
+                Some(k) => ConstId(k as u32),
+                None => self.constant(name, ty.clone(), data),
+            }
+        });
+        let pos = self.value(stage, self.graph.position);
+        let row_ty = TensorType::new(
+            DType::I16,
+            vec![1, half],
+            Scale::pow2(-ROPE_FRAC_BITS).expect("small exponent"),
+        );
+        let layer = self.layer(stage);
+        let [cos, sin] = [("cos", tables[0]), ("sin", tables[1])].map(|(what, table)| {
+            layer.one(
+                Op::Gather,
+                vec![Operand::Const(table), Operand::Value(pos)],
+                format!("rope.{what}"),
+                row_ty.clone(),
+            )
+        });
+        self.rope_rows.insert(stage, (cos, sin));
+        (cos, sin)
+    }
+
+    /// The elementwise product of two activations (the SiLU-gated MLP's gate), requantized to
+    /// the node's class.
+    fn product(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let stage = self.graph.node(id).stage;
+        let name = self.graph.node(id).name.clone();
+        let (a, b) = (
+            self.value(stage, operands[0]),
+            self.value(stage, operands[1]),
+        );
+        let (qa, qb) = (self.quant[&operands[0]], self.quant[&operands[1]]);
+        let width = self.widths[&operands[0]];
+        self.widths.insert(id, width);
+        let bound = |q: Quant| (1i64 << (q.dtype.bits() - 1)) as f64;
+        let exp = qa.exp + qb.exp;
+        let ty = TensorType::new(
+            dtype_for(bound(qa) * bound(qb)),
+            vec![1, width],
+            Scale::pow2(-exp).ok_or_else(|| self.unsupported(id, "product scale out of range"))?,
+        );
+        let product = self.layer(stage).one(
+            Op::Mul,
+            vec![Operand::Value(a), Operand::Value(b)],
+            format!("{name}.product"),
+            ty,
+        );
+        Ok(self.requant(id, product, 2f64.powi(-exp), None))
+    }
+
+    /// The piecewise-cubic GELU or SiLU (`quantize::gelu`) from the input's class straight to
+    /// the node's: the op's own `shift` is the output rounding, so no `requant` follows. Inputs
+    /// finer than the fit's finest input are first shifted to that scale.
+    fn activation(
+        &mut self,
+        id: NodeId,
+        input: NodeId,
+        act: gelu::Activation,
+    ) -> Result<ValueId, QuantError> {
         let stage = self.graph.node(id).stage;
         let name = self.graph.node(id).name.clone();
         let mut x = self.value(stage, input);
@@ -833,22 +1071,24 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let width = self.widths[&input];
         self.widths.insert(id, width);
         let mut fx = qx.exp;
-        if fx > gelu::FINEST_INPUT {
+        let finest = act.finest_input();
+        if fx > finest {
             let op = Op::Requant {
                 mult: Multiplier::Uniform(1),
-                shift: (fx - gelu::FINEST_INPUT) as u32,
+                shift: (fx - finest) as u32,
             };
             let ty = TensorType::new(
                 qx.dtype,
                 vec![1, width],
-                Scale::pow2(-gelu::FINEST_INPUT).expect("small exponent"),
+                Scale::pow2(-finest).expect("small exponent"),
             );
             x = self
                 .layer(stage)
                 .one(op, vec![Operand::Value(x)], format!("{name}.in"), ty);
-            fx = gelu::FINEST_INPUT;
+            fx = finest;
         }
-        let fit = gelu::fit(fx, qx.dtype.bits(), q.exp).map_err(|p| self.unsupported(id, p))?;
+        let fit = gelu::fit_activation(act, fx, qx.dtype.bits(), q.exp)
+            .map_err(|p| self.unsupported(id, p))?;
         let largest = fit.coef.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
         let table = self.constant(
             format!("{name}.coef"),
@@ -859,8 +1099,12 @@ impl<'a, 'g> Lowering<'a, 'g> {
             ),
             fit.coef,
         );
+        let op = match act {
+            gelu::Activation::Gelu => Op::Gelu(fit.attrs),
+            gelu::Activation::Silu => Op::Silu(fit.attrs),
+        };
         Ok(self.layer(stage).one(
-            Op::Gelu(fit.attrs),
+            op,
             vec![Operand::Value(x), Operand::Const(table)],
             name,
             q.ty(width),
@@ -915,7 +1159,11 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
         FloatOp::Rope { .. } => Role::Qkv,
         FloatOp::Gelu | FloatOp::Silu | FloatOp::Mul => Role::Mlp,
         FloatOp::Linear { .. } if id == graph.logits => return None,
-        FloatOp::Linear { .. } if users().any(|op| *op == FloatOp::Gelu) => Role::GeluIn,
+        FloatOp::Linear { .. } if users().any(|op| matches!(op, FloatOp::Gelu | FloatOp::Silu)) => {
+            Role::GeluIn
+        }
+        // The SiLU-gated MLP's `up`, multiplied by the gate: an MLP value, not the residual.
+        FloatOp::Linear { .. } if users().any(|op| *op == FloatOp::Mul) => Role::Mlp,
         FloatOp::Linear { .. } if users().any(|op| matches!(op, FloatOp::Slice { .. })) => {
             Role::Qkv
         }

@@ -117,6 +117,49 @@ fn layernorm_is_within_2_output_steps_of_float_layernorm() {
 }
 
 #[test]
+fn rmsnorm_is_within_2_output_steps_of_float_rmsnorm() {
+    let mut rng = Lcg(3);
+    let mut worst = 0f64;
+    for _ in 0..200 {
+        let n = 8 + (rng.next() * 120.0) as usize;
+        let (sx, gf, fy) = (2f64.powi(-8), 14, 5);
+        // Rows with a mean, as Llama's residual stream has: RMSNorm does not remove it.
+        let centre = (rng.next() - 0.5) * 1000.0;
+        let xs: Vec<i64> = (0..n)
+            .map(|_| (centre + (rng.next() - 0.5) * 2000.0).round() as i64)
+            .collect();
+        let gamma: Vec<f64> = (0..n).map(|_| 0.5 + rng.next()).collect();
+        let g = Tensor::new(
+            vec![n],
+            gamma
+                .iter()
+                .map(|g| (g * 2f64.powi(gf)).round() as i64)
+                .collect(),
+        )
+        .unwrap();
+        let eps = ((1e-5 / (sx * sx)).round() as i64).max(1);
+        let y = rmsnorm(
+            &Tensor::new(vec![1, n], xs.clone()).unwrap(),
+            &g,
+            eps,
+            fy - gf,
+            DType::I32,
+        )
+        .unwrap();
+        let x: Vec<f64> = xs.iter().map(|&v| v as f64 * sx).collect();
+        let ms = x.iter().map(|v| v * v).sum::<f64>() / n as f64;
+        for i in 0..n {
+            let want = x[i] / (ms + 1e-5).sqrt() * gamma[i];
+            worst = worst.max((y.data()[i] as f64 * 2f64.powi(-fy) - want).abs() / 2f64.powi(-fy));
+        }
+    }
+    assert!(
+        worst < 2.0,
+        "max |rmsnorm_int - rmsnorm| = {worst} output steps"
+    );
+}
+
+#[test]
 fn requant_is_within_half_a_step_of_the_real_product() {
     let mut rng = Lcg(3);
     for _ in 0..10_000 {

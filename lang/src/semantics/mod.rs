@@ -19,7 +19,7 @@ mod float_reference;
 pub use crate::ir::GeluAttrs;
 pub use arith::{add, clamp, mul, requant, sub};
 pub use linear::{linear, matmul};
-pub use norm::{gelu, layernorm};
+pub use norm::{gelu, layernorm, rmsnorm};
 pub use scalar::{exp_int, floor_div, gelu_int, gelu_poly, isqrt, round_shift, EXP_MAX_SHIFT};
 pub use shape::{concat, reshape, split, transpose};
 pub use softmax::{argmax, argmax_carry, softmax};

@@ -1,4 +1,5 @@
-//! LayerNorm and GELU, the nonlinearities of a transformer block, in integers.
+//! LayerNorm, RMSNorm and GELU (which `silu` shares), the nonlinearities of a transformer block,
+//! in integers.
 
 use super::{fit, floor_div, gelu_int, isqrt, GeluAttrs, SemanticsError, Tensor};
 use crate::types::DType;
@@ -16,7 +17,6 @@ pub fn layernorm(
     out: DType,
 ) -> Result<Tensor, SemanticsError> {
     let n = x.row_len();
-    let (up, down) = (shift.max(0) as u32, shift.min(0).unsigned_abs().min(62));
     if gamma.len() != n || beta.len() != n {
         return Err(SemanticsError::Shape(format!(
             "gamma and beta need {n} elements, found {} and {}",
@@ -24,11 +24,54 @@ pub fn layernorm(
             beta.len()
         )));
     }
+    normalise(x, gamma, Some(beta), eps, shift, out)
+}
+
+/// Integer RMSNorm over the last axis (length `n`): [`layernorm`] without the mean and without
+/// beta. `ms = floor(sum x^2 / n) + eps`, `s = isqrt(ms)`, `y = floor(x * gamma * 2^shift / s)`
+/// (for a negative shift, `floor(x * gamma / (s * 2^-shift))`).
+pub fn rmsnorm(
+    x: &Tensor,
+    gamma: &Tensor,
+    eps: i64,
+    shift: i32,
+    out: DType,
+) -> Result<Tensor, SemanticsError> {
+    let n = x.row_len();
+    if gamma.len() != n {
+        return Err(SemanticsError::Shape(format!(
+            "gamma needs {n} elements, found {}",
+            gamma.len()
+        )));
+    }
+    normalise(x, gamma, None, eps, shift, out)
+}
+
+/// [`layernorm`] (with `beta`: rows centred on their floored mean, `beta` added) and
+/// [`rmsnorm`] (without: `mu = 0`), row by row. `gamma` and `beta` have the row's length.
+fn normalise(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: Option<&Tensor>,
+    eps: i64,
+    shift: i32,
+    out: DType,
+) -> Result<Tensor, SemanticsError> {
+    let n = x.row_len();
+    let (up, down) = (shift.max(0) as u32, shift.min(0).unsigned_abs().min(62));
+    let overflow = SemanticsError::IntermediateOverflow(match beta {
+        Some(_) => "layernorm",
+        None => "rmsnorm",
+    });
     let mut data = Vec::with_capacity(x.len());
     for row in x.data().chunks(n.max(1)) {
-        let sum: i128 = row.iter().map(|&v| v as i128).sum();
-        let (mu, _) = floor_div(sum, n as i128)?;
-        let overflow = SemanticsError::IntermediateOverflow("layernorm");
+        let mu = match beta {
+            Some(_) => {
+                let sum: i128 = row.iter().map(|&v| v as i128).sum();
+                floor_div(sum, n as i128)?.0
+            }
+            None => 0,
+        };
         let sq = row
             .iter()
             .try_fold(0i128, |acc, &v| {
@@ -45,7 +88,8 @@ pub fn layernorm(
                 .filter(|p| p.unsigned_abs() < 1u128 << (126 - up.min(126)))
                 .ok_or(overflow.clone())?
                 << up;
-            data.push(fit(floor_div(num, s)?.0 + beta.data()[i] as i128, out)?);
+            let offset = beta.map_or(0, |b| b.data()[i] as i128);
+            data.push(fit(floor_div(num, s)?.0 + offset, out)?);
         }
     }
     Tensor::new(x.shape().to_vec(), data)
@@ -114,6 +158,58 @@ mod tests {
         // d * 256 / 2 then / 16, floored: -384 -> -24, -128 -> -8, 128 -> 8, 384 -> 24
         assert_eq!(fine.data(), &[-384, -128, 128, 384]);
         assert_eq!(coarse.data(), &[-24, -8, 8, 24]);
+    }
+
+    #[test]
+    fn rmsnorm_divides_by_the_root_mean_square() {
+        // Row (1, 3, 5, 7): sum of squares 84, ms = 21 + 1 = 22, s = 4; gamma 256, shift 8.
+        let x = t(&[1, 4], &[1, 3, 5, 7]);
+        let g = t(&[4], &[256; 4]);
+        let y = rmsnorm(&x, &g, 1, 8, DType::I32).unwrap();
+        assert_eq!(y.data(), &[16384, 49152, 81920, 114688]);
+        // Exact quotients are symmetric; inexact ones floor towards -inf (below).
+        let neg = rmsnorm(&t(&[1, 4], &[-1, -3, -5, -7]), &g, 1, 8, DType::I32).unwrap();
+        assert_eq!(neg.data(), &[-16384, -49152, -81920, -114688]);
+        let odd = rmsnorm(&t(&[2], &[-3, 3]), &t(&[2], &[3, 3]), 7, 0, DType::I8).unwrap();
+        // ms = 9 + 7 = 16, s = 4: -9/4 -> -3, 9/4 -> 2.
+        assert_eq!(odd.data(), &[-3, 2]);
+    }
+
+    #[test]
+    fn rmsnorm_is_layernorm_of_a_zero_mean_row_without_beta() {
+        // A row whose mean is 0 centres to itself: both norms agree, shifts up and down.
+        let x = t(&[2, 4], &[-7, -1, 2, 6, 300, -300, 120, -120]);
+        let g = t(&[4], &[100, -37, 255, 1]);
+        let zero = t(&[4], &[0; 4]);
+        for shift in [-6, 0, 5] {
+            let r = rmsnorm(&x, &g, 3, shift, DType::I32).unwrap();
+            let l = layernorm(&x, &g, &zero, 3, shift, DType::I32).unwrap();
+            assert_eq!(r.data(), l.data(), "shift {shift}");
+        }
+        // A row with a mean is not centred: a constant row normalises to gamma-ish, not 0.
+        let c = rmsnorm(&t(&[2], &[9, 9]), &t(&[2], &[5, 5]), 1, 0, DType::I8).unwrap();
+        // ms = 81 + 1 = 82, s = 9: 9 * 5 / 9 = 5
+        assert_eq!(c.data(), &[5, 5]);
+    }
+
+    #[test]
+    fn rmsnorm_checks_gamma_the_result_and_overflow() {
+        let x = t(&[1, 2], &[100, -100]);
+        assert!(matches!(
+            rmsnorm(&x, &t(&[3], &[1, 1, 1]), 1, 0, DType::I8),
+            Err(SemanticsError::Shape(_))
+        ));
+        // 100 * 127 * 2^4 / 100 = 2032 does not fit i8.
+        assert!(matches!(
+            rmsnorm(&x, &t(&[2], &[127, 127]), 1, 4, DType::I8),
+            Err(SemanticsError::Overflow { .. })
+        ));
+        // x * gamma << 62 leaves i128.
+        let big = t(&[1, 1], &[i64::MAX]);
+        assert!(matches!(
+            rmsnorm(&big, &t(&[1], &[i64::MAX]), 1, 62, DType::I64),
+            Err(SemanticsError::IntermediateOverflow("rmsnorm"))
+        ));
     }
 
     #[test]

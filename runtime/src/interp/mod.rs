@@ -250,7 +250,9 @@ impl Interpreter {
             Op::LayerNorm { eps, shift } => {
                 one(sem::layernorm(arg(0), arg(1), arg(2), *eps, *shift, out))
             }
-            Op::Gelu(attrs) => one(sem::gelu(arg(0), arg(1), *attrs, out)),
+            Op::RmsNorm { eps, shift } => one(sem::rmsnorm(arg(0), arg(1), *eps, *shift, out)),
+            // silu is gelu's integer function with SiLU's fitted coefficients.
+            Op::Gelu(attrs) | Op::Silu(attrs) => one(sem::gelu(arg(0), arg(1), *attrs, out)),
             Op::Argmax => one(sem::argmax(arg(0), out)),
             Op::ArgmaxCarry { offset } => {
                 sem::argmax_carry(arg(0), arg(1), arg(2), *offset).map(|(b, t)| vec![b, t])
