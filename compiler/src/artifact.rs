@@ -85,9 +85,7 @@ pub fn write(
     quantization: &str,
 ) -> Result<Header, ArtifactError> {
     let ir = zkc_lang::print(module);
-    let tokens = tokenizer.map_or(String::new(), |t| {
-        json!({"tokens": t.tokens(), "merges": t.merges(), "eos": t.eos}).to_string()
-    });
+    let tokens = tokenizer.map_or(String::new(), |t| t.to_json().to_string());
     let header = Header {
         zkc_version: env!("CARGO_PKG_VERSION").to_string(),
         model_sha256: model_sha256.to_string(),
@@ -222,22 +220,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Artifact, ArtifactError> {
 
 fn tokenizer(bytes: &[u8]) -> Result<Tokenizer, String> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("is not JSON: {e}"))?;
-    let strings = |key: &str| -> Result<Vec<String>, String> {
-        value[key]
-            .as_array()
-            .ok_or(format!("has no `{key}` list"))?
-            .iter()
-            .map(|t| {
-                t.as_str()
-                    .map(String::from)
-                    .ok_or(format!("`{key}` holds a non-string"))
-            })
-            .collect()
-    };
-    let merges = strings("merges")?;
-    let merges: Vec<&str> = merges.iter().map(String::as_str).collect();
-    let eos = value["eos"].as_u64().map(|e| e as u32);
-    Tokenizer::new(strings("tokens")?, &merges, eos).map_err(|e| e.to_string())
+    Tokenizer::from_json(&value)
 }
 
 fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -248,6 +231,7 @@ fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenizer::bpe::BpeTokenizer;
 
     const IR: &str = "zkir 1\n\nlayer l(%x: i8[2]) {\n  %y = add %x, %x : i16[2]\n  return %y\n}\n";
 
@@ -263,7 +247,7 @@ mod tests {
             *t = char::from_u32(next).unwrap().to_string();
         }
         tokens.push("hi".into());
-        Tokenizer::new(tokens, &["h i"], Some(256)).unwrap()
+        Tokenizer::Bpe(BpeTokenizer::new(tokens, &["h i"], Some(256)).unwrap())
     }
 
     fn artifact(test: &str, tokenizer: Option<&Tokenizer>) -> Vec<u8> {
@@ -288,7 +272,25 @@ mod tests {
         let with = parse("m.circ", &artifact("tokenizer", Some(&tokenizer()))).unwrap();
         let t = with.tokenizer.expect("the tokenizer is carried");
         assert_eq!(t.encode("hi!"), vec![256, u32::from(b'!')]);
-        assert_eq!(t.eos, Some(256));
+        assert_eq!(t.eos(), Some(256));
+    }
+
+    /// A llama model's SentencePiece tokenizer is carried whole: scores, types, special ids and
+    /// the space prefix come back, and it encodes and decodes as the file's own.
+    #[test]
+    fn a_sentencepiece_tokenizer_is_carried() {
+        use crate::model::{generate_llama, ModelConfig};
+        let gguf =
+            crate::gguf::GgufFile::from_bytes(generate_llama(&ModelConfig::llama_tiny()).to_bytes())
+                .unwrap();
+        let ours = Tokenizer::from_gguf(&gguf).unwrap();
+        let read = parse("m.circ", &artifact("spm", Some(&ours))).unwrap();
+        let carried = read.tokenizer.expect("the tokenizer is carried");
+        assert_eq!(carried.to_json(), ours.to_json());
+        let text = "the cat sat on a mat, 42 times";
+        assert_eq!(carried.encode(text), ours.encode(text));
+        assert_eq!(carried.decode(&carried.encode(text)), text);
+        assert_eq!(carried.eos(), Some(2));
     }
 
     #[test]

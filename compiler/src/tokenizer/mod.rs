@@ -1,335 +1,179 @@
-//! GPT-2's byte-level BPE, built from a GGUF's own `tokenizer.ggml.tokens` and
-//! `tokenizer.ggml.merges`, matching llama.cpp's `gpt2` tokenizer (checked against llama.cpp's
-//! test cases in `tests/`).
-//!
-//! Why not the `tokenizers` crate: it can be built from these lists, but brings ~30 crates
-//! (proc-macro stacks, C/C++ by default) for ~200 lines of well-specified algorithm; see
-//! `docs/gguf.md`.
-//!
-//! Llama-family SentencePiece vocabularies (`tokenizer.ggml.model = "llama"`): [`spm`].
+//! Text to token ids and back with the model's own vocabulary, as llama.cpp does: GPT-2's
+//! byte-level BPE ([`bpe`], `tokenizer.ggml.model = "gpt2"`) or llama.cpp's SentencePiece
+//! tokenizer ([`spm`], `"llama"`), chosen by the file.
 
+pub mod bpe;
 pub mod spm;
 
 use crate::gguf::{GgufFile, MetaValue};
-use std::collections::HashMap;
+use bpe::{BpeError, BpeTokenizer};
+use serde_json::{json, Value};
+use spm::{SpecialTokens, SpmError, SpmTokenizer};
 use thiserror::Error;
-use unicode_general_category::{get_general_category, GeneralCategory as Gc};
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error, PartialEq)]
 pub enum TokenizerError {
-    #[error("the model has no `{0}` metadata (a byte-level BPE vocabulary is needed for text)")]
-    Missing(&'static str),
-    #[error("tokenizer model `{0}` is not supported (zkc reads `gpt2` byte-level BPE)")]
+    #[error("the model has no `tokenizer.ggml.model` metadata (a vocabulary is needed for text)")]
+    Missing,
+    #[error("tokenizer model `{0}` is not supported (zkc reads `gpt2` byte-level BPE and `llama` SentencePiece)")]
     Unsupported(String),
-    #[error("`{key}` must be an array of strings")]
-    NotStrings { key: &'static str },
-    #[error("the vocabulary has no token for byte {0:#04x}")]
-    MissingByte(u8),
-    #[error("merge #{index} `{merge}` {problem}")]
-    BadMerge {
-        index: usize,
-        merge: String,
-        problem: &'static str,
-    },
+    #[error(transparent)]
+    Bpe(#[from] BpeError),
+    #[error(transparent)]
+    Spm(#[from] SpmError),
 }
 
-pub struct Tokenizer {
-    tokens: Vec<String>,
-    byte_ids: [u32; 256],
-    /// (left, right) -> (rank, merged)
-    merges: HashMap<(u32, u32), (u32, u32)>,
-    char_to_byte: HashMap<char, u8>,
-    pub eos: Option<u32>,
-}
-
-/// GPT-2's reversible map from bytes to printable characters (`bytes_to_unicode`).
-fn byte_chars() -> [char; 256] {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut chars = ['\0'; 256];
-    let mut next = 0u32;
-    for b in 0..=255u8 {
-        chars[b as usize] = if printable(b) {
-            char::from(b)
-        } else {
-            next += 1;
-            char::from_u32(0x100 + next - 1).expect("below the surrogates")
-        };
-    }
-    chars
-}
-
-fn strings<'a>(gguf: &'a GgufFile, key: &'static str) -> Result<Vec<&'a str>, TokenizerError> {
-    let array = gguf.get(key).ok_or(TokenizerError::Missing(key))?;
-    let items = array.as_array().ok_or(TokenizerError::NotStrings { key })?;
-    items
-        .items
-        .iter()
-        .map(|v| v.as_str().ok_or(TokenizerError::NotStrings { key }))
-        .collect()
+/// A model's tokenizer.
+pub enum Tokenizer {
+    Bpe(BpeTokenizer),
+    Spm(SpmTokenizer),
 }
 
 impl Tokenizer {
+    /// The tokenizer `tokenizer.ggml.model` names, from the file's own vocabulary.
     pub fn from_gguf(gguf: &GgufFile) -> Result<Tokenizer, TokenizerError> {
         let model = gguf
             .get("tokenizer.ggml.model")
             .and_then(MetaValue::as_str)
-            .ok_or(TokenizerError::Missing("tokenizer.ggml.model"))?;
-        if model != "gpt2" {
-            return Err(TokenizerError::Unsupported(model.to_string()));
+            .ok_or(TokenizerError::Missing)?;
+        match model {
+            "gpt2" => Ok(Tokenizer::Bpe(BpeTokenizer::from_gguf(gguf)?)),
+            "llama" => Ok(Tokenizer::Spm(SpmTokenizer::from_gguf(gguf)?)),
+            other => Err(TokenizerError::Unsupported(other.to_string())),
         }
-        let tokens: Vec<String> = strings(gguf, "tokenizer.ggml.tokens")?
-            .into_iter()
-            .map(String::from)
-            .collect();
-        let merges = match gguf.get("tokenizer.ggml.merges") {
-            Some(_) => strings(gguf, "tokenizer.ggml.merges")?,
-            None => Vec::new(),
+    }
+
+    /// A decoder from token texts alone (what the verifying data keeps): SentencePiece when the
+    /// vocabulary has llama.cpp's byte tokens `<0x00>`..`<0xFF>` (decoded as their bytes, `▁` as
+    /// a space), else GPT-2's byte-level BPE.
+    pub fn from_vocabulary(tokens: Vec<String>) -> Option<Tokenizer> {
+        let byte = |t: &str| {
+            t.len() == 6
+                && t.starts_with("<0x")
+                && t.ends_with('>')
+                && u8::from_str_radix(&t[3..5], 16).is_ok()
         };
-        let eos = gguf
-            .get("tokenizer.ggml.eos_token_id")
-            .and_then(MetaValue::as_u64)
-            .map(|v| v as u32);
-        Tokenizer::new(tokens, &merges, eos)
-    }
-
-    pub fn new(
-        tokens: Vec<String>,
-        merges: &[&str],
-        eos: Option<u32>,
-    ) -> Result<Tokenizer, TokenizerError> {
-        let ids: HashMap<&str, u32> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.as_str(), i as u32))
-            .collect();
-        let chars = byte_chars();
-        let mut byte_ids = [0u32; 256];
-        for (b, c) in chars.iter().enumerate() {
-            byte_ids[b] = *ids
-                .get(c.to_string().as_str())
-                .ok_or(TokenizerError::MissingByte(b as u8))?;
+        if tokens.iter().filter(|t| byte(t)).count() < 256 {
+            return BpeTokenizer::new(tokens, &[], None).ok().map(Tokenizer::Bpe);
         }
-        let mut pairs = HashMap::with_capacity(merges.len());
-        for (index, merge) in merges.iter().enumerate() {
-            let bad = |problem| TokenizerError::BadMerge {
-                index,
-                merge: merge.to_string(),
-                problem,
-            };
-            let (left, right) = merge
-                .split_once(' ')
-                .ok_or_else(|| bad("is not two tokens separated by a space"))?;
-            let id = |s: &str| {
-                ids.get(s)
-                    .copied()
-                    .ok_or_else(|| bad("names a token that is not in the vocabulary"))
-            };
-            let merged = id(&format!("{left}{right}"))?;
-            pairs
-                .entry((id(left)?, id(right)?))
-                .or_insert((index as u32, merged));
-        }
-        let char_to_byte = chars
-            .iter()
-            .enumerate()
-            .map(|(b, &c)| (c, b as u8))
-            .collect();
-        Ok(Tokenizer {
-            tokens,
-            byte_ids,
-            merges: pairs,
-            char_to_byte,
-            eos,
-        })
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        self.tokens.len()
-    }
-
-    /// The vocabulary, by id.
-    pub fn tokens(&self) -> &[String] {
-        &self.tokens
-    }
-
-    /// The merges in rank order, as `tokenizer.ggml.merges` writes them (duplicates, which never
-    /// apply, dropped): with [`Tokenizer::tokens`], what rebuilds this tokenizer.
-    pub fn merges(&self) -> Vec<String> {
-        let mut ranked: Vec<(u32, u32, u32)> = self
-            .merges
-            .iter()
-            .map(|(&(l, r), &(rank, _))| (rank, l, r))
-            .collect();
-        ranked.sort_unstable();
-        ranked
-            .into_iter()
-            .map(|(_, l, r)| format!("{} {}", self.tokens[l as usize], self.tokens[r as usize]))
-            .collect()
+        let types = tokens.iter().map(|t| if byte(t) { 6 } else { 1 }).collect();
+        let scores = vec![0.0; tokens.len()];
+        let special = SpecialTokens {
+            bos: None,
+            eos: None,
+            unk: None,
+            add_bos: false,
+            add_eos: false,
+        };
+        let spm = SpmTokenizer::new(tokens, scores, types, special, true).ok()?;
+        Some(Tokenizer::Spm(spm))
     }
 
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let mut out = Vec::new();
-        for piece in pre_tokenize(text) {
-            let mut symbols: Vec<u32> = piece.bytes().map(|b| self.byte_ids[b as usize]).collect();
-            // Merge the lowest-ranked adjacent pair everywhere, left to right, until none merges.
-            loop {
-                let best = symbols
-                    .windows(2)
-                    .filter_map(|w| {
-                        self.merges
-                            .get(&(w[0], w[1]))
-                            .map(|&(rank, _)| (rank, (w[0], w[1])))
-                    })
-                    .min();
-                let Some((_, pair)) = best else { break };
-                let merged = self.merges[&pair].1;
-                let mut next = Vec::with_capacity(symbols.len());
-                let mut i = 0;
-                while i < symbols.len() {
-                    if i + 1 < symbols.len() && (symbols[i], symbols[i + 1]) == pair {
-                        next.push(merged);
-                        i += 2;
-                    } else {
-                        next.push(symbols[i]);
-                        i += 1;
-                    }
-                }
-                symbols = next;
-            }
-            out.extend(symbols);
+        match self {
+            Tokenizer::Bpe(t) => t.encode(text),
+            Tokenizer::Spm(t) => t.encode(text),
         }
-        out
     }
 
-    /// Text of `ids`; bytes that do not form UTF-8 (a token cut mid-character) become U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> String {
-        let mut bytes = Vec::new();
-        for &id in ids {
-            let Some(token) = self.tokens.get(id as usize) else {
-                continue;
-            };
-            for c in token.chars() {
-                match self.char_to_byte.get(&c) {
-                    Some(&b) => bytes.push(b),
-                    None => bytes.extend(c.to_string().bytes()),
-                }
-            }
+        match self {
+            Tokenizer::Bpe(t) => t.decode(ids),
+            Tokenizer::Spm(t) => t.decode(ids),
         }
-        String::from_utf8_lossy(&bytes).into_owned()
     }
-}
 
-fn is_letter(c: char) -> bool {
-    matches!(
-        get_general_category(c),
-        Gc::UppercaseLetter
-            | Gc::LowercaseLetter
-            | Gc::TitlecaseLetter
-            | Gc::ModifierLetter
-            | Gc::OtherLetter
-    )
-}
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Tokenizer::Bpe(t) => t.vocab_size(),
+            Tokenizer::Spm(t) => t.vocab_size(),
+        }
+    }
 
-fn is_number(c: char) -> bool {
-    matches!(
-        get_general_category(c),
-        Gc::DecimalNumber | Gc::LetterNumber | Gc::OtherNumber
-    )
-}
+    /// The token texts, by id.
+    pub fn tokens(&self) -> &[String] {
+        match self {
+            Tokenizer::Bpe(t) => t.tokens(),
+            Tokenizer::Spm(t) => t.tokens(),
+        }
+    }
 
-/// GPT-2's pre-tokenizer, the regex
-/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`, as a scanner.
-fn pre_tokenize(text: &str) -> Vec<&str> {
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let n = chars.len();
-    let at = |i: usize| if i < n { chars[i].0 } else { text.len() };
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let c = chars[i].1;
-        if c == '\'' && i + 1 < n {
-            let next: String = chars[i + 1..n.min(i + 3)].iter().map(|&(_, c)| c).collect();
-            let len = if next.starts_with(['s', 't', 'm', 'd']) {
-                2
-            } else if ["re", "ve", "ll"].contains(&next.as_str()) {
-                3
-            } else {
-                0
-            };
-            if len > 0 {
-                out.push(&text[at(i)..at(i + len)]);
-                i += len;
-                continue;
+    pub fn eos(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Bpe(t) => t.eos,
+            Tokenizer::Spm(t) => t.eos(),
+        }
+    }
+
+    /// Everything that rebuilds this tokenizer ([`Tokenizer::from_json`]): the artifact's
+    /// tokenizer section.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Tokenizer::Bpe(t) => json!({"tokens": t.tokens(), "merges": t.merges(), "eos": t.eos}),
+            Tokenizer::Spm(t) => {
+                let (scores, types, special, add_space_prefix) = t.parts();
+                json!({
+                    "model": "llama", "tokens": t.tokens(), "scores": scores, "types": types,
+                    "bos": special.bos, "eos": special.eos, "unk": special.unk,
+                    "add_bos": special.add_bos, "add_eos": special.add_eos,
+                    "add_space_prefix": add_space_prefix,
+                })
             }
         }
-        let start = if c == ' ' && i + 1 < n { i + 1 } else { i };
-        let d = chars[start].1;
-        let class: Option<fn(char) -> bool> = if is_letter(d) {
-            Some(is_letter)
-        } else if is_number(d) {
-            Some(is_number)
-        } else if !d.is_whitespace() {
-            Some(|x| !(x.is_whitespace() || is_letter(x) || is_number(x)))
-        } else {
-            None
+    }
+
+    /// The tokenizer [`Tokenizer::to_json`] wrote; `Err` says what is missing or wrong.
+    pub fn from_json(value: &Value) -> Result<Tokenizer, String> {
+        let list = |key: &str| {
+            value[key]
+                .as_array()
+                .ok_or(format!("has no `{key}` list"))
         };
-        let mut k = start;
-        match class {
-            Some(class) => {
-                while k < n && class(chars[k].1) {
-                    k += 1;
-                }
-            }
+        let strings = |key: &str| -> Result<Vec<String>, String> {
+            list(key)?
+                .iter()
+                .map(|t| t.as_str().map(String::from))
+                .collect::<Option<_>>()
+                .ok_or(format!("`{key}` holds a non-string"))
+        };
+        let id = |key: &str| value[key].as_u64().and_then(|v| u32::try_from(v).ok());
+        let flag = |key: &str| {
+            value[key]
+                .as_bool()
+                .ok_or(format!("has no `{key}` flag"))
+        };
+        match value["model"].as_str() {
             None => {
-                k = i;
-                while k < n && chars[k].1.is_whitespace() {
-                    k += 1;
-                }
-                // `\s+(?!\S)`: a run followed by text leaves its last space to that text.
-                if k - i > 1 && k < n {
-                    k -= 1;
-                }
+                let merges = strings("merges")?;
+                let merges: Vec<&str> = merges.iter().map(String::as_str).collect();
+                BpeTokenizer::new(strings("tokens")?, &merges, id("eos"))
+                    .map(Tokenizer::Bpe)
+                    .map_err(|e| e.to_string())
             }
+            Some("llama") => {
+                let scores = list("scores")?
+                    .iter()
+                    .map(|s| s.as_f64().map(|s| s as f32))
+                    .collect::<Option<_>>()
+                    .ok_or("`scores` holds a non-number")?;
+                let types = list("types")?
+                    .iter()
+                    .map(|t| t.as_i64().and_then(|t| i32::try_from(t).ok()))
+                    .collect::<Option<_>>()
+                    .ok_or("`types` holds a non-integer")?;
+                let special = SpecialTokens {
+                    bos: id("bos"),
+                    eos: id("eos"),
+                    unk: id("unk"),
+                    add_bos: flag("add_bos")?,
+                    add_eos: flag("add_eos")?,
+                };
+                let prefix = flag("add_space_prefix")?;
+                SpmTokenizer::new(strings("tokens")?, scores, types, special, prefix)
+                    .map(Tokenizer::Spm)
+                    .map_err(|e| e.to_string())
+            }
+            Some(other) => Err(format!("has an unknown model `{other}`")),
         }
-        out.push(&text[at(i)..at(k)]);
-        i = k;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pre_tokenizer_splits_like_gpt2() {
-        assert_eq!(
-            pre_tokenize("Hello world's 333 !!"),
-            ["Hello", " world", "'s", " 333", " !!"]
-        );
-        assert_eq!(pre_tokenize("   Hello"), ["  ", " Hello"]);
-        assert_eq!(pre_tokenize("a  \n"), ["a", "  \n"]);
-        assert_eq!(pre_tokenize(""), Vec::<&str>::new());
-    }
-
-    #[test]
-    fn byte_vocab_round_trips_any_text() {
-        let tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
-        let t = Tokenizer::new(tokens, &[], None).unwrap();
-        let text = "héllo 🦙\n\tx";
-        let ids = t.encode(text);
-        assert_eq!(ids.len(), text.len());
-        assert_eq!(t.decode(&ids), text);
-    }
-
-    #[test]
-    fn merges_apply_by_rank() {
-        let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
-        tokens.extend(["ab".to_string(), "bc".to_string(), "abc".to_string()]);
-        let t = Tokenizer::new(tokens, &["b c", "a b", "ab c"], None).unwrap();
-        // "b c" ranks first, so "abc" -> a + bc, and no merge joins them.
-        assert_eq!(t.encode("abc"), vec![b'a' as u32, 257]);
-        assert_eq!(t.encode("abab"), vec![256, 256]);
-        assert!(Tokenizer::new(vec!["x".into()], &[], None).is_err());
     }
 }

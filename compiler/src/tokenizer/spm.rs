@@ -125,6 +125,9 @@ pub struct SpecialTokens {
 /// A SentencePiece vocabulary with llama.cpp's encoding and decoding (see the module doc).
 pub struct SpmTokenizer {
     ids: HashMap<String, u32>,
+    /// The constructor's tokens and GGUF types, kept to rebuild it ([`SpmTokenizer::parts`]).
+    tokens: Vec<String>,
+    types: Vec<i32>,
     scores: Vec<f32>,
     /// What each token decodes to: `▁` as a space, a byte token as its byte, control, unknown,
     /// unused and undefined tokens as nothing.
@@ -344,7 +347,8 @@ impl SpmTokenizer {
                 *token = format!("[EMPTY_{i}]");
             }
         }
-        let types: Vec<TokenType> = types.into_iter().map(TokenType::from_gguf).collect();
+        let gguf_types = types;
+        let types: Vec<TokenType> = gguf_types.iter().copied().map(TokenType::from_gguf).collect();
         let mut ids = HashMap::with_capacity(n);
         let mut pieces = Vec::with_capacity(n);
         let mut user_defined = Vec::new();
@@ -393,6 +397,8 @@ impl SpmTokenizer {
 
         Ok(SpmTokenizer {
             ids,
+            tokens,
+            types: gguf_types,
             scores,
             pieces,
             byte_ids,
@@ -404,6 +410,17 @@ impl SpmTokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.pieces.len()
+    }
+
+    /// The token texts, by id.
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    /// What [`SpmTokenizer::new`] takes to rebuild this tokenizer: scores, GGUF token types,
+    /// special tokens and the space-prefix flag (the texts are [`SpmTokenizer::tokens`]).
+    pub fn parts(&self) -> (&[f32], &[i32], SpecialTokens, bool) {
+        (&self.scores, &self.types, self.special, self.add_space_prefix)
     }
 
     pub fn bos(&self) -> Option<u32> {

@@ -53,7 +53,7 @@ impl Args {
         let decoder = vd
             .vocabulary
             .clone()
-            .and_then(|tokens| Tokenizer::new(tokens, &[], None).ok());
+            .and_then(Tokenizer::from_vocabulary);
         let text = |ids: &[u32]| decoder.as_ref().map(|t| t.decode(ids));
         match verdict {
             Ok(v) => {
