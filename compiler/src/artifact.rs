@@ -280,9 +280,10 @@ mod tests {
     #[test]
     fn a_sentencepiece_tokenizer_is_carried() {
         use crate::model::{generate_llama, ModelConfig};
-        let gguf =
-            crate::gguf::GgufFile::from_bytes(generate_llama(&ModelConfig::llama_tiny()).to_bytes())
-                .unwrap();
+        let gguf = crate::gguf::GgufFile::from_bytes(
+            generate_llama(&ModelConfig::llama_tiny()).to_bytes(),
+        )
+        .unwrap();
         let ours = Tokenizer::from_gguf(&gguf).unwrap();
         let read = parse("m.circ", &artifact("spm", Some(&ours))).unwrap();
         let carried = read.tokenizer.expect("the tokenizer is carried");

@@ -266,7 +266,7 @@ fn a_tiny_gqa_llama_proves_verifies_and_refuses_tampering() {
     let honest = Bundle::from_bytes(&bytes).unwrap();
     let rejected = |b: &Bundle| verify(&vd, &b.to_bytes(), false).expect_err("tampered");
     let mut changed = honest.clone();
-    changed.steps[1].layers[1].publics[0] += zkc_compiler::backend::F::from(1u8);
+    changed.steps[1].layers[0].publics[0] += zkc_compiler::backend::F::from(1u8);
     assert!(matches!(
         rejected(&changed),
         Rejection::Link { step: 1, .. } | Rejection::Proof { step: 1, .. }

@@ -1019,7 +1019,8 @@ impl<'a, 'g> Lowering<'a, 'g> {
             layer.one(
                 Op::Gather,
                 vec![Operand::Const(table), Operand::Value(pos)],
-                format!("rope.{what}"),
+                // Named by layer, so that joined layers keep one name per value.
+                format!("{stage}.rope.{what}"),
                 row_ty.clone(),
             )
         });

@@ -54,7 +54,9 @@ impl Tokenizer {
                 && u8::from_str_radix(&t[3..5], 16).is_ok()
         };
         if tokens.iter().filter(|t| byte(t)).count() < 256 {
-            return BpeTokenizer::new(tokens, &[], None).ok().map(Tokenizer::Bpe);
+            return BpeTokenizer::new(tokens, &[], None)
+                .ok()
+                .map(Tokenizer::Bpe);
         }
         let types = tokens.iter().map(|t| if byte(t) { 6 } else { 1 }).collect();
         let scores = vec![0.0; tokens.len()];
@@ -124,11 +126,7 @@ impl Tokenizer {
 
     /// The tokenizer [`Tokenizer::to_json`] wrote; `Err` says what is missing or wrong.
     pub fn from_json(value: &Value) -> Result<Tokenizer, String> {
-        let list = |key: &str| {
-            value[key]
-                .as_array()
-                .ok_or(format!("has no `{key}` list"))
-        };
+        let list = |key: &str| value[key].as_array().ok_or(format!("has no `{key}` list"));
         let strings = |key: &str| -> Result<Vec<String>, String> {
             list(key)?
                 .iter()
@@ -137,11 +135,7 @@ impl Tokenizer {
                 .ok_or(format!("`{key}` holds a non-string"))
         };
         let id = |key: &str| value[key].as_u64().and_then(|v| u32::try_from(v).ok());
-        let flag = |key: &str| {
-            value[key]
-                .as_bool()
-                .ok_or(format!("has no `{key}` flag"))
-        };
+        let flag = |key: &str| value[key].as_bool().ok_or(format!("has no `{key}` flag"));
         match value["model"].as_str() {
             None => {
                 let merges = strings("merges")?;

@@ -348,7 +348,11 @@ impl SpmTokenizer {
             }
         }
         let gguf_types = types;
-        let types: Vec<TokenType> = gguf_types.iter().copied().map(TokenType::from_gguf).collect();
+        let types: Vec<TokenType> = gguf_types
+            .iter()
+            .copied()
+            .map(TokenType::from_gguf)
+            .collect();
         let mut ids = HashMap::with_capacity(n);
         let mut pieces = Vec::with_capacity(n);
         let mut user_defined = Vec::new();
@@ -420,7 +424,12 @@ impl SpmTokenizer {
     /// What [`SpmTokenizer::new`] takes to rebuild this tokenizer: scores, GGUF token types,
     /// special tokens and the space-prefix flag (the texts are [`SpmTokenizer::tokens`]).
     pub fn parts(&self) -> (&[f32], &[i32], SpecialTokens, bool) {
-        (&self.scores, &self.types, self.special, self.add_space_prefix)
+        (
+            &self.scores,
+            &self.types,
+            self.special,
+            self.add_space_prefix,
+        )
     }
 
     pub fn bos(&self) -> Option<u32> {

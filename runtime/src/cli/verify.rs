@@ -50,10 +50,7 @@ impl Args {
         let start = Instant::now();
         let verdict = verify(&vd, &bytes, self.partial);
         let seconds = start.elapsed().as_secs_f64();
-        let decoder = vd
-            .vocabulary
-            .clone()
-            .and_then(Tokenizer::from_vocabulary);
+        let decoder = vd.vocabulary.clone().and_then(Tokenizer::from_vocabulary);
         let text = |ids: &[u32]| decoder.as_ref().map(|t| t.decode(ids));
         match verdict {
             Ok(v) => {
