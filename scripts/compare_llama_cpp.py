@@ -167,7 +167,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     ap.add_argument("--type", default="f32", choices=["f32", "q8_0"])
     ap.add_argument("--tokens", default="1,17,42,99,7,200,3,64")
-    ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama"],
+    ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama", "qwen2"],
                     help="the architecture zkc gen-model makes")
     ap.add_argument("--gen-args", help="shape options passed to zkc gen-model (default for gpt2: "
                     "--layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256; for llama: its tiny "
@@ -185,7 +185,8 @@ def main():
     from llama_cpp import Llama
 
     tokens = [int(t) for t in args.tokens.split(",")]
-    defaults = {"gpt2": "--layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256", "llama": ""}
+    defaults = {"gpt2": "--layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256", "llama": "",
+                "qwen2": ""}
     gen_args = (args.gen_args if args.gen_args is not None else defaults[args.arch]).split()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.file or os.path.join(tmp, "model.gguf")

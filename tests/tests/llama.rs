@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 use zkc_compiler::gguf::GgufFile;
-use zkc_compiler::model::{build_graph, generate_llama, FloatModel, FloatOp, ModelConfig};
+use zkc_compiler::model::{
+    build_graph, generate_llama, generate_qwen2, FloatModel, FloatOp, ModelConfig, RopePairs,
+};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -147,6 +149,39 @@ fn the_tiny_llama_agrees_with_llama_cpp() {
     assert!(same_top);
 }
 
+fn qwen2() -> GgufFile {
+    GgufFile::from_bytes(generate_qwen2(&ModelConfig::llama_tiny()).to_bytes()).unwrap()
+}
+
+/// `qwen2`: the llama block with q/k/v biases and RoPE in halves, llama.cpp's pairing for it.
+#[test]
+fn the_tiny_qwen2_agrees_with_llama_cpp() {
+    let gguf = qwen2();
+    let (_, graph) = build_graph(&gguf).unwrap();
+    let ops = || graph.topological_order().iter().map(|&n| &graph.node(n).op);
+    assert!(ops().any(|op| matches!(
+        op,
+        FloatOp::Rope {
+            pairs: RopePairs::Halves,
+            ..
+        }
+    )));
+    assert!(!ops().any(|op| matches!(
+        op,
+        FloatOp::Rope {
+            pairs: RopePairs::Adjacent,
+            ..
+        }
+    )));
+    let biased = ops()
+        .filter(|op| matches!(op, FloatOp::Linear { bias: Some(b), .. } if b.name.ends_with("attn_k.bias")))
+        .count();
+    assert_eq!(biased, 2);
+    let (relative, same_top) = against_llama_cpp(&gguf, "qwen2-tiny.logits");
+    assert!(relative < 1e-4, "relative difference {relative:e}");
+    assert!(same_top);
+}
+
 #[test]
 fn llama_2_tiny_random_agrees_with_llama_cpp() {
     let Some(path) = shared("llama-2-tiny-random.gguf") else {
@@ -167,24 +202,29 @@ fn llama_2_tiny_random_agrees_with_llama_cpp() {
 fn the_integer_llama_generates_as_the_float_one() {
     use zkc_compiler::quantize::{quantize, QuantConfig};
     use zkc_runtime::interp::{Interpreter, ModelRunner};
-    let gguf = tiny();
-    let model = FloatModel::load(&gguf).unwrap();
-    let prompt = [1, 200, 3, 40];
-    let (float, _) = model.session().generate(&prompt, 12).unwrap();
-    let module = quantize(&model, &QuantConfig::default()).unwrap();
-    let names: Vec<&str> = module.layers[1].insts.iter().map(|i| i.op.name()).collect();
-    for op in ["rmsnorm", "silu", "mul", "gather", "kv_append", "softmax"] {
-        assert!(names.contains(&op), "block.0 has a `{op}`");
+    for gguf in [tiny(), qwen2()] {
+        integer_generates_as_float(gguf);
     }
-    // Two key/value heads' caches per block, each read by two query heads.
-    let block = module.layers.iter().find(|l| l.name == "block.0").unwrap();
-    assert_eq!(block.states.len(), 2 * 2);
-    let interp = Interpreter::new(module).unwrap();
-    let (integer, _) = ModelRunner::new(&interp)
-        .unwrap()
-        .generate(&prompt, 12)
-        .unwrap();
-    assert_eq!(integer, float);
+
+    fn integer_generates_as_float(gguf: GgufFile) {
+        let model = FloatModel::load(&gguf).unwrap();
+        let prompt = [1, 200, 3, 40];
+        let (float, _) = model.session().generate(&prompt, 12).unwrap();
+        let module = quantize(&model, &QuantConfig::default()).unwrap();
+        let names: Vec<&str> = module.layers[1].insts.iter().map(|i| i.op.name()).collect();
+        for op in ["rmsnorm", "silu", "mul", "gather", "kv_append", "softmax"] {
+            assert!(names.contains(&op), "block.0 has a `{op}`");
+        }
+        // Two key/value heads' caches per block, each read by two query heads.
+        let block = module.layers.iter().find(|l| l.name == "block.0").unwrap();
+        assert_eq!(block.states.len(), 2 * 2);
+        let interp = Interpreter::new(module).unwrap();
+        let (integer, _) = ModelRunner::new(&interp)
+            .unwrap()
+            .generate(&prompt, 12)
+            .unwrap();
+        assert_eq!(integer, float);
+    }
 }
 
 /// A 2-block llama with grouped-query attention (d=32, 4 query heads over 2 key/value heads,

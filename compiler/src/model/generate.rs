@@ -260,22 +260,16 @@ fn strings(items: &[String]) -> MetaValue {
     })
 }
 
-/// A GPT-2-architecture GGUF with GPT-2's initialisation scales: weights N(0, 0.02), the
-/// projections into the residual stream scaled by 1/sqrt(2 * blocks), small random biases and
-/// norm parameters (so that every parameter matters).
-pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
-    let mut rng = Rng(cfg.seed);
-    let (d, ff, v) = (cfg.n_embd, cfg.n_ff, cfg.n_vocab);
-    let mut w = GgufWriter::new();
+/// GPT-2's byte-level BPE vocabulary ([`vocabulary`]) as `tokenizer.ggml.*` metadata, with
+/// llama.cpp's pre-tokenizer name `pre`.
+fn bpe_tokenizer(w: &mut GgufWriter, v: usize, pre: &str, rng: &mut Rng) {
     let u32v = |x: usize| MetaValue::U32(x as u32);
-    common_metadata(&mut w, "gpt2", cfg);
-    w.add_metadata("gpt2.attention.layer_norm_epsilon", MetaValue::F32(1e-5));
-    let (tokens, merges) = vocabulary(v, &mut rng);
+    let (tokens, merges) = vocabulary(v, rng);
     let types: Vec<MetaValue> = (0..tokens.len())
         .map(|i| MetaValue::I32(if i == 256 + merges.len() { 3 } else { 1 }))
         .collect();
     w.add_metadata("tokenizer.ggml.model", MetaValue::String("gpt2".into()));
-    w.add_metadata("tokenizer.ggml.pre", MetaValue::String("gpt-2".into()));
+    w.add_metadata("tokenizer.ggml.pre", MetaValue::String(pre.into()));
     w.add_metadata("tokenizer.ggml.tokens", strings(&tokens));
     w.add_metadata(
         "tokenizer.ggml.token_type",
@@ -289,6 +283,18 @@ pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
         w.add_metadata("tokenizer.ggml.bos_token_id", u32v(v - 1));
         w.add_metadata("tokenizer.ggml.eos_token_id", u32v(v - 1));
     }
+}
+
+/// A GPT-2-architecture GGUF with GPT-2's initialisation scales: weights N(0, 0.02), the
+/// projections into the residual stream scaled by 1/sqrt(2 * blocks), small random biases and
+/// norm parameters (so that every parameter matters).
+pub fn generate_gpt2(cfg: &ModelConfig) -> GgufWriter {
+    let mut rng = Rng(cfg.seed);
+    let (d, ff, v) = (cfg.n_embd, cfg.n_ff, cfg.n_vocab);
+    let mut w = GgufWriter::new();
+    common_metadata(&mut w, "gpt2", cfg);
+    w.add_metadata("gpt2.attention.layer_norm_epsilon", MetaValue::F32(1e-5));
+    bpe_tokenizer(&mut w, v, "gpt-2", &mut rng);
     let matrix = |w: &mut GgufWriter, name: &str, shape: [usize; 2], data: Vec<f32>| {
         add_matrix(w, cfg.weight_type, name, shape, data)
     };
@@ -396,26 +402,11 @@ fn spm_vocabulary(n_vocab: usize, rng: &mut Rng) -> (Vec<String>, Vec<f32>, Vec<
     (tokens, scores, types)
 }
 
-/// A Llama-architecture GGUF as llama.cpp's converter writes one: RMSNorm, q/k/v projections
-/// without biases (k and v `n_head_kv` heads wide), RoPE (base 10,000, the whole head), the
-/// SiLU-gated MLP, an untied output projection. Weights N(0, 0.02), the projections into the
-/// residual stream scaled by 1/sqrt(2 * blocks), norm gains near 1.
-pub fn generate_llama(cfg: &ModelConfig) -> GgufWriter {
-    let mut rng = Rng(cfg.seed);
-    let (d, ff, v) = (cfg.n_embd, cfg.n_ff, cfg.n_vocab);
-    let kv = cfg.n_head_kv * (d / cfg.n_head);
-    let mut w = GgufWriter::new();
+/// [`spm_vocabulary`] as `tokenizer.ggml.*` metadata, as llama.cpp's converter writes a
+/// SentencePiece model.
+fn spm_tokenizer(w: &mut GgufWriter, v: usize, rng: &mut Rng) {
     let u32v = |x: usize| MetaValue::U32(x as u32);
-    common_metadata(&mut w, "llama", cfg);
-    w.add_metadata("llama.attention.head_count_kv", u32v(cfg.n_head_kv));
-    w.add_metadata(
-        "llama.attention.layer_norm_rms_epsilon",
-        MetaValue::F32(1e-5),
-    );
-    w.add_metadata("llama.rope.freq_base", MetaValue::F32(10_000.0));
-    w.add_metadata("llama.rope.dimension_count", u32v(d / cfg.n_head));
-    w.add_metadata("llama.vocab_size", u32v(v));
-    let (tokens, scores, types) = spm_vocabulary(v, &mut rng);
+    let (tokens, scores, types) = spm_vocabulary(v, rng);
     w.add_metadata("tokenizer.ggml.model", MetaValue::String("llama".into()));
     w.add_metadata("tokenizer.ggml.tokens", strings(&tokens));
     let array =
@@ -428,6 +419,50 @@ pub fn generate_llama(cfg: &ModelConfig) -> GgufWriter {
     w.add_metadata("tokenizer.ggml.bos_token_id", u32v(1));
     w.add_metadata("tokenizer.ggml.eos_token_id", u32v(2));
     w.add_metadata("tokenizer.ggml.add_bos_token", MetaValue::Bool(true));
+}
+
+/// A Llama-architecture GGUF as llama.cpp's converter writes one: RMSNorm, q/k/v projections
+/// without biases (k and v `n_head_kv` heads wide), RoPE (base 10,000, the whole head), the
+/// SiLU-gated MLP, an untied output projection, a SentencePiece vocabulary. Weights N(0, 0.02),
+/// the projections into the residual stream scaled by 1/sqrt(2 * blocks), norm gains near 1.
+pub fn generate_llama(cfg: &ModelConfig) -> GgufWriter {
+    llama_family(cfg, Family::Llama)
+}
+
+/// A Qwen2-architecture GGUF: [`generate_llama`]'s model with biases on q, k and v (read by
+/// RoPE in halves, as llama.cpp does for `qwen2`) and a byte-level BPE vocabulary.
+pub fn generate_qwen2(cfg: &ModelConfig) -> GgufWriter {
+    llama_family(cfg, Family::Qwen2)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Llama,
+    Qwen2,
+}
+
+fn llama_family(cfg: &ModelConfig, family: Family) -> GgufWriter {
+    let arch = match family {
+        Family::Llama => "llama",
+        Family::Qwen2 => "qwen2",
+    };
+    let mut rng = Rng(cfg.seed);
+    let (d, ff, v) = (cfg.n_embd, cfg.n_ff, cfg.n_vocab);
+    let kv = cfg.n_head_kv * (d / cfg.n_head);
+    let mut w = GgufWriter::new();
+    let u32v = |x: usize| MetaValue::U32(x as u32);
+    common_metadata(&mut w, arch, cfg);
+    let key = |name: &str| format!("{arch}.{name}");
+    w.add_metadata(&key("attention.head_count_kv"), u32v(cfg.n_head_kv));
+    let eps = MetaValue::F32(1e-5);
+    w.add_metadata(&key("attention.layer_norm_rms_epsilon"), eps);
+    w.add_metadata(&key("rope.freq_base"), MetaValue::F32(10_000.0));
+    w.add_metadata(&key("rope.dimension_count"), u32v(d / cfg.n_head));
+    w.add_metadata(&key("vocab_size"), u32v(v));
+    match family {
+        Family::Llama => spm_tokenizer(&mut w, v, &mut rng),
+        Family::Qwen2 => bpe_tokenizer(&mut w, v, "qwen2", &mut rng),
+    }
     let mut matrix = |w: &mut GgufWriter, name: &str, shape: [usize; 2], std: f64| {
         let data = rng.normals(shape[0] * shape[1], std);
         add_matrix(w, cfg.weight_type, name, shape, data)
@@ -435,12 +470,18 @@ pub fn generate_llama(cfg: &ModelConfig) -> GgufWriter {
     let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
     matrix(&mut w, "token_embd.weight", [v, d], 0.02);
     let mut norms = Rng(cfg.seed ^ 0x6e6f_726d);
+    let mut biases = Rng(cfg.seed ^ 0x6269_6173);
     for b in 0..cfg.n_layer {
         let p = format!("blk.{b}");
         add_vector(&mut w, &format!("{p}.attn_norm.weight"), norms.ones_ish(d));
         matrix(&mut w, &format!("{p}.attn_q.weight"), [d, d], 0.02);
         matrix(&mut w, &format!("{p}.attn_k.weight"), [kv, d], 0.02);
         matrix(&mut w, &format!("{p}.attn_v.weight"), [kv, d], 0.02);
+        if family == Family::Qwen2 {
+            for (name, n) in [("attn_q", d), ("attn_k", kv), ("attn_v", kv)] {
+                add_vector(&mut w, &format!("{p}.{name}.bias"), biases.normals(n, 0.02));
+            }
+        }
         matrix(&mut w, &format!("{p}.attn_output.weight"), [d, d], proj_std);
         add_vector(&mut w, &format!("{p}.ffn_norm.weight"), norms.ones_ish(d));
         matrix(&mut w, &format!("{p}.ffn_gate.weight"), [ff, d], 0.02);

@@ -4,12 +4,42 @@
 //! Hugging Face's q and k rows so); grouped-query attention (query head `h` reads key/value head
 //! `h / group`); the SiLU-gated MLP `down(silu(gate(x)) * up(x))`; no position embedding. The
 //! output projection is tied to the token embedding when `output.weight` is absent.
+//!
+//! `qwen2` is the same block with biases on q, k and v and llama.cpp's other RoPE pairing,
+//! `(i, i + dims/2)` (`LLAMA_ROPE_TYPE_NEOX`).
 
 use super::graph::{FloatOp, Graph, GraphBuilder, NodeId, RopePairs, Stage, TensorRef};
 use super::{Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 
+/// What sets a Llama-family architecture apart from `llama`.
+struct Variant {
+    /// Biases on the q, k and v projections.
+    qkv_bias: bool,
+    pairs: RopePairs,
+}
+
 pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
+    let variant = Variant {
+        qkv_bias: false,
+        pairs: RopePairs::Adjacent,
+    };
+    build_variant(hp, gguf, &variant)
+}
+
+pub fn build_qwen2(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
+    let variant = Variant {
+        qkv_bias: true,
+        pairs: RopePairs::Halves,
+    };
+    build_variant(hp, gguf, &variant)
+}
+
+fn build_variant(
+    hp: &Hyperparams,
+    gguf: &GgufFile,
+    variant: &Variant,
+) -> Result<Graph, ModelError> {
     let (d, dh, ff, v) = (hp.n_embd, hp.head_dim(), hp.n_ff, hp.n_vocab);
     let kv_width = hp.n_head_kv * dh;
     let rope = hp.rope.expect("the llama mapping reads rope.*");
@@ -24,10 +54,21 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
         };
         Ok::<_, ModelError>(g.add(name, op, &[x]))
     };
+    let with_bias =
+        |g: &mut GraphBuilder, name: &str, shape: [usize; 2], role: &str, bias: bool, x: NodeId| {
+            let weight = tensor(&format!("{name}.weight"), &shape, role)?;
+            let bias = match bias {
+                true => Some(tensor(&format!("{name}.bias"), &[shape[0]], role)?),
+                false => None,
+            };
+            let op = FloatOp::Linear { weight, bias };
+            Ok::<_, ModelError>(g.add(name, op, &[x]))
+        };
     let linear = |g: &mut GraphBuilder, name: &str, shape: [usize; 2], role: &str, x: NodeId| {
-        let weight = tensor(&format!("{name}.weight"), &shape, role)?;
-        let op = FloatOp::Linear { weight, bias: None };
-        Ok::<_, ModelError>(g.add(name, op, &[x]))
+        with_bias(g, name, shape, role, false, x)
+    };
+    let projection = |g: &mut GraphBuilder, name: &str, shape: [usize; 2], role: &str, x| {
+        with_bias(g, name, shape, role, variant.qkv_bias, x)
     };
 
     let token = g.add("token", FloatOp::Token, &[]);
@@ -43,7 +84,7 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
         let op = FloatOp::Rope {
             dims: rope.dims,
             freq_base: rope.freq_base,
-            pairs: RopePairs::Adjacent,
+            pairs: variant.pairs,
         };
         g.add(name, op, &[x, position])
     };
@@ -58,15 +99,15 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
         g.stage(Stage::Block(b));
         let p = format!("blk.{b}");
         let h = norm(&mut g, &format!("{p}.attn_norm"), "attention norm", x)?;
-        let q = linear(&mut g, &format!("{p}.attn_q"), [d, d], "attention Q", h)?;
-        let k = linear(
+        let q = projection(&mut g, &format!("{p}.attn_q"), [d, d], "attention Q", h)?;
+        let k = projection(
             &mut g,
             &format!("{p}.attn_k"),
             [kv_width, d],
             "attention K",
             h,
         )?;
-        let v = linear(
+        let v = projection(
             &mut g,
             &format!("{p}.attn_v"),
             [kv_width, d],

@@ -1,6 +1,6 @@
 //! From a GGUF file to a model graph of float ops, and the float reference evaluator over it.
 //!
-//! An architecture is a mapping ([`Architecture`]: `gpt2.rs`, `llama.rs`): which metadata it
+//! An architecture is a mapping ([`Architecture`]: `gpt2.rs`; `llama.rs` for `llama` and `qwen2`): which metadata it
 //! reads and how it wires its blocks out of the shared ops. The graph, its ops and the evaluator
 //! are shared, so a new architecture is one more mapping plus whatever ops it alone needs.
 
@@ -15,7 +15,7 @@ mod llama;
 pub use error::ModelError;
 pub(crate) use float_eval::{gelu_tanh, silu};
 pub use float_eval::{FloatModel, FloatSession};
-pub use generate::{generate_gpt2, generate_llama, ModelConfig, WeightType};
+pub use generate::{generate_gpt2, generate_llama, generate_qwen2, ModelConfig, WeightType};
 pub use graph::{FloatOp, Graph, Node, NodeId, RopePairs, Stage, TensorRef};
 pub use hparams::{Hyperparams, RopeParams};
 
@@ -30,7 +30,7 @@ struct Architecture {
     build: fn(&Hyperparams, &GgufFile) -> Result<Graph, ModelError>,
 }
 
-const MAPPINGS: [Architecture; 2] = [
+const MAPPINGS: [Architecture; 3] = [
     Architecture {
         name: "gpt2",
         keys: Keys {
@@ -46,6 +46,14 @@ const MAPPINGS: [Architecture; 2] = [
             rope_and_kv_heads: true,
         },
         build: llama::build,
+    },
+    Architecture {
+        name: "qwen2",
+        keys: Keys {
+            norm_eps: "attention.layer_norm_rms_epsilon",
+            rope_and_kv_heads: true,
+        },
+        build: llama::build_qwen2,
     },
 ];
 

@@ -1,14 +1,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zkc_compiler::model::{generate_gpt2, generate_llama, ModelConfig, WeightType};
+use zkc_compiler::model::{generate_gpt2, generate_llama, generate_qwen2, ModelConfig, WeightType};
 
-/// Write a random-weight GPT-2 or Llama GGUF (deterministic for a seed).
+/// Write a random-weight GPT-2, Llama or Qwen2 GGUF (deterministic for a seed).
 ///
 /// zkc makes its own models because no model hub can be reached: GPT-2 architecture with
 /// GPT-2's initialisation scales and a byte-level BPE vocabulary (the first 256 tokens are the
 /// bytes), or Llama architecture (RMSNorm, RoPE, grouped-query attention, SiLU-gated MLP) with a
 /// SentencePiece-style vocabulary (`<unk>`, `<s>`, `</s>`, 256 byte tokens, then pieces); both
-/// with llama.cpp's metadata and tensor names, so llama.cpp reads the file too. Examples:
+/// with llama.cpp's metadata and tensor names, so llama.cpp reads the file too; `qwen2` is the
+/// Llama model with q/k/v biases, RoPE in halves and a byte-level BPE vocabulary. Examples:
 ///
 ///     zkc gen-model gpt2 --layers 2 --d-model 64 --heads 4 --ctx 64 --vocab 256 -o tiny.gguf
 ///     zkc gen-model gpt2 --preset gpt2-small --type q8_0 -o gpt2-small.gguf
@@ -18,7 +19,7 @@ use zkc_compiler::model::{generate_gpt2, generate_llama, ModelConfig, WeightType
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// The architecture.
-    #[arg(value_parser = ["gpt2", "llama"])]
+    #[arg(value_parser = ["gpt2", "llama", "qwen2"])]
     arch: String,
     /// Start from a preset shape; the other options override it. `tiny` is the architecture's
     /// test model; `gpt2-small` is a GPT-2 shape, `smollm-135m` a Llama one.
@@ -56,8 +57,8 @@ impl Args {
         let mut cfg = match (self.arch.as_str(), self.preset.as_str()) {
             ("gpt2", "gpt2-small") => ModelConfig::gpt2_small(),
             ("gpt2", "tiny") => ModelConfig::tiny(),
-            ("llama", "smollm-135m") => ModelConfig::smollm_135m(),
-            ("llama", "tiny") => ModelConfig::llama_tiny(),
+            ("llama" | "qwen2", "smollm-135m") => ModelConfig::smollm_135m(),
+            ("llama" | "qwen2", "tiny") => ModelConfig::llama_tiny(),
             (arch, preset) => return Err(format!("--preset {preset} is not a {arch} shape").into()),
         };
         self.shape.apply(&mut cfg);
@@ -80,6 +81,7 @@ impl Args {
         }
         let model = match self.arch.as_str() {
             "llama" => generate_llama(&cfg),
+            "qwen2" => generate_qwen2(&cfg),
             _ => generate_gpt2(&cfg),
         };
         model.write(&self.output)?;
