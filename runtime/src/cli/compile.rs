@@ -15,7 +15,12 @@ use zkc_compiler::model::FloatModel;
 use zkc_compiler::quantize::quantize_with;
 use zkc_compiler::tokenizer::Tokenizer;
 
-/// Compile a GGUF model into zkc's integer IR.
+/// Compile a GGUF model (or IR text) into zkc's integer IR and its proving artifact.
+///
+/// IR text (`MODEL.zkir`: what `--emit ir` writes, edited, or written by hand, e.g.
+/// `examples/gpt2_block.zkir`) is taken as it is, checked with span diagnostics and as a model
+/// the runtime proves (the token loop of docs/quantization.md), then cut, optimized and joined
+/// as below; the quantization options do not apply to it.
 ///
 /// Calibrates the float model on text (`--calibrate FILE`, or zkc's built-in English text for
 /// models with a tokenizer; seeded random tokens otherwise), picks fixed-point scales, quantizes the
@@ -38,10 +43,11 @@ use zkc_compiler::tokenizer::Tokenizer;
 ///     zkc compile tiny.gguf --emit ir -o tiny.zkir
 ///     zkc compile tiny.gguf --emit stats [--exact] [--json]
 ///     zkc compile tiny.gguf --emit ir --after shapes --verbose -o shapes.zkir
+///     zkc compile examples/gpt2_block.zkir -o block.circ
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The GGUF model.
+    /// The GGUF model, or IR text (`.zkir`).
     model: PathBuf,
     /// What to produce: the artifact, the IR text, or constraint counts per layer.
     #[arg(long, value_parser = ["circ", "ir", "stats"], default_value = "circ")]
@@ -86,29 +92,13 @@ impl Args {
 
     pub fn execute(&self) -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
-        let gguf = GgufFile::open(&self.model)?;
-        let model = FloatModel::load(&gguf)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf).ok();
-        let config = self.quant.config(tokenizer.as_ref())?;
         if self.after.is_some() && self.emit != "ir" {
             return Err("--after needs --emit ir (the IR after that pass)".into());
         }
-        let mut config = config;
-        let ranges = zkc_compiler::quantize::ranges(&model, &config)?;
-        let mut quantized = quantize_with(&model, &ranges, &config)?;
-        if config.context.is_none() {
-            let full = quantized.contexts().last().copied();
-            let uncut =
-                zkc_compiler::parts::longest_uncut_context(&quantized, self.max_constraints)?;
-            if let (Some(full), Some(uncut)) = (full, uncut.filter(|&c| Some(c) < full)) {
-                eprintln!(
-                    "note: proving up to {uncut} positions, the most whose attention fits --max-constraints {} uncut (the model has {full}); --context {full} cuts attention between heads, more proofs per token",
-                    self.max_constraints
-                );
-                config.context = Some(uncut);
-                quantized = quantize_with(&model, &ranges, &config)?;
-            }
-        }
+        let (quantized, tokenizer, summary) = match self.model.extension() {
+            Some(e) if e == "zkir" => (self.checked_ir()?, None, "IR text".to_string()),
+            _ => self.quantized()?,
+        };
         let module = zkc_compiler::parts::split(quantized, self.max_constraints)?;
         let mut module = self.opt.optimize(module, self.after.as_deref())?;
         if self.after.is_none() {
@@ -137,13 +127,8 @@ impl Args {
         if self.emit == "circ" {
             let model_sha = artifact::sha256_file(&self.model)
                 .map_err(|e| format!("cannot read {}: {e}", self.model.display()))?;
-            let header = artifact::write(
-                output,
-                &module,
-                tokenizer.as_ref(),
-                &model_sha,
-                &config.summary(),
-            )?;
+            let header =
+                artifact::write(output, &module, tokenizer.as_ref(), &model_sha, &summary)?;
             println!(
                 "wrote {} (IR {} bytes, sha256 {}) in {:.1} s",
                 output.display(),
@@ -163,10 +148,51 @@ impl Args {
             text.len(),
             module.layers.len(),
             module.consts.len(),
-            config.summary(),
+            summary,
             start.elapsed().as_secs_f64()
         );
         Ok(())
+    }
+
+    /// The GGUF model calibrated and quantized (at the context `--context` asks for, else the
+    /// longest whose attention fits `--max-constraints` uncut), its tokenizer and the
+    /// quantization's summary.
+    fn quantized(
+        &self,
+    ) -> Result<(zkc_lang::Module, Option<Tokenizer>, String), Box<dyn std::error::Error>> {
+        let gguf = GgufFile::open(&self.model)?;
+        let model = FloatModel::load(&gguf)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf).ok();
+        let mut config = self.quant.config(tokenizer.as_ref())?;
+        let ranges = zkc_compiler::quantize::ranges(&model, &config)?;
+        let mut quantized = quantize_with(&model, &ranges, &config)?;
+        if config.context.is_none() {
+            let full = quantized.contexts().last().copied();
+            let uncut =
+                zkc_compiler::parts::longest_uncut_context(&quantized, self.max_constraints)?;
+            if let (Some(full), Some(uncut)) = (full, uncut.filter(|&c| Some(c) < full)) {
+                eprintln!(
+                    "note: proving up to {uncut} positions, the most whose attention fits --max-constraints {} uncut (the model has {full}); --context {full} cuts attention between heads, more proofs per token",
+                    self.max_constraints
+                );
+                config.context = Some(uncut);
+                quantized = quantize_with(&model, &ranges, &config)?;
+            }
+        }
+        Ok((quantized, tokenizer, config.summary()))
+    }
+
+    /// A module written as IR text (`zkc compile --emit ir`'s, edited or by hand), checked with
+    /// span diagnostics and as a model the runtime proves: its stages, inputs, states and
+    /// outputs (the token loop of docs/quantization.md "The model interface").
+    fn checked_ir(&self) -> Result<zkc_lang::Module, Box<dyn std::error::Error>> {
+        let Some((_, parsed)) = super::source::load_checked(&self.model) else {
+            return Err(format!("{} is not valid IR (see above)", self.model.display()).into());
+        };
+        Interpreter::new(parsed.module.clone())
+            .and_then(|interp| crate::interp::ModelRunner::new(&interp).map(|_| ()))
+            .map_err(|e| format!("{} is not a model zkc proves: {e}", self.model.display()))?;
+        Ok(parsed.module)
     }
 }
 
