@@ -165,7 +165,7 @@ fn bad_models_are_refused_by_name() {
     w.add_metadata("general.architecture", MetaValue::String("mamba".into()));
     assert_eq!(
         error_of(&w),
-        "architecture `mamba` is not supported (zkc supports: gpt2, llama)"
+        "architecture `mamba` is not supported (zkc supports: gpt2, llama, qwen2)"
     );
 
     let mut w = GgufWriter::new();
