@@ -9,7 +9,8 @@ differences and whether the greedy tokens agree.
 
 Greedy mode (`--model FILE.gguf --prompt TEXT --greedy N`, --prompt repeatable): for each prompt,
 llama.cpp generates N tokens greedily (argmax of the logits, no sampling, F32 KV cache, n_ctx =
-the model's context, flash attention off, no BOS added, never stopping early), and so do zkc's
+the model's context, flash attention off, BOS added when the vocabulary asks for it, never
+stopping early), and so do zkc's
 float reference (`zkc run MODEL --float --prompt TEXT --max-new N`) and zkc's integer model
 (`zkc run MODEL --prompt TEXT --max-new N`). It prints the three token sequences and texts, the
 first position where each of zkc's differs from llama.cpp's (with llama.cpp's logit margin there,
@@ -101,7 +102,8 @@ def greedy_mode(args):
     worst = 0
     same = {"zkc float": 0, "zkc integer": 0}
     for prompt in args.prompt:
-        ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=False)
+        # As zkc's --prompt: with BOS when the vocabulary asks for it (llama's SentencePiece).
+        ids = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
         if len(ids) + args.greedy > n_ctx:
             sys.exit(f"error: prompt {prompt!r} ({len(ids)} tokens) + {args.greedy} exceeds n_ctx {n_ctx}")
         ref, ref_logits = llama_greedy(llm, ids, args.greedy)

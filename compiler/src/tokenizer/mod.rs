@@ -78,6 +78,16 @@ impl Tokenizer {
         }
     }
 
+    /// A prompt's ids as llama.cpp's tools tokenize one (`add_special`): with the vocabulary's
+    /// BOS (and EOS) when it asks for them (SentencePiece's `add_bos_token`, true by default);
+    /// GPT-2's byte-level BPE adds none.
+    pub fn encode_prompt(&self, text: &str) -> Vec<u32> {
+        match self {
+            Tokenizer::Bpe(t) => t.encode(text),
+            Tokenizer::Spm(t) => t.encode_with_special(text),
+        }
+    }
+
     pub fn decode(&self, ids: &[u32]) -> String {
         match self {
             Tokenizer::Bpe(t) => t.decode(ids),

@@ -11,7 +11,8 @@ pub struct PromptArgs {
         required_unless_present = "prompt"
     )]
     pub tokens: Vec<u32>,
-    /// Prompt text, tokenized with the model's own vocabulary.
+    /// Prompt text, tokenized with the model's own vocabulary (with its BOS token when the
+    /// vocabulary asks for one, as llama.cpp's tools do).
     #[arg(long)]
     pub prompt: Option<String>,
 }
@@ -20,7 +21,7 @@ impl PromptArgs {
     /// The prompt's token ids (never empty).
     pub fn ids(&self, tokenizer: Option<&Tokenizer>) -> Result<Vec<u32>, String> {
         let ids = match (&self.prompt, tokenizer) {
-            (Some(text), Some(t)) => t.encode(text),
+            (Some(text), Some(t)) => t.encode_prompt(text),
             (Some(_), None) => {
                 return Err(
                     "--prompt needs the model's tokenizer, which it lacks: give --tokens".into(),
