@@ -543,7 +543,7 @@ fn compile_proves_the_longest_context_whose_attention_fits_unless_told_more() {
 /// IR text is the third input: `examples/gpt2_block.zkir` (written by hand) compiles into an
 /// artifact that sets up, proves a generation equal to `zkc run`'s on the IR, and verifies; IR
 /// that does not validate is refused with its span diagnostics, and valid IR that is not a
-/// token-loop model with what it lacks.
+/// token-loop model with what it lacks, at the layer that lacks it.
 #[test]
 fn ir_text_compiles_into_an_artifact_that_proves_and_verifies() {
     let dir = temp_dir("ir-in");
@@ -604,7 +604,9 @@ fn ir_text_compiles_into_an_artifact_that_proves_and_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("is not a model zkc proves") && stderr.contains("%token"),
+        stderr.contains("is not a model zkc proves")
+            && stderr.contains("%token")
+            && stderr.contains("no_model.zkir:3:7"),
         "{stderr}"
     );
     assert!(!dir.join("x.circ").exists() && !dir.join("y.circ").exists());

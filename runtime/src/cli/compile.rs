@@ -186,13 +186,28 @@ impl Args {
     /// span diagnostics and as a model the runtime proves: its stages, inputs, states and
     /// outputs (the token loop of docs/quantization.md "The model interface").
     fn checked_ir(&self) -> Result<zkc_lang::Module, Box<dyn std::error::Error>> {
-        let Some((_, parsed)) = super::source::load_checked(&self.model) else {
-            return Err(format!("{} is not valid IR (see above)", self.model.display()).into());
+        let name = self.model.display().to_string();
+        let Some((source, parsed)) = super::source::load_checked(&self.model) else {
+            return Err(format!("{name} is not valid IR (see above)").into());
         };
-        Interpreter::new(parsed.module.clone())
-            .and_then(|interp| crate::interp::ModelRunner::new(&interp).map(|_| ()))
-            .map_err(|e| format!("{} is not a model zkc proves: {e}", self.model.display()))?;
-        Ok(parsed.module)
+        let interface = Interpreter::new(parsed.module.clone())
+            .and_then(|interp| crate::interp::ModelRunner::new(&interp).map(|_| ()));
+        match interface {
+            Ok(()) => Ok(parsed.module),
+            Err(e) => {
+                let layer = match &e {
+                    crate::interp::InterpError::Interface { layer: Some(l), .. } => {
+                        parsed.module.layers.iter().position(|x| &x.name == l)
+                    }
+                    _ => None,
+                };
+                if let Some(span) = layer.and_then(|k| parsed.spans.layers.get(k)) {
+                    let message = format!("not a model zkc proves: {e}");
+                    super::source::report_at(&name, &source, span.name.clone(), &message);
+                }
+                Err(format!("{name} is not a model zkc proves: {e}").into())
+            }
+        }
     }
 }
 

@@ -37,3 +37,25 @@ pub fn load_checked(path: &Path) -> Option<(String, Parsed)> {
         }
     }
 }
+
+/// Prints `message` as an error at `span` of `source` (the file `name`), as the IR's own
+/// diagnostics are printed: for rules checked outside `zkc_lang` (the model interface).
+pub fn report_at(name: &str, source: &str, span: std::ops::Range<usize>, message: &str) {
+    use codespan_reporting::diagnostic::{Diagnostic, Label};
+    use codespan_reporting::files::SimpleFile;
+    let file = SimpleFile::new(name, source);
+    let diagnostic = Diagnostic::error()
+        .with_message(message)
+        .with_labels(vec![Label::primary((), span)]);
+    let color = match std::io::stderr().is_terminal() {
+        true => ColorChoice::Auto,
+        false => ColorChoice::Never,
+    };
+    let config = codespan_reporting::term::Config::default();
+    let mut stderr = StandardStream::stderr(color);
+    let written =
+        codespan_reporting::term::emit_to_write_style(&mut stderr, &config, &file, &diagnostic);
+    if written.is_err() {
+        eprintln!("error: {message}");
+    }
+}

@@ -40,8 +40,13 @@ pub enum InterpError {
         input: String,
         problem: String,
     },
-    #[error("{0}")]
-    Interface(String),
+    /// The module does not follow the model interface (docs/quantization.md); `layer` names
+    /// the layer at fault when one is.
+    #[error("{problem}")]
+    Interface {
+        layer: Option<String>,
+        problem: String,
+    },
 }
 
 /// Which value left its type, and by how much (boxed in [`InterpError`], which stays small).

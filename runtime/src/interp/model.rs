@@ -43,21 +43,24 @@ pub struct Step {
 /// value if it has one: `%logits`, or a slice of the vocabulary's `%logits.vocabK`
 /// (`compiler::parts::slice_vocabulary`), which a step concatenates in module order.
 fn interface(module: &Module) -> Result<Vec<Option<usize>>, InterpError> {
-    let bad = |m: String| InterpError::Interface(format!("{m} (see docs/quantization.md)"));
+    let bad = |layer: Option<&str>, m: String| InterpError::Interface {
+        layer: layer.map(String::from),
+        problem: format!("{m} (see docs/quantization.md)"),
+    };
     let stages = module.stages();
     let last = stages
         .last()
-        .ok_or_else(|| bad("the module has no layers".into()))?;
+        .ok_or_else(|| bad(None, "the module has no layers".into()))?;
     for &l in &last.layers {
         let head = &module.layers[l];
         let returns_token = head.outputs.iter().any(|&o| {
             head.value(o).name == "token" && head.value(o).ty == TensorType::index(DType::I32)
         });
         if !returns_token {
-            return Err(bad(format!(
-                "layer `{}` does not return `%token: i32[]`",
-                head.name
-            )));
+            return Err(bad(
+                Some(&head.name),
+                format!("layer `{}` does not return `%token: i32[]`", head.name),
+            ));
         }
     }
     let logits: Vec<Option<usize>> = module
@@ -75,7 +78,10 @@ fn interface(module: &Module) -> Result<Vec<Option<usize>>, InterpError> {
     let head = &module.layers[last.layers[0]];
     match last.layers.iter().any(|&l| logits[l].is_some()) {
         true => Ok(logits),
-        false => Err(bad(format!("layer `{}` has no value `%logits`", head.name))),
+        false => Err(bad(
+            Some(&head.name),
+            format!("layer `{}` has no value `%logits`", head.name),
+        )),
     }
 }
 
@@ -170,11 +176,12 @@ impl<'i> ModelRunner<'i> {
                             .is_none_or(|context| self.position < context)
                 }),
             }
-            .ok_or_else(|| {
-                InterpError::Interface(format!(
+            .ok_or_else(|| InterpError::Interface {
+                layer: None,
+                problem: format!(
                     "stage `{}` has no bucket for position {}",
                     stage.name, self.position
-                ))
+                ),
             })?;
             layers.push(index);
             let layer = &module.layers[index];
