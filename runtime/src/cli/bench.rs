@@ -20,10 +20,17 @@ use std::process::{Command, ExitCode, Stdio};
 ///     zkc bench
 ///     zkc bench --preset tiny --tokens 4 -o docs/benchmarks.md
 ///     zkc bench --preset gpt2-small --context 64 --tokens 3
+///     zkc bench --preset llama-tiny --tokens 4
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    #[arg(long, value_parser = ["tiny", "gpt2-small"], default_value = "tiny")]
+    /// The model's shape: GPT-2's (`tiny`, `gpt2-small`) or Llama's (`llama-tiny`, 4 query
+    /// heads over 2 key/value heads; `smollm-135m`), as `zkc gen-model` makes them.
+    #[arg(
+        long,
+        value_parser = ["tiny", "gpt2-small", "llama-tiny", "smollm-135m"],
+        default_value = "tiny"
+    )]
     preset: String,
     /// The largest context the artifact proves (`zkc compile --context`; default: the model's).
     #[arg(long)]
@@ -72,7 +79,12 @@ impl Args {
             file("model.keys"),
             file("run.zkp"),
         );
-        parse::<gen_model::Args>(&["gen-model", "gpt2", "--preset", &self.preset, "-o", &gguf])?
+        let (arch, shape) = match self.preset.as_str() {
+            "llama-tiny" => ("llama", "tiny"),
+            "smollm-135m" => ("llama", "smollm-135m"),
+            gpt2 => ("gpt2", gpt2),
+        };
+        parse::<gen_model::Args>(&["gen-model", arch, "--preset", shape, "-o", &gguf])?
             .execute()?;
         // Calibrated on random tokens: the bench measures proving, and a float pass over the
         // built-in text takes minutes on gpt2-small shape for random weights that gain nothing.
