@@ -746,28 +746,14 @@ impl<'a, 'g> Lowering<'a, 'g> {
                     _ => format!("blk.{block}.attn.kv.{kv_head}"),
                 };
                 let layer = self.layer(stage);
-                let k_cache = layer.state(&format!("{cache}.k_cache"), k_ty.clone());
-                let v_cache = layer.state(&format!("{cache}.v_cache"), v_ty.clone());
-                let keys = layer.one(
-                    Op::KvAppend,
-                    vec![
-                        Operand::Value(k_cache),
-                        Operand::Value(k),
-                        Operand::Value(pos),
-                    ],
-                    format!("{cache}.keys"),
-                    k_ty,
-                );
-                let values = layer.one(
-                    Op::KvAppend,
-                    vec![
-                        Operand::Value(v_cache),
-                        Operand::Value(v),
-                        Operand::Value(pos),
-                    ],
-                    format!("{cache}.values"),
-                    v_ty,
-                );
+                // The state `{cache}.{what}_cache` with `x` appended at `pos`, named `read`.
+                let mut append = |what: &str, x: ValueId, read: &str, ty: &TensorType| {
+                    let state = layer.state(&format!("{cache}.{what}_cache"), ty.clone());
+                    let args = [state, x, pos].map(Operand::Value).to_vec();
+                    layer.one(Op::KvAppend, args, format!("{cache}.{read}"), ty.clone())
+                };
+                let keys = append("k", k, "keys", &k_ty);
+                let values = append("v", v, "values", &v_ty);
                 self.kv.insert((stage, kv_head), (keys, values));
                 (keys, values)
             }
