@@ -7,6 +7,7 @@ pub mod backend;
 pub mod files;
 pub mod gguf;
 pub mod model;
+pub mod onnx;
 pub mod parts;
 pub mod passes;
 pub mod quantize;

@@ -139,7 +139,7 @@ pub fn evaluate(
     interp: &Interpreter,
     tokens: &[u32],
 ) -> Result<Vec<Position>, Box<dyn std::error::Error>> {
-    let context = model.hparams.n_ctx;
+    let context = model.text()?.n_ctx;
     let mut positions = Vec::with_capacity(tokens.len());
     for sequence in tokens.chunks(context) {
         let mut runner = ModelRunner::new(interp)?;
@@ -190,7 +190,7 @@ pub fn value_errors(
             }
         }
     }
-    for sequence in tokens.chunks(model.hparams.n_ctx) {
+    for sequence in tokens.chunks(model.text()?.n_ctx) {
         let mut runner = ModelRunner::new(interp)?;
         let mut session = model.session();
         for &t in sequence {

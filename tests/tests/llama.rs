@@ -65,7 +65,7 @@ fn a_llama_block_is_grouped_query_attention_with_rope_and_a_gated_mlp() {
             format!("blk.1.attn.k_rope.{}", head / 2)
         );
         assert_eq!(graph.node(v).name, format!("blk.1.attn.v.{}", head / 2));
-        assert_eq!(graph.operands(q)[1], graph.position);
+        assert_eq!(graph.operands(q)[1], graph.position().unwrap());
     }
     let gated = named("blk.0.ffn_gated");
     let [act, up] = graph.operands(gated)[..] else {
@@ -86,7 +86,7 @@ fn a_llama_block_is_grouped_query_attention_with_rope_and_a_gated_mlp() {
     );
     assert_eq!(count(&|op| matches!(op, FloatOp::Rope { .. })), 2 * (4 + 2));
     assert_eq!(count(&|op| matches!(op, FloatOp::LayerNorm { .. })), 0);
-    match &graph.node(graph.logits).op {
+    match &graph.node(graph.logits().unwrap()).op {
         FloatOp::Linear { weight, .. } => assert_eq!(weight.name, "output.weight"),
         other => panic!("logits from {other:?}"),
     }
@@ -247,8 +247,10 @@ fn a_tiny_gqa_llama_proves_verifies_and_refuses_tampering() {
     const PROMPT: [u32; 2] = [1, 300];
     const MAX_NEW: usize = 4;
     let compiled = |seed: u64, name: &str| {
-        let dir = std::env::temp_dir().join(format!("zkc-llama-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("zkc-llama-{name}-"))
+            .tempdir()
+            .unwrap();
         let cfg = ModelConfig {
             n_layer: 2,
             n_embd: 32,
@@ -266,10 +268,10 @@ fn a_tiny_gqa_llama_proves_verifies_and_refuses_tampering() {
             ..QuantConfig::default()
         };
         let module = quantize(&FloatModel::load(&gguf).unwrap(), &quant).unwrap();
-        let circ = dir.join("model.circ");
+        let circ = dir.path().join("model.circ");
         artifact::write(&circ, &module, None, "test", "default").unwrap();
         let artifact = artifact::read(&circ).unwrap();
-        let keys = dir.join("keys");
+        let keys = dir.path().join("keys");
         let mut rng = StdRng::seed_from_u64(seed);
         let (hash, module) = (&artifact.header.ir_sha256, &artifact.module);
         setup(module, hash, None, None, &keys, &mut rng, &mut |_, _, _| {}).unwrap();
@@ -278,8 +280,14 @@ fn a_tiny_gqa_llama_proves_verifies_and_refuses_tampering() {
     };
     let (artifact, vd, dir) = compiled(5, "honest");
     let interp = Interpreter::new(artifact.module.clone()).unwrap();
-    let prover = Prover::new(&interp, &artifact.header.ir_sha256, &dir.join("keys"), &vd).unwrap();
-    let out = dir.join("run.zkp");
+    let prover = Prover::new(
+        &interp,
+        &artifact.header.ir_sha256,
+        &dir.path().join("keys"),
+        &vd,
+    )
+    .unwrap();
+    let out = dir.path().join("run.zkp");
     let mut outputs = Vec::new();
     let mut rng = StdRng::seed_from_u64(1);
     prover

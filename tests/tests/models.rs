@@ -86,7 +86,7 @@ fn generated_models_are_deterministic_and_complete() {
         .unwrap();
     assert_eq!(graph.operands(*heads).len(), 4);
     // Tied output: no `output.weight`, the head reads the token embedding.
-    match &graph.node(graph.logits).op {
+    match &graph.node(graph.logits().unwrap()).op {
         FloatOp::Linear { weight, .. } => assert_eq!(weight.name, "token_embd.weight"),
         other => panic!("logits from {other:?}"),
     }

@@ -61,7 +61,7 @@ fn integer_model_tracks_the_float_reference() {
     let gguf = tiny();
     let model = FloatModel::load(&gguf).unwrap();
     let interp = Interpreter::new(quantize(&model, &QuantConfig::default()).unwrap()).unwrap();
-    let tokens = calibration_tokens(&model.hparams, 128, 1);
+    let tokens = calibration_tokens(model.text().unwrap(), 128, 1);
     let positions = evaluate(&model, &interp, &tokens).unwrap();
     let s = Summary::new(&positions, 0.02);
     assert!(s.top1_agreement >= 0.95, "{s:?}");
@@ -139,7 +139,7 @@ fn fine_gelu_inputs_are_shifted_before_the_gelu() {
         .expect("a shifted GELU input");
     assert_eq!(shifted.ty.scale, zkc_lang::Scale::pow2(-16).unwrap());
     let interp = Interpreter::new(module).unwrap();
-    let tokens = calibration_tokens(&model.hparams, 64, 1);
+    let tokens = calibration_tokens(model.text().unwrap(), 64, 1);
     let s = Summary::new(&evaluate(&model, &interp, &tokens).unwrap(), 0.02);
     assert!(s.clear_agreement >= 0.99 && s.mean_kl <= 1e-3, "{s:?}");
 }

@@ -24,4 +24,10 @@ pub enum ModelError {
     TokenOutOfRange { token: u32, vocab: usize },
     #[error("the context is full: the model was built for {ctx} positions")]
     ContextFull { ctx: usize },
+    #[error("this is a single-pass model (ONNX): it takes an input tensor, not tokens (give --input FILE)")]
+    NotALanguageModel,
+    #[error("this is a language model: it takes tokens, not an input tensor")]
+    NotASinglePass,
+    #[error("the input has {found} values, the model takes {expected}")]
+    InputLength { expected: usize, found: usize },
 }

@@ -2,7 +2,7 @@
 //! yardstick the integer model is measured against, so it favours accuracy (f64 sums in norms,
 //! exact GELU-tanh) over speed.
 
-use super::graph::{FloatOp, Graph, NodeId, RopePairs};
+use super::graph::{FloatOp, Graph, Io, NodeId, RopePairs};
 use super::{build_graph, Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 use rayon::prelude::*;
@@ -12,7 +12,8 @@ use std::collections::HashMap;
 /// A model ready to run: its graph and its weights, read from the file's map (F32) or
 /// dequantized once (other types).
 pub struct FloatModel<'g> {
-    pub hparams: Hyperparams,
+    /// A language model's hyperparameters; `None` for a single-pass model (ONNX).
+    pub hparams: Option<Hyperparams>,
     pub graph: Graph,
     weights: HashMap<String, Cow<'g, [f32]>>,
 }
@@ -28,10 +29,27 @@ impl<'g> FloatModel<'g> {
             weights.insert(r.name.clone(), gguf.tensor_f32(info)?);
         }
         Ok(FloatModel {
-            hparams,
+            hparams: Some(hparams),
             graph,
             weights,
         })
+    }
+
+    /// A single-pass model from a frontend's graph and the weights it names.
+    pub fn single_pass(graph: Graph, weights: HashMap<String, Vec<f32>>) -> FloatModel<'static> {
+        FloatModel {
+            hparams: None,
+            graph,
+            weights: weights
+                .into_iter()
+                .map(|(k, v)| (k, Cow::Owned(v)))
+                .collect(),
+        }
+    }
+
+    /// A language model's hyperparameters, or the error of asking a single-pass model for them.
+    pub fn text(&self) -> Result<&Hyperparams, ModelError> {
+        self.hparams.as_ref().ok_or(ModelError::NotALanguageModel)
     }
 
     pub fn session(&self) -> FloatSession<'_, 'g> {
@@ -42,9 +60,96 @@ impl<'g> FloatModel<'g> {
         }
     }
 
-    /// A weight by GGUF tensor name, as f32.
+    /// A weight by tensor name, as f32.
     pub fn weight(&self, name: &str) -> &[f32] {
         &self.weights[name]
+    }
+
+    /// The element count of a single-pass model's input.
+    pub fn input_len(&self) -> Option<usize> {
+        let Io::Pass { input, .. } = self.graph.io else {
+            return None;
+        };
+        match &self.graph.node(input).op {
+            FloatOp::Input { shape } => Some(shape.iter().product()),
+            _ => None,
+        }
+    }
+
+    /// Runs a single-pass model on `input` (flattened); returns its output.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, ModelError> {
+        self.run_observed(input, |_, _| {})
+    }
+
+    /// [`FloatModel::run`], showing every node's value to `observe` (calibration).
+    pub fn run_observed(
+        &self,
+        input: &[f32],
+        mut observe: impl FnMut(NodeId, &[f32]),
+    ) -> Result<Vec<f32>, ModelError> {
+        let expected = self.input_len().ok_or(ModelError::NotASinglePass)?;
+        if input.len() != expected {
+            return Err(ModelError::InputLength {
+                expected,
+                found: input.len(),
+            });
+        }
+        let mut values: HashMap<NodeId, Vec<f32>> = HashMap::new();
+        for &id in self.graph.topological_order() {
+            let out = match &self.graph.node(id).op {
+                FloatOp::Input { .. } => input.to_vec(),
+                op => self.stateless(op, &self.graph.operands(id), &values),
+            };
+            observe(id, &out);
+            values.insert(id, out);
+        }
+        Ok(values
+            .remove(&self.graph.result())
+            .expect("the output node was evaluated"))
+    }
+
+    /// A node whose value depends only on its operands' values.
+    fn stateless(
+        &self,
+        op: &FloatOp,
+        operands: &[NodeId],
+        values: &HashMap<NodeId, Vec<f32>>,
+    ) -> Vec<f32> {
+        let args: Vec<&[f32]> = operands.iter().map(|o| values[o].as_slice()).collect();
+        match op {
+            FloatOp::Embed { table } => {
+                let row = args[0][0] as usize;
+                let d = table.shape[1];
+                self.weight(&table.name)[row * d..(row + 1) * d].to_vec()
+            }
+            FloatOp::Add => args[0].iter().zip(args[1]).map(|(a, b)| a + b).collect(),
+            FloatOp::LayerNorm { weight, bias, eps } => layer_norm(
+                args[0],
+                self.weight(&weight.name),
+                self.weight(&bias.name),
+                *eps,
+            ),
+            FloatOp::Linear { weight, bias } => {
+                let b = bias.as_ref().map(|b| self.weight(&b.name));
+                linear(args[0], self.weight(&weight.name), b)
+            }
+            FloatOp::RmsNorm { weight, eps } => rms_norm(args[0], self.weight(&weight.name), *eps),
+            FloatOp::Slice { start, len } => args[0][*start..start + len].to_vec(),
+            FloatOp::Rope {
+                dims,
+                freq_base,
+                pairs,
+            } => rope(args[0], args[1][0] as usize, *dims, *freq_base, *pairs),
+            FloatOp::Concat => args.concat(),
+            FloatOp::Gelu => args[0].iter().map(|&x| gelu(x)).collect(),
+            FloatOp::GeluErf => args[0].iter().map(|&x| gelu_erf(x as f64) as f32).collect(),
+            FloatOp::Silu => args[0].iter().map(|&x| silu(x as f64) as f32).collect(),
+            FloatOp::Relu => args[0].iter().map(|&x| x.max(0.0)).collect(),
+            FloatOp::Mul => args[0].iter().zip(args[1]).map(|(a, b)| a * b).collect(),
+            FloatOp::Token | FloatOp::Position | FloatOp::Input { .. } | FloatOp::Attention { .. } => {
+                unreachable!("inputs and attention are evaluated by the step or the pass")
+            }
+        }
     }
 }
 
@@ -71,7 +176,7 @@ impl FloatSession<'_, '_> {
         token: u32,
         mut observe: impl FnMut(NodeId, &[f32]),
     ) -> Result<Vec<f32>, ModelError> {
-        let hp = &self.model.hparams;
+        let hp = self.model.text()?;
         if token as usize >= hp.n_vocab {
             return Err(ModelError::TokenOutOfRange {
                 token,
@@ -84,53 +189,22 @@ impl FloatSession<'_, '_> {
         let graph = &self.model.graph;
         let mut values: HashMap<NodeId, Vec<f32>> = HashMap::new();
         for &id in graph.topological_order() {
-            let args: Vec<&[f32]> = graph
-                .operands(id)
-                .iter()
-                .map(|o| values[o].as_slice())
-                .collect();
+            let operands = graph.operands(id);
             let out = match &graph.node(id).op {
                 FloatOp::Token => vec![token as f32],
                 FloatOp::Position => vec![self.position as f32],
-                FloatOp::Embed { table } => {
-                    let row = args[0][0] as usize;
-                    let d = table.shape[1];
-                    self.model.weight(&table.name)[row * d..(row + 1) * d].to_vec()
-                }
-                FloatOp::Add => args[0].iter().zip(args[1]).map(|(a, b)| a + b).collect(),
-                FloatOp::LayerNorm { weight, bias, eps } => layer_norm(
-                    args[0],
-                    self.model.weight(&weight.name),
-                    self.model.weight(&bias.name),
-                    *eps,
-                ),
-                FloatOp::Linear { weight, bias } => {
-                    let b = bias.as_ref().map(|b| self.model.weight(&b.name));
-                    linear(args[0], self.model.weight(&weight.name), b)
-                }
-                FloatOp::RmsNorm { weight, eps } => {
-                    rms_norm(args[0], self.model.weight(&weight.name), *eps)
-                }
-                FloatOp::Slice { start, len } => args[0][*start..start + len].to_vec(),
                 FloatOp::Attention { block, kv_head } => {
-                    self.attend(*block, *kv_head, args[0], args[1], args[2])
+                    let arg = |k: usize| values[&operands[k]].as_slice();
+                    self.attend(*block, *kv_head, arg(0), arg(1), arg(2))
                 }
-                FloatOp::Rope {
-                    dims,
-                    freq_base,
-                    pairs,
-                } => rope(args[0], args[1][0] as usize, *dims, *freq_base, *pairs),
-                FloatOp::Concat => args.concat(),
-                FloatOp::Gelu => args[0].iter().map(|&x| gelu(x)).collect(),
-                FloatOp::Silu => args[0].iter().map(|&x| silu(x as f64) as f32).collect(),
-                FloatOp::Mul => args[0].iter().zip(args[1]).map(|(a, b)| a * b).collect(),
+                op => self.model.stateless(op, &operands, &values),
             };
             observe(id, &out);
             values.insert(id, out);
         }
         self.position += 1;
         Ok(values
-            .remove(&graph.logits)
+            .remove(&graph.result())
             .expect("the logits node was evaluated"))
     }
 
@@ -144,7 +218,7 @@ impl FloatSession<'_, '_> {
         k: &[f32],
         v: &[f32],
     ) -> Vec<f32> {
-        let (ctx, dh) = (self.model.hparams.n_ctx, q.len());
+        let (ctx, dh) = (self.model.text().map_or(0, |hp| hp.n_ctx), q.len());
         let (keys, vals) = self
             .cache
             .entry((block, kv_head))
@@ -183,7 +257,7 @@ impl FloatSession<'_, '_> {
         while generated.len() < max_new && !logits.is_empty() {
             let next = argmax(&logits);
             generated.push(next);
-            if self.position >= self.model.hparams.n_ctx || generated.len() == max_new {
+            if self.position >= self.model.text()?.n_ctx || generated.len() == max_new {
                 break;
             }
             logits = self.step(next)?;
@@ -272,6 +346,34 @@ pub(crate) fn silu(x: f64) -> f64 {
     x / (1.0 + (-x).exp())
 }
 
+/// GELU in its exact form, `x (1 + erf(x / sqrt 2)) / 2`: the one definition, which the float
+/// reference runs and the integer `gelu`'s coefficients are fitted to for [`FloatOp::GeluErf`].
+pub(crate) fn gelu_erf(x: f64) -> f64 {
+    0.5 * x * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2))
+}
+
+/// The error function to about 1e-15: its Maclaurin series below 2.5, above it `1 - erfc` by
+/// erfc's continued fraction (Abramowitz and Stegun 7.1.5 and 7.1.14).
+pub(crate) fn erf(x: f64) -> f64 {
+    let a = x.abs();
+    let value = if a < 2.5 {
+        let (mut term, mut sum, mut n) = (a, a, 0.0);
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -a * a / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * std::f64::consts::FRAC_2_SQRT_PI
+    } else {
+        let mut t = 0.0;
+        for n in (1..=80).rev() {
+            t = (n as f64 / 2.0) / (a + t);
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + t)
+    };
+    value.copysign(x)
+}
+
 fn gelu(x: f32) -> f32 {
     gelu_tanh(x as f64) as f32
 }
@@ -306,6 +408,25 @@ mod tests {
         let r = (12.5f32).sqrt();
         assert!((y[0] - 3.0 / r).abs() < 1e-6 && (y[1] - 8.0 / r).abs() < 1e-6);
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6 && silu(-20.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn erf_and_the_exact_gelu_match_tabulated_values() {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.1, 0.112_462_916_018_284_9),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (2.5, 0.999_593_047_982_555),
+            (3.0, 0.999_977_909_503_001_4),
+            (4.0, 0.999_999_984_582_742_1),
+        ] {
+            assert!((erf(x) - want).abs() < 1e-14, "erf({x}) = {}", erf(x));
+            assert!((erf(-x) + want).abs() < 1e-14);
+        }
+        assert!((gelu_erf(1.0) - 0.841_344_746_068_542_9).abs() < 1e-14);
+        assert!((gelu_erf(-3.0) + 0.004_049_694_094_890_284).abs() < 1e-14);
     }
 
     /// RoPE at position 0 is the identity; a pair turns by its angle (pair 0 by `pos`

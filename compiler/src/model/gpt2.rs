@@ -1,7 +1,7 @@
 //! The `gpt2` mapping: llama.cpp's tensor names and GPT-2's block (pre-norm attention with a
 //! fused QKV projection, then a GELU MLP, each with a residual connection).
 
-use super::graph::{FloatOp, Graph, GraphBuilder, NodeId, Stage, TensorRef};
+use super::graph::{FloatOp, Graph, GraphBuilder, Io, NodeId, Stage, TensorRef};
 use super::{Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 
@@ -126,5 +126,9 @@ pub fn build(hp: &Hyperparams, gguf: &GgufFile) -> Result<Graph, ModelError> {
         bias: None,
     };
     let logits = g.add("output", head, &[h]);
-    Ok(g.finish(token, position, logits))
+    Ok(g.finish(Io::Tokens {
+        token,
+        position,
+        logits,
+    }))
 }

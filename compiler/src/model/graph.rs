@@ -96,6 +96,14 @@ pub enum FloatOp {
     Silu,
     /// The elementwise product of two values (the gate of a SiLU-gated MLP).
     Mul,
+    /// The input tensor of a single-pass model (a graph input), flattened in row-major order;
+    /// `shape` is the file's.
+    Input { shape: Vec<usize> },
+    /// `max(x, 0)`.
+    Relu,
+    /// GELU in its exact form, `x * (1 + erf(x / sqrt 2)) / 2` (ONNX's `Gelu` and PyTorch's
+    /// default `nn.GELU`, exported through `Erf`).
+    GeluErf,
 }
 
 /// Which elements RoPE turns together, as llama.cpp's rope types name them.
@@ -114,6 +122,9 @@ pub enum Stage {
     Embed,
     Block(usize),
     Head,
+    /// The whole of a single-pass model (an ONNX graph): one layer, cut by the compiler's
+    /// bound like any other.
+    Net,
 }
 
 impl std::fmt::Display for Stage {
@@ -122,6 +133,7 @@ impl std::fmt::Display for Stage {
             Stage::Embed => f.write_str("embed"),
             Stage::Block(b) => write!(f, "block.{b}"),
             Stage::Head => f.write_str("head"),
+            Stage::Net => f.write_str("net"),
         }
     }
 }
@@ -133,16 +145,51 @@ pub struct Node {
     pub stage: Stage,
 }
 
+/// What a graph takes and gives: the kind of model it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// A language model, run one token per step: the token and position in, the logits out.
+    Tokens {
+        token: NodeId,
+        position: NodeId,
+        logits: NodeId,
+    },
+    /// A single-pass model, `output = f(input)` (ONNX).
+    Pass { input: NodeId, output: NodeId },
+}
+
 /// Edge weight: the operand position at the consumer.
 pub struct Graph {
     graph: StableDiGraph<Node, usize>,
     order: Vec<NodeId>,
-    pub token: NodeId,
-    pub position: NodeId,
-    pub logits: NodeId,
+    pub io: Io,
 }
 
 impl Graph {
+    /// The logits node of a language model.
+    pub fn logits(&self) -> Option<NodeId> {
+        match self.io {
+            Io::Tokens { logits, .. } => Some(logits),
+            Io::Pass { .. } => None,
+        }
+    }
+
+    /// The position input of a language model.
+    pub fn position(&self) -> Option<NodeId> {
+        match self.io {
+            Io::Tokens { position, .. } => Some(position),
+            Io::Pass { .. } => None,
+        }
+    }
+
+    /// The node whose value the model gives: the logits, or a single pass's output.
+    pub fn result(&self) -> NodeId {
+        match self.io {
+            Io::Tokens { logits, .. } => logits,
+            Io::Pass { output, .. } => output,
+        }
+    }
+
     pub fn node(&self, id: NodeId) -> &Node {
         &self.graph[id]
     }
@@ -230,14 +277,41 @@ impl GraphBuilder {
         id
     }
 
-    pub fn finish(self, token: NodeId, position: NodeId, logits: NodeId) -> Graph {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.graph[id]
+    }
+
+    /// The nodes that use `id`'s value so far.
+    pub fn users(&self, id: NodeId) -> Vec<NodeId> {
+        self.graph
+            .neighbors_directed(id, Direction::Outgoing)
+            .collect()
+    }
+
+    pub fn rename(&mut self, id: NodeId, name: &str) {
+        self.graph[id].name = name.to_string();
+    }
+
+    /// Removes every node `result` does not depend on (a frontend's dead branches).
+    pub fn keep_only_what_reaches(&mut self, result: NodeId) {
+        let mut live = vec![result];
+        let mut seen: std::collections::HashSet<NodeId> = live.iter().copied().collect();
+        while let Some(n) = live.pop() {
+            for o in self.graph.neighbors_directed(n, Direction::Incoming) {
+                if seen.insert(o) {
+                    live.push(o);
+                }
+            }
+        }
+        self.graph.retain_nodes(|_, n| seen.contains(&n));
+    }
+
+    pub fn finish(self, io: Io) -> Graph {
         let order = toposort(&self.graph, None).expect("builders add operands before their users");
         Graph {
             graph: self.graph,
             order,
-            token,
-            position,
-            logits,
+            io,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! `qwen2` is the same block with biases on q, k and v and llama.cpp's other RoPE pairing,
 //! `(i, i + dims/2)` (`LLAMA_ROPE_TYPE_NEOX`).
 
-use super::graph::{FloatOp, Graph, GraphBuilder, NodeId, RopePairs, Stage, TensorRef};
+use super::graph::{FloatOp, Graph, GraphBuilder, Io, NodeId, RopePairs, Stage, TensorRef};
 use super::{Hyperparams, ModelError};
 use crate::gguf::GgufFile;
 
@@ -160,5 +160,9 @@ fn build_variant(
         bias: None,
     };
     let logits = g.add("output", head, &[h]);
-    Ok(g.finish(token, position, logits))
+    Ok(g.finish(Io::Tokens {
+        token,
+        position,
+        logits,
+    }))
 }

@@ -70,6 +70,9 @@ pub struct QuantConfig {
     pub margin: f64,
     /// Calibration tokens; `None` for `calibration_len` seeded random tokens.
     pub calibration: Option<Vec<u32>>,
+    /// A single-pass model's calibration inputs; `None` for `calibration_len` seeded
+    /// standard-normal inputs.
+    pub calibration_inputs: Option<Vec<Vec<f32>>>,
     pub calibration_len: usize,
     pub calibration_seed: u64,
     /// The most positions a generation can have; `None` for the model's context.
@@ -106,6 +109,7 @@ impl Default for QuantConfig {
             score_frac_bits: None,
             margin: 1.5,
             calibration: None,
+            calibration_inputs: None,
             calibration_len: 128,
             calibration_seed: 0,
             context: None,

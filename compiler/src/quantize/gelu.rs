@@ -22,7 +22,7 @@
 //!   SiLU at `fx = 16`, where `fP = 59` lets rounding move a value by up to 2^-15), raised to
 //!   `fx` and `fy` if they are finer; then `tail = fP - fx` and `shift = fP - fy`.
 
-use crate::model::{gelu_tanh, silu};
+use crate::model::{gelu_erf, gelu_tanh, silu};
 use zkc_lang::semantics::GeluAttrs;
 
 /// The degree of each segment's polynomial.
@@ -51,6 +51,9 @@ pub enum Activation {
     Gelu,
     /// SiLU, `x * sigmoid(x)` (the float reference's `silu`): the `silu` op.
     Silu,
+    /// GELU in its exact erf form (`crate::model::gelu_erf`, ONNX's `Gelu`): the `gelu` op,
+    /// whose semantics is the piecewise polynomial whatever it was fitted to.
+    GeluErf,
 }
 
 impl Activation {
@@ -59,6 +62,7 @@ impl Activation {
         match self {
             Activation::Gelu => gelu_tanh(x),
             Activation::Silu => silu(x),
+            Activation::GeluErf => gelu_erf(x),
         }
     }
 
@@ -67,7 +71,7 @@ impl Activation {
     /// `silu(16) = 16 - 1.8e-6`; at ±8 it would still be 2.7e-3 away).
     fn reach_log2(self) -> i32 {
         match self {
-            Activation::Gelu => 2,
+            Activation::Gelu | Activation::GeluErf => 2,
             Activation::Silu => 4,
         }
     }
@@ -81,6 +85,7 @@ impl Activation {
         match self {
             Activation::Gelu => "GELU",
             Activation::Silu => "SiLU",
+            Activation::GeluErf => "GELU (erf)",
         }
     }
 }

@@ -10,7 +10,7 @@
 use super::config::{dtype, QuantConfig, Role};
 use super::fixed::{dtype_for, exponent_for, multiplier, multipliers, quantize};
 use super::{gelu, QuantError, Ranges};
-use crate::model::{FloatModel, FloatOp, Graph, NodeId, RopePairs, Stage};
+use crate::model::{FloatModel, FloatOp, Graph, Io, NodeId, RopePairs, Stage};
 use std::collections::{BTreeMap, HashMap};
 use zkc_lang::{
     Const, ConstData, ConstId, DType, Inst, Layer, Module, Multiplier, Op, Operand, Scale,
@@ -28,7 +28,11 @@ const EXP_C: f64 = 0.344;
 
 pub fn lower(model: &FloatModel, ranges: &Ranges, cfg: &QuantConfig) -> Result<Module, QuantError> {
     cfg.check()?;
-    let context = cfg.context(model.hparams.n_ctx)?;
+    let Some(hp) = &model.hparams else {
+        // A single pass has no caches, so no buckets.
+        return lower_at(model, ranges, cfg, 0);
+    };
+    let context = cfg.context(hp.n_ctx)?;
     let buckets = cfg.buckets(context);
     let mut module = lower_at(model, ranges, cfg, context)?;
     // The smaller buckets of each stage with caches: the same lowering at a smaller context
@@ -147,7 +151,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 // The slices of a projection are requantized one by one (`sliced_linear`): each
                 // head's Q, K and V has its own scale.
                 FloatOp::Slice { .. } if sliced_projection(graph, graph.operands(id)[0]) => {}
-                FloatOp::Add | FloatOp::Slice { .. } | FloatOp::Concat => {
+                FloatOp::Add | FloatOp::Slice { .. } | FloatOp::Concat | FloatOp::Relu => {
                     for o in graph.operands(id) {
                         classes.union(id, o);
                     }
@@ -233,6 +237,10 @@ impl<'a, 'g> Lowering<'a, 'g> {
         match node.op {
             FloatOp::Token => return self.layer(stage).input("token", scalar),
             FloatOp::Position => return self.layer(stage).input("pos", scalar),
+            FloatOp::Input { .. } => {
+                let ty = self.quant[&id].ty(self.widths[&id]);
+                return self.layer(stage).input("input", ty);
+            }
             _ => {}
         }
         if node.stage != stage {
@@ -257,6 +265,10 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let (name, out) = (node.name.clone(), self.quant.get(&id).copied());
         let value = match &node.op {
             FloatOp::Token | FloatOp::Position => return Ok(()),
+            FloatOp::Input { shape } => {
+                self.widths.insert(id, shape.iter().product());
+                return Ok(());
+            }
             FloatOp::Slice { .. } if self.layer(stage).node_values.contains_key(&id) => {
                 return Ok(())
             }
@@ -300,7 +312,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             FloatOp::RmsNorm { weight, eps } => {
                 self.norm(id, &operands, &weight.name, None, *eps)?
             }
-            FloatOp::Linear { .. } if id == self.graph.logits => self.logits(id, &operands)?,
+            FloatOp::Linear { .. } if Some(id) == self.graph.logits() => self.logits(id, &operands)?,
             FloatOp::Linear { .. } if sliced_projection(self.graph, id) => {
                 self.sliced_linear(id, &operands)?
             }
@@ -319,6 +331,20 @@ impl<'a, 'g> Lowering<'a, 'g> {
                     .one(Op::Concat { axis: 1 }, args, name, q.ty(width))
             }
             FloatOp::Gelu => self.activation(id, operands[0], gelu::Activation::Gelu)?,
+            FloatOp::GeluErf => self.activation(id, operands[0], gelu::Activation::GeluErf)?,
+            FloatOp::Relu => {
+                let x = self.value(stage, operands[0]);
+                let width = self.widths[&operands[0]];
+                self.widths.insert(id, width);
+                let q = out.expect("relus have their operand's class");
+                let hi = q.dtype.max() as i64;
+                self.layer(stage).one(
+                    Op::Clamp { lo: 0, hi },
+                    vec![Operand::Value(x)],
+                    name,
+                    q.ty(width),
+                )
+            }
             FloatOp::Silu => self.activation(id, operands[0], gelu::Activation::Silu)?,
             FloatOp::Rope {
                 dims,
@@ -723,7 +749,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
         }
         let qmax = |q: Quant| ((1i64 << (q.dtype.bits() - 1)) - 1) as f64;
         let score_dtype = dtype_for(dh as f64 * qmax(qs) * qmax(ks));
-        let pos = self.value(stage, self.graph.position);
+        let pos = self
+            .graph
+            .position()
+            .ok_or_else(|| self.unsupported(id, "it needs the token's position"))?;
+        let pos = self.value(stage, pos);
         let cache_ty = |q: Quant| {
             TensorType::new(
                 q.dtype,
@@ -741,7 +771,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let (keys, values) = match self.kv.get(&(stage, kv_head)) {
             Some(&kv) => kv,
             None => {
-                let cache = match self.model.hparams.group() {
+                let cache = match self.model.text()?.group() {
                     1 => n.clone(),
                     _ => format!("blk.{block}.attn.kv.{kv_head}"),
                 };
@@ -994,7 +1024,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 None => self.constant(name, ty.clone(), data),
             }
         });
-        let pos = self.value(stage, self.graph.position);
+        let pos = self
+            .graph
+            .position()
+            .expect("RoPE nodes are in token graphs, which have a position");
+        let pos = self.value(stage, pos);
         let row_ty = TensorType::new(
             DType::I16,
             vec![1, half],
@@ -1087,7 +1121,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             fit.coef,
         );
         let op = match act {
-            gelu::Activation::Gelu => Op::Gelu(fit.attrs),
+            gelu::Activation::Gelu | gelu::Activation::GeluErf => Op::Gelu(fit.attrs),
             gelu::Activation::Silu => Op::Silu(fit.attrs),
         };
         Ok(self.layer(stage).one(
@@ -1101,6 +1135,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
     fn finish(mut self) -> Result<Module, QuantError> {
         for (stage, id) in std::mem::take(&mut self.exports) {
             let v = self.layers[&stage].node_values[&id];
+            self.layer(stage).output(v);
+        }
+        if let Io::Pass { output, .. } = self.graph.io {
+            let stage = self.graph.node(output).stage;
+            let v = self.layers[&stage].node_values[&output];
             self.layer(stage).output(v);
         }
         let layers = self
@@ -1123,7 +1162,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
 fn sliced_projection(graph: &Graph, id: NodeId) -> bool {
     let users = graph.users(id);
     matches!(graph.node(id).op, FloatOp::Linear { .. })
-        && id != graph.logits
+        && graph.logits() != Some(id)
         && !users.is_empty()
         && users
             .iter()
@@ -1134,19 +1173,28 @@ fn sliced_projection(graph: &Graph, id: NodeId) -> bool {
 /// activations (inputs, logits).
 fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
     let users = || graph.users(id).into_iter().map(|u| &graph.node(u).op);
+    let feeds_logits = graph
+        .logits()
+        .is_some_and(|logits| graph.users(id).contains(&logits));
     Some(match graph.node(id).op {
         FloatOp::Token | FloatOp::Position => return None,
+        // A single pass's input: quantized at the residual stream's width.
+        FloatOp::Input { .. } => Role::Residual,
         FloatOp::Embed { .. } | FloatOp::Add => Role::Residual,
-        FloatOp::LayerNorm { .. } if graph.users(id).contains(&graph.logits) => Role::HeadNorm,
+        FloatOp::LayerNorm { .. } if feeds_logits => Role::HeadNorm,
         FloatOp::LayerNorm { .. } => Role::Norm,
         FloatOp::Slice { .. } => Role::Qkv,
         FloatOp::Attention { .. } | FloatOp::Concat => Role::Attn,
-        FloatOp::RmsNorm { .. } if graph.users(id).contains(&graph.logits) => Role::HeadNorm,
+        FloatOp::RmsNorm { .. } if feeds_logits => Role::HeadNorm,
         FloatOp::RmsNorm { .. } => Role::Norm,
         FloatOp::Rope { .. } => Role::Qkv,
-        FloatOp::Gelu | FloatOp::Silu | FloatOp::Mul => Role::Mlp,
-        FloatOp::Linear { .. } if id == graph.logits => return None,
-        FloatOp::Linear { .. } if users().any(|op| matches!(op, FloatOp::Gelu | FloatOp::Silu)) => {
+        FloatOp::Gelu | FloatOp::GeluErf | FloatOp::Silu | FloatOp::Mul | FloatOp::Relu => {
+            Role::Mlp
+        }
+        FloatOp::Linear { .. } if graph.logits() == Some(id) => return None,
+        FloatOp::Linear { .. }
+            if users().any(|op| matches!(op, FloatOp::Gelu | FloatOp::GeluErf | FloatOp::Silu)) =>
+        {
             Role::GeluIn
         }
         // The SiLU-gated MLP's `up`, multiplied by the gate: an MLP value, not the residual.

@@ -12,7 +12,10 @@ mod fixed;
 pub mod gelu;
 mod lower;
 
-pub use calibrate::{calibrate, calibration_tokens, default_calibration, Ranges, CALIBRATION_TEXT};
+pub use calibrate::{
+    calibrate, calibrate_inputs, calibration_inputs, calibration_tokens, default_calibration,
+    Ranges, CALIBRATION_TEXT,
+};
 pub use config::{QuantConfig, Role};
 pub use lower::lower;
 
@@ -40,10 +43,21 @@ pub fn quantize(model: &FloatModel, config: &QuantConfig) -> Result<Module, Quan
 /// `model`'s calibrated ranges on `config`'s calibration tokens (the float model run over them:
 /// most of a large model's compile time, so a caller lowering twice calibrates once).
 pub fn ranges(model: &FloatModel, config: &QuantConfig) -> Result<Ranges, QuantError> {
+    let Some(hparams) = &model.hparams else {
+        let inputs = match &config.calibration_inputs {
+            Some(inputs) => inputs.clone(),
+            None => calibration_inputs(
+                model.input_len().unwrap_or(0),
+                config.calibration_len,
+                config.calibration_seed,
+            ),
+        };
+        return Ok(calibrate_inputs(model, &inputs)?);
+    };
     let tokens = match &config.calibration {
         Some(tokens) => tokens.clone(),
         None => calibration_tokens(
-            &model.hparams,
+            hparams,
             config.calibration_len,
             config.calibration_seed,
         ),

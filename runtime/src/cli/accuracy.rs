@@ -142,7 +142,7 @@ impl Args {
         println!(
             "{} positions in windows of {}: top-1 agreement {:.2}% ({:.2}% of {} clear), mean KL {:.2e} nats",
             s.positions,
-            model.hparams.n_ctx,
+            model.text()?.n_ctx,
             100.0 * s.top1_agreement,
             100.0 * s.clear_agreement,
             s.clear_positions,
@@ -189,7 +189,7 @@ impl Args {
         for (label, shape) in models {
             let gguf = GgufFile::from_bytes(generate_gpt2(&shape).to_bytes())?;
             let model = FloatModel::load(&gguf)?;
-            let tokens = calibration_tokens(&model.hparams, positions, 1);
+            let tokens = calibration_tokens(model.text()?, positions, 1);
             writeln!(
                 report,
                 "\n## {label} ({} blocks, d={}, ctx {}, vocab {})\n",

@@ -97,6 +97,10 @@ impl Args {
         }
         let (quantized, tokenizer, summary) = match self.model.extension() {
             Some(e) if e == "zkir" => (self.checked_ir()?, None, "IR text".to_string()),
+            _ if zkc_compiler::onnx::is_onnx(&self.model) => {
+                let (module, summary) = self.single_pass()?;
+                (module, None, summary)
+            }
             _ => self.quantized()?,
         };
         let module = zkc_compiler::parts::split(quantized, self.max_constraints)?;
@@ -182,6 +186,24 @@ impl Args {
         Ok((quantized, tokenizer, config.summary()))
     }
 
+    /// The ONNX model mapped, calibrated (on `--calibrate`'s inputs, else seeded
+    /// standard-normal ones) and quantized: a single-pass module.
+    fn single_pass(&self) -> Result<(zkc_lang::Module, String), Box<dyn std::error::Error>> {
+        let onnx = zkc_compiler::onnx::read(&self.model)?;
+        let imported = zkc_compiler::onnx::import(&onnx)?;
+        let model = FloatModel::single_pass(imported.graph, imported.weights);
+        let len = model.input_len().unwrap_or(0);
+        let config = self.quant.single_pass_config(len)?;
+        if self.quant.calibrates().is_none() {
+            eprintln!(
+                "note: calibrating on {} seeded standard-normal inputs; give real ones with --calibrate FILE (EZKL's input.json format)",
+                config.calibration_len
+            );
+        }
+        let module = zkc_compiler::quantize::quantize(&model, &config)?;
+        Ok((module, config.summary()))
+    }
+
     /// A module written as IR text (`zkc compile --emit ir`'s, edited or by hand), checked with
     /// span diagnostics and as a model the runtime proves: its stages, inputs, states and
     /// outputs (the token loop of docs/quantization.md "The model interface").
@@ -191,7 +213,7 @@ impl Args {
             return Err(format!("{name} is not valid IR (see above)").into());
         };
         let interface = Interpreter::new(parsed.module.clone())
-            .and_then(|interp| crate::interp::ModelRunner::new(&interp).map(|_| ()));
+            .and_then(|interp| crate::interp::ModelKind::of(interp.module()).map(|_| ()));
         match interface {
             Ok(()) => Ok(parsed.module),
             Err(e) => {

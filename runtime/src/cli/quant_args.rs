@@ -51,15 +51,7 @@ pub struct QuantArgs {
 impl QuantArgs {
     /// The configuration for a model with `tokenizer` (if it has one).
     pub fn config(&self, tokenizer: Option<&Tokenizer>) -> Result<QuantConfig, QuantError> {
-        let mut cfg = QuantConfig {
-            weight_bits: self.weight_bits,
-            score_frac_bits: self.score_frac_bits,
-            margin: self.margin,
-            context: self.context,
-            smallest_bucket: self.smallest_bucket,
-            ..QuantConfig::default()
-        };
-        cfg.calibration_seed = self.calib_seed;
+        let mut cfg = self.base();
         cfg.calibration = match (&self.calibrate, self.calib_tokens, tokenizer) {
             (Some(file), _, _) => Some(calibration_file(file, tokenizer)?),
             (None, Some(n), _) => {
@@ -69,6 +61,41 @@ impl QuantArgs {
             (None, None, Some(t)) => Some(default_calibration(t)),
             (None, None, None) => None,
         };
+        self.finish(cfg)
+    }
+
+    /// The configuration for a single-pass model of `input_len` inputs: `--calibrate` is then
+    /// a file of inputs in EZKL's format (docs/onnx.md); without it, seeded standard-normal
+    /// inputs.
+    pub fn single_pass_config(&self, input_len: usize) -> Result<QuantConfig, QuantError> {
+        let mut cfg = self.base();
+        if let Some(file) = &self.calibrate {
+            cfg.calibration_inputs = Some(calibration_inputs(file, input_len)?);
+        }
+        self.finish(cfg)
+    }
+
+    /// The `--calibrate` file, if one is given.
+    pub fn calibrates(&self) -> Option<&PathBuf> {
+        self.calibrate.as_ref()
+    }
+
+    /// Everything but the calibration.
+    fn base(&self) -> QuantConfig {
+        let mut cfg = QuantConfig {
+            weight_bits: self.weight_bits,
+            score_frac_bits: self.score_frac_bits,
+            margin: self.margin,
+            context: self.context,
+            smallest_bucket: self.smallest_bucket,
+            ..QuantConfig::default()
+        };
+        cfg.calibration_seed = self.calib_seed;
+        cfg
+    }
+
+    /// `cfg` with the bit options applied, checked.
+    fn finish(&self, mut cfg: QuantConfig) -> Result<QuantConfig, QuantError> {
         if let Some(b) = self.act_bits {
             cfg.set_bits(&format!("act={b}"))?;
         }
@@ -107,4 +134,38 @@ fn calibration_file(file: &PathBuf, tokenizer: Option<&Tokenizer>) -> Result<Vec
         return Err(bad("it holds no tokens".into()));
     }
     Ok(ids)
+}
+
+/// A single-pass model's calibration inputs from a file in EZKL's data format,
+/// `{"input_data": [[...]]}`: every number of `input_data`'s lists in order, cut into samples
+/// of `len` (one list per sample, or EZKL's batch: samples concatenated in one list).
+fn calibration_inputs(file: &PathBuf, len: usize) -> Result<Vec<Vec<f32>>, QuantError> {
+    let bad =
+        |problem: String| QuantError::Config(format!("--calibrate {}: {problem}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let lists = json
+        .get("input_data")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| bad("no `input_data` list (EZKL's format: {\"input_data\": [[x0, x1, ...]]})".into()))?;
+    let mut values = Vec::new();
+    for list in lists {
+        let list = list
+            .as_array()
+            .ok_or_else(|| bad("`input_data` must hold lists of numbers".into()))?;
+        for v in list {
+            values.push(
+                v.as_f64()
+                    .ok_or_else(|| bad(format!("`{v}` is not a number")))? as f32,
+            );
+        }
+    }
+    if len == 0 || values.is_empty() || values.len() % len != 0 {
+        return Err(bad(format!(
+            "{} numbers are not whole inputs of {len}",
+            values.len()
+        )));
+    }
+    Ok(values.chunks(len).map(<[f32]>::to_vec).collect())
 }
