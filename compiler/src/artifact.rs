@@ -251,9 +251,11 @@ mod tests {
     }
 
     fn artifact(test: &str, tokenizer: Option<&Tokenizer>) -> Vec<u8> {
-        let dir = std::env::temp_dir().join(format!("zkc-artifact-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("m.circ");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("zkc-artifact-{test}-"))
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("m.circ");
         let module = zkc_lang::check(IR).ok().unwrap().module;
         write(&path, &module, tokenizer, "abc", "default").unwrap();
         std::fs::read(&path).unwrap()

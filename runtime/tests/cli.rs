@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use tempfile::TempDir;
 
 fn zkc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zkc"))
@@ -14,18 +15,20 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// A fresh directory of this test run, `zkc-cli-PID-NAME`.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zkc-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory `zkc-cli-NAME-XXXXXX`, removed when dropped.
+fn temp_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("zkc-cli-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
-fn temp_copy(name: &str, text: &str) -> PathBuf {
+/// `text` written as `name` in a fresh directory, which lives as long as the returned `TempDir`.
+fn temp_copy(name: &str, text: &str) -> (TempDir, PathBuf) {
     let dir = temp_dir(name);
-    let path = dir.join(name);
+    let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
-    path
+    (dir, path)
 }
 
 #[test]
@@ -47,7 +50,7 @@ fn check_accepts_every_example() {
 
 #[test]
 fn check_rejects_with_span_and_exit_1() {
-    let path = temp_copy(
+    let (_dir, path) = temp_copy(
         "bad.zkir",
         "zkir 1\nlayer l(%x: i8[2]) {\n  %y = add %x, %z : i8[2]\n  return %y\n}\n",
     );
@@ -77,7 +80,7 @@ fn fmt_is_canonical_and_idempotent() {
     let source =
         std::fs::read_to_string(repo("tests/filetests/parse/ok/comments_and_spacing.zkir"))
             .unwrap();
-    let path = temp_copy("messy.zkir", &source);
+    let (_dir, path) = temp_copy("messy.zkir", &source);
     let once = zkc(&["fmt", path.to_str().unwrap()]);
     assert!(once.status.success());
     let formatted = String::from_utf8(once.stdout).unwrap();
@@ -100,7 +103,7 @@ fn fmt_is_canonical_and_idempotent() {
 #[test]
 fn fmt_refuses_an_invalid_file_and_leaves_it_alone() {
     let text = "zkir 1\nlayer l(%x: i8[2]) {\n  %y = frob %x : i8[2]\n  return %y\n}\n";
-    let path = temp_copy("invalid.zkir", text);
+    let (_dir, path) = temp_copy("invalid.zkir", text);
     let out = zkc(&["fmt", "--write", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
@@ -122,7 +125,7 @@ fn help_explains_each_subcommand_with_an_example() {
 #[test]
 fn gen_model_inspect_and_run_float() {
     let dir = temp_dir("model");
-    let model = dir.join("tiny.gguf");
+    let model = dir.path().join("tiny.gguf");
     let model = model.to_str().unwrap();
     let out = zkc(&[
         "gen-model",
@@ -182,7 +185,7 @@ fn gen_model_inspect_and_run_float() {
     assert_eq!(logits.split(',').count(), 300);
     assert!(run(&["--prompt", "hi there", "--max-new", "2"]).contains("text: \"hi there\""));
 
-    let circ = dir.join("tiny.circ");
+    let circ = dir.path().join("tiny.circ");
     let circ = circ.to_str().unwrap();
     assert!(zkc(&["compile", model, "-o", circ]).status.success());
     let from_circ = zkc(&["run", circ, "--tokens", "1,2,3", "--max-new", "4"]);
@@ -299,7 +302,7 @@ fn demo_runs_the_main_job_end_to_end() {
 #[test]
 fn compile_setup_prove_verify_by_hand() {
     let dir = temp_dir("prove");
-    let file = |name: &str| dir.join(name).display().to_string();
+    let file = |name: &str| dir.path().join(name).display().to_string();
     let ok = |args: &[&str]| {
         let out = zkc(args);
         assert!(
@@ -369,7 +372,7 @@ fn compile_setup_prove_verify_by_hand() {
         "prove",
         &file("m.circ"),
         "--keys",
-        &dir.join("nowhere").display().to_string(),
+        &dir.path().join("nowhere").display().to_string(),
         "--tokens",
         "1",
         "-o",
@@ -385,7 +388,7 @@ fn compile_setup_prove_verify_by_hand() {
 #[test]
 fn plan_prove_parts_as_array_tasks_and_bundle() {
     let dir = temp_dir("units");
-    let file = |name: &str| dir.join(name).display().to_string();
+    let file = |name: &str| dir.path().join(name).display().to_string();
     let ok = |out: Output| {
         assert!(
             out.status.success(),
@@ -443,7 +446,10 @@ fn plan_prove_parts_as_array_tasks_and_bundle() {
         );
         assert_eq!(said["done"], "proven");
         assert!(said["peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{said}");
-        assert!(dir.join(format!("units/unit-{index}.zkunit")).exists());
+        assert!(dir
+            .path()
+            .join(format!("units/unit-{index}.zkunit"))
+            .exists());
     }
     let again: serde_json::Value = serde_json::from_str(&ok(part(3))).unwrap();
     assert_eq!(again["done"], "was already proven");
@@ -461,7 +467,7 @@ fn plan_prove_parts_as_array_tasks_and_bundle() {
         "{stderr}"
     );
     assert!(
-        !dir.join("run.zkp").exists(),
+        !dir.path().join("run.zkp").exists(),
         "nothing is written for an incomplete set"
     );
     ok(part(5));
@@ -484,7 +490,7 @@ fn plan_prove_parts_as_array_tasks_and_bundle() {
 #[test]
 fn compile_proves_the_longest_context_whose_attention_fits_unless_told_more() {
     let dir = temp_dir("context");
-    let model = dir.join("tiny.gguf");
+    let model = dir.path().join("tiny.gguf");
     let model = model.to_str().unwrap();
     assert!(zkc(&["gen-model", "gpt2", "-o", model]).status.success());
     let stats = |extra: &[&str]| -> (serde_json::Value, String) {
@@ -537,7 +543,6 @@ fn compile_proves_the_longest_context_whose_attention_fits_unless_told_more() {
             .count();
         assert!(heads >= 2, "{context}: {:?}", names(&long));
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// IR text is the third input: `examples/gpt2_block.zkir` (written by hand) compiles into an
@@ -547,7 +552,7 @@ fn compile_proves_the_longest_context_whose_attention_fits_unless_told_more() {
 #[test]
 fn ir_text_compiles_into_an_artifact_that_proves_and_verifies() {
     let dir = temp_dir("ir-in");
-    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let example = repo("examples/gpt2_block.zkir");
     let example = example.to_str().unwrap();
     let ok = |args: &[&str]| {
@@ -598,11 +603,110 @@ fn ir_text_compiles_into_an_artifact_that_proves_and_verifies() {
         ),
     ];
     for (name, text, said) in refusals {
-        let file = temp_copy(name, text);
+        let (_dir, file) = temp_copy(name, text);
         let out = zkc(&["compile", file.to_str().unwrap(), "-o", &path("x.circ")]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}");
         assert!(said.iter().all(|s| stderr.contains(s)), "{name}: {stderr}");
     }
-    assert!(!dir.join("x.circ").exists());
+    assert!(!dir.path().join("x.circ").exists());
+}
+
+/// A single-pass model (`%input` in, `%output` out, no token loop) written as IR: compiled, set
+/// up, proven once on an EZKL `input.json` and verified, with the output `zkc run` computes;
+/// then proven with `--private-input`, whose bundle holds only the input's commitment.
+#[test]
+fn a_single_pass_model_proves_and_verifies_an_input_json() {
+    let dir = temp_dir("single-pass");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let ir = "zkir 1
+
+const @w0: i8[4, 3] * 2^-6 = [12, -7, 3, 5, 9, -11, -4, 6, 8, 10, -2, 1]
+const @b0: i32[3] * 2^-14 = [100, -50, 25]
+const @w1: i8[3, 2] * 2^-6 = [7, -3, 2, 9, -5, 4]
+
+layer dense.0(%input: i16[1, 4] * 2^-8) {
+  %acc0 = linear %input, @w0, @b0 : i32[1, 3] * 2^-14
+  %pre = requant %acc0, mult=1, shift=6 : i16[1, 3] * 2^-8
+  %h = clamp %pre, lo=0, hi=32767 : i16[1, 3] * 2^-8
+  return %h
+}
+
+layer dense.1(%h: i16[1, 3] * 2^-8) {
+  %acc1 = linear %h, @w1 : i32[1, 2] * 2^-14
+  %output = requant %acc1, mult=1, shift=6 : i16[1, 2] * 2^-8
+  return %output
+}
+";
+    std::fs::write(path("net.zkir"), ir).unwrap();
+    std::fs::write(
+        path("input.json"),
+        r#"{"input_data": [[0.5, -0.25, 1.0, 0.125]]}"#,
+    )
+    .unwrap();
+    let ok = |args: &[&str]| {
+        let out = zkc(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let line = |text: &str, start: &str| {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no `{start}` in {text}"))
+            .to_string()
+    };
+    ok(&["compile", &path("net.zkir"), "-o", &path("net.circ")]);
+    ok(&["setup", &path("net.circ"), "-o", &path("keys")]);
+    // [128, -64, 256, 32] -> h = [10, 0, 50] -> [-3, 3] at 2^-8.
+    let ran = ok(&["run", &path("net.circ"), "--input", &path("input.json")]);
+    let output = "output: i16[1, 2] * 2^-8 -0.01171875,0.01171875";
+    assert_eq!(line(&ran, "output:"), output);
+    let prove = |extra: &[&str], bundle: &str| {
+        let mut args = vec![
+            "prove",
+            &path("net.circ"),
+            "--keys",
+            &path("keys"),
+            "--input",
+            &path("input.json"),
+            "-o",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.push(path(bundle));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let proved = prove(&[], "run.zkp");
+    assert!(
+        proved.contains("output: -0.01171875,0.01171875"),
+        "{proved}"
+    );
+    let verified = ok(&["verify", &path("keys/vk"), &path("run.zkp")]);
+    assert!(verified.starts_with("verified: one pass"), "{verified}");
+    assert_eq!(line(&verified, "output:"), output);
+    assert_eq!(
+        line(&verified, "input:"),
+        "input:  i16[1, 4] * 2^-8 0.5,-0.25,1,0.125"
+    );
+    prove(&["--private-input"], "private.zkp");
+    let verified = ok(&["verify", &path("keys/vk"), &path("private.zkp")]);
+    assert_eq!(line(&verified, "output:"), output);
+    assert!(
+        line(&verified, "input:").contains("committed: 0x"),
+        "{verified}"
+    );
+    // A token-loop request of a single-pass model says what it takes instead.
+    let out = zkc(&["run", &path("net.circ"), "--tokens", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("single-pass model"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -68,10 +68,11 @@ fn ray_proves_a_generation_through_a_killed_worker_and_matches_one_process() {
     let Some(python) = python_with_ray() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("zkc-ray-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = |name: &str| dir.join(name).display().to_string();
+    let dir = tempfile::Builder::new()
+        .prefix("zkc-ray-")
+        .tempdir()
+        .unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
     run(&[
         "gen-model",
         "gpt2",
@@ -98,8 +99,8 @@ fn ray_proves_a_generation_through_a_killed_worker_and_matches_one_process() {
 
     // zkc, except that the first time it is asked for unit 1 it kills the Ray worker that runs
     // it (its parent): Ray sees a worker die and retries the task on another.
-    let wrapper: PathBuf = dir.join("zkc-killing-once");
-    let marker = dir.join("killed");
+    let wrapper: PathBuf = dir.path().join("zkc-killing-once");
+    let marker = dir.path().join("killed");
     std::fs::write(
         &wrapper,
         format!(
@@ -152,12 +153,12 @@ fn ray_proves_a_generation_through_a_killed_worker_and_matches_one_process() {
     };
     assert_eq!(generated(&verified), generated(&single));
     assert_eq!(
-        public_content(&dir.join("ray.zkp")),
-        public_content(&dir.join("single.zkp"))
+        public_content(&dir.path().join("ray.zkp")),
+        public_content(&dir.path().join("single.zkp"))
     );
 
     // The report has every unit's time, and the schedule reads it.
-    let report = dir.join("ray.zkp.units/report.json");
+    let report = dir.path().join("ray.zkp.units/report.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["units"].as_array().unwrap().len(), 8);
     let out = Command::new(&python)

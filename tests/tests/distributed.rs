@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use tempfile::TempDir;
 use zkc_compiler::artifact;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig, WeightType};
@@ -27,14 +28,14 @@ const MAX_NEW: usize = 3;
 
 /// A 2-block model (d=32, context 8, buckets 2, 4 and 8) compiled and set up in `dir`.
 struct Model {
-    dir: PathBuf,
+    dir: TempDir,
     artifact: artifact::Artifact,
     vd: VerifyingData,
 }
 
 impl Model {
     fn keys(&self) -> PathBuf {
-        self.dir.join("keys")
+        self.dir.path().join("keys")
     }
 
     fn interp(&self) -> Interpreter {
@@ -53,8 +54,10 @@ struct Run {
 }
 
 fn model() -> Model {
-    let dir = std::env::temp_dir().join(format!("zkc-distributed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("zkc-distributed-")
+        .tempdir()
+        .unwrap();
     let cfg = ModelConfig {
         n_layer: 2,
         n_embd: 32,
@@ -72,10 +75,10 @@ fn model() -> Model {
         ..QuantConfig::default()
     };
     let module = quantize(&FloatModel::load(&gguf).unwrap(), &quant).unwrap();
-    let circ = dir.join("model.circ");
+    let circ = dir.path().join("model.circ");
     artifact::write(&circ, &module, None, "test", "default").unwrap();
     let artifact = artifact::read(&circ).unwrap();
-    let keys = dir.join("keys");
+    let keys = dir.path().join("keys");
     let ir = artifact.header.ir_sha256.clone();
     let mut rng = StdRng::seed_from_u64(21);
     setup(
@@ -113,14 +116,23 @@ fn prove_units(model: &Model, plan: &Plan, plan_digest: &str, dir: &Path) {
     }
 }
 
+static RUN: OnceLock<Run> = OnceLock::new();
+
+/// Removes the shared run's directory, with the copies of its units the tests damaged: a static
+/// is never dropped, so this is registered with `atexit` once the run is made.
+extern "C" fn remove_run() {
+    if let Some(run) = RUN.get() {
+        let _ = std::fs::remove_dir_all(run.model.dir.path());
+    }
+}
+
 fn run() -> &'static Run {
-    static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
         let model = model();
         let interp = model.interp();
         let ir = &model.artifact.header.ir_sha256;
         let prover = Prover::new(&interp, ir, &model.keys(), &model.vd).unwrap();
-        let single_path = model.dir.join("single.zkp");
+        let single_path = model.dir.path().join("single.zkp");
         let single = prover
             .generate(
                 &PROMPT,
@@ -130,13 +142,15 @@ fn run() -> &'static Run {
                 &mut |_| {},
             )
             .unwrap();
-        let artifact_bytes = std::fs::metadata(model.dir.join("model.circ"))
+        let artifact_bytes = std::fs::metadata(model.dir.path().join("model.circ"))
             .unwrap()
             .len();
         let plan = Plan::make(&prover, &PROMPT, MAX_NEW, artifact_bytes).unwrap();
         let plan_bytes = plan.to_json().into_bytes();
-        let units = model.dir.join("units");
+        let units = model.dir.path().join("units");
         prove_units(&model, &plan, &digest(&plan_bytes), &units);
+        // SAFETY: `remove_run` cannot unwind, as a handler that `exit` calls must not.
+        unsafe { libc::atexit(remove_run) };
         Run {
             model,
             plan,
@@ -168,7 +182,7 @@ fn public_content(b: &Bundle) -> PublicContent {
 /// A copy of the run's unit directory, for a test to damage.
 fn copy_units(name: &str) -> PathBuf {
     let run = run();
-    let dir = run.model.dir.join(name);
+    let dir = run.model.dir.path().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     for k in 0..run.plan.units.len() {
         std::fs::copy(unit_path(&run.units, k), unit_path(&dir, k)).unwrap();

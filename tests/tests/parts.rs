@@ -68,9 +68,10 @@ fn assert_same_runs(a: Module, b: Module, tokens: &[u32]) {
     }
 }
 
-/// A generation proven from `module` written as an artifact in a temporary `dir`.
+/// A generation proven from `module` written as an artifact in a temporary directory, removed
+/// when `_dir` is dropped.
 struct Proven {
-    dir: std::path::PathBuf,
+    _dir: tempfile::TempDir,
     vd: VerifyingData,
     bytes: Vec<u8>,
 }
@@ -85,12 +86,14 @@ fn prove(
     prompt: &[u32],
     max_new: usize,
 ) -> Proven {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let circ = dir.join("model.circ");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{name}-"))
+        .tempdir()
+        .unwrap();
+    let circ = dir.path().join("model.circ");
     artifact::write(&circ, module, None, "test", "default").unwrap();
     let artifact = artifact::read(&circ).unwrap();
-    let keys = dir.join("keys");
+    let keys = dir.path().join("keys");
     let mut rng = StdRng::seed_from_u64(seed);
     let ir = &artifact.header.ir_sha256;
     setup(
@@ -105,13 +108,17 @@ fn prove(
     .unwrap();
     let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
     let interp = Interpreter::new(artifact.module).unwrap();
-    let out = dir.join("run.zkp");
+    let out = dir.path().join("run.zkp");
     Prover::new(&interp, ir, &keys, &vd)
         .unwrap()
         .generate(prompt, max_new, &out, &mut rng, &mut |_| {})
         .unwrap();
     let bytes = std::fs::read(&out).unwrap();
-    Proven { dir, vd, bytes }
+    Proven {
+        _dir: dir,
+        vd,
+        bytes,
+    }
 }
 
 #[test]
@@ -164,7 +171,7 @@ fn parts_prove_and_verify_and_their_boundary_is_a_checked_link() {
     let whole = whole();
     let max = bound(&whole);
     let module = split(whole, max).unwrap();
-    let Proven { dir, vd, bytes } = prove("zkc-parts", &module, 3, Some(&[4]), &[72, 105], 2);
+    let Proven { _dir, vd, bytes } = prove("zkc-parts", &module, 3, Some(&[4]), &[72, 105], 2);
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(
         verified.proofs,
@@ -195,7 +202,6 @@ fn parts_prove_and_verify_and_their_boundary_is_a_checked_link() {
     let mut b = honest;
     b.steps[0].layers.swap(1, 2);
     assert!(verify(&vd, &b.to_bytes(), false).is_err());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `module`'s layers as (name, context).
@@ -279,7 +285,7 @@ fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as
 
     // Proven across the bucket change (positions 0-4), verified; the joined caches' chain is a
     // link across steps like any layer's.
-    let Proven { dir, vd, bytes } = prove("zkc-joined", &joined, 5, None, &[72, 105, 33], 3);
+    let Proven { _dir, vd, bytes } = prove("zkc-joined", &joined, 5, None, &[72, 105, 33], 3);
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(verified.steps, 5);
     assert_eq!(verified.proofs, 5 * 3, "three circuits per token");
@@ -311,7 +317,6 @@ fn layers_within_the_bound_are_joined_into_circuits_that_run_prove_and_verify_as
         verify(&vd, &b.to_bytes(), false),
         Err(Rejection::LayerCount { step: 2, .. })
     ));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -347,7 +352,7 @@ fn a_head_above_the_bound_is_cut_into_vocabulary_slices_whose_carried_argmax_is_
 
     // Proven and verified; a slice dropped, two slices swapped and a carried logit changed are
     // each refused.
-    let Proven { dir, vd, bytes } = prove("zkc-vocab", &sliced, 9, Some(&[4]), &[72, 105], 2);
+    let Proven { _dir, vd, bytes } = prove("zkc-vocab", &sliced, 9, Some(&[4]), &[72, 105], 2);
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(verified.proofs, verified.steps * names.len());
     let honest = Bundle::from_bytes(&bytes).unwrap();
@@ -376,7 +381,6 @@ fn a_head_above_the_bound_is_cut_into_vocabulary_slices_whose_carried_argmax_is_
         matches!(&why, Rejection::Link { step: 1, layer, .. } if layer == "head.vocab1"),
         "{why}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -454,7 +458,7 @@ fn attention_above_the_bound_is_cut_between_cache_groups_that_run_prove_and_veri
 
     // Proven across the bucket change (positions 0-4) and verified: each group's caches are a
     // chain of their own, linked across steps and buckets.
-    let Proven { dir, vd, bytes } = prove("zkc-cache-groups", &cut, 11, None, &[72, 105, 33], 3);
+    let Proven { _dir, vd, bytes } = prove("zkc-cache-groups", &cut, 11, None, &[72, 105, 33], 3);
     let verified = verify(&vd, &bytes, false).unwrap();
     assert_eq!(verified.steps, 5);
     assert_eq!(verified.proofs, 5 * cut.stages().len());
@@ -506,5 +510,4 @@ fn attention_above_the_bound_is_cut_between_cache_groups_that_run_prove_and_veri
         verify(&vd, &b.to_bytes(), false),
         Err(Rejection::LayerCount { step: 2, .. })
     ));
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -6,6 +6,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use tempfile::TempDir;
 use zkc_compiler::artifact;
 use zkc_compiler::gguf::GgufFile;
 use zkc_compiler::model::{generate_gpt2, FloatModel, ModelConfig, WeightType};
@@ -22,10 +23,11 @@ use zkc_runtime::proving::verifier::{verify, Rejection};
 const PROMPT: [u32; 2] = [72, 105];
 const MAX_NEW: usize = 3;
 
-fn dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zkc-proving-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("zkc-proving-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A 2-block model (d=32, context 8, context buckets 2, 4 and 8) written as an artifact and
@@ -76,19 +78,34 @@ struct Run {
     other: VerifyingData,
     bytes: Vec<u8>,
     generated: Vec<u32>,
+    /// The directory of the keys, removed by `remove_run` at exit (a static is never dropped).
+    dir: TempDir,
+}
+
+static RUN: OnceLock<Run> = OnceLock::new();
+
+/// Removes the shared run's directory; registered with `atexit` once the run is made.
+extern "C" fn remove_run() {
+    if let Some(run) = RUN.get() {
+        let _ = std::fs::remove_dir_all(run.dir.path());
+    }
 }
 
 /// One honest run, shared by the tests: proving is the slow part.
 fn run() -> &'static Run {
-    static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
         let here = dir("honest");
-        let (artifact, vd) = compiled(11, &here);
-        let (_, other) = compiled(12, &dir("other"));
+        let (artifact, vd) = compiled(11, here.path());
+        let (_, other) = compiled(12, dir("other").path());
         let interp = Interpreter::new(artifact.module.clone()).unwrap();
-        let prover =
-            Prover::new(&interp, &artifact.header.ir_sha256, &here.join("keys"), &vd).unwrap();
-        let out = here.join("run.zkp");
+        let prover = Prover::new(
+            &interp,
+            &artifact.header.ir_sha256,
+            &here.path().join("keys"),
+            &vd,
+        )
+        .unwrap();
+        let out = here.path().join("run.zkp");
         let mut outputs = Vec::new();
         prover
             .generate(
@@ -107,13 +124,16 @@ fn run() -> &'static Run {
         let mut runner = zkc_runtime::interp::ModelRunner::new(&interp).unwrap();
         let (generated, _) = runner.generate(&PROMPT, MAX_NEW).unwrap();
         assert_eq!(outputs[PROMPT.len() - 1..], generated[..]);
+        // SAFETY: `remove_run` cannot unwind, as a handler that `exit` calls must not.
+        unsafe { libc::atexit(remove_run) };
         Run {
             artifact,
-            keys: here.join("keys"),
+            keys: here.path().join("keys"),
             vd,
             other,
             bytes: std::fs::read(&out).unwrap(),
             generated,
+            dir: here,
         }
     })
 }
@@ -500,7 +520,8 @@ fn a_header_asking_for_no_steps_or_a_prompt_beyond_the_context_is_refused() {
 #[test]
 fn matrices_from_setup_or_beyond_the_budget_are_cached_on_disk_and_read_back() {
     let run = run();
-    let keys = dir("shapes").join("keys");
+    let shapes_dir = dir("shapes");
+    let keys = shapes_dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     for entry in std::fs::read_dir(&run.keys).unwrap() {
         let path = entry.unwrap().path();
@@ -615,7 +636,8 @@ fn a_wrong_witness_names_the_instruction_whose_constraint_fails() {
 #[test]
 fn keys_for_some_buckets_prove_in_the_smallest_keyed_bucket() {
     let run = run();
-    let keys = dir("bucket4").join("keys");
+    let bucket4 = dir("bucket4");
+    let keys = bucket4.path().join("keys");
     let vd = setup(
         &run.artifact.module,
         &run.artifact.header.ir_sha256,
@@ -633,7 +655,7 @@ fn keys_for_some_buckets_prove_in_the_smallest_keyed_bucket() {
     assert_eq!(vd.layers.len(), 4, "embed, the blocks' bucket 4, head");
     let interp = Interpreter::new(run.artifact.module.clone()).unwrap();
     let prover = Prover::new(&interp, &run.artifact.header.ir_sha256, &keys, &vd).unwrap();
-    let out = dir("bucket4").join("run.zkp");
+    let out = bucket4.path().join("run.zkp");
     let bundle = prover
         .generate(
             &PROMPT,

@@ -46,8 +46,10 @@ fn a_trained_model_proves_forty_steps_that_verify() {
         return;
     };
     let start = Instant::now();
-    let dir = std::env::temp_dir().join(format!("zkc-trained-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("zkc-trained-")
+        .tempdir()
+        .unwrap();
     // As `zkc compile` makes it: calibrated on the built-in text, quantized with the defaults,
     // optimized by the default passes.
     let gguf = GgufFile::open(&path).unwrap();
@@ -65,10 +67,10 @@ fn a_trained_model_proves_forty_steps_that_verify() {
     )
     .unwrap()
     .0;
-    let circ = dir.join("model.circ");
+    let circ = dir.path().join("model.circ");
     artifact::write(&circ, &module, Some(&tokenizer), "trained", "default").unwrap();
     let artifact = artifact::read(&circ).unwrap();
-    let keys = dir.join("keys");
+    let keys = dir.path().join("keys");
     setup(
         &artifact.module,
         &artifact.header.ir_sha256,
@@ -86,7 +88,7 @@ fn a_trained_model_proves_forty_steps_that_verify() {
     assert!(prompt.len() + max_new <= vd.context);
     let interp = Interpreter::new(artifact.module.clone()).unwrap();
     let prover = Prover::new(&interp, &artifact.header.ir_sha256, &keys, &vd).unwrap();
-    let out = dir.join("run.zkp");
+    let out = dir.path().join("run.zkp");
     let mut outputs = Vec::new();
     let bundle = prover
         .generate(
@@ -117,5 +119,4 @@ fn a_trained_model_proves_forty_steps_that_verify() {
         PROMPT,
         tokenizer.decode(&generated)
     );
-    std::fs::remove_dir_all(&dir).ok();
 }

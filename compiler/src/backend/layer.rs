@@ -23,20 +23,15 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use zkc_lang::semantics::{self as sem, Tensor};
-use zkc_lang::{ConstData, ConstId, Layer, Module, Multiplier, Op, Operand, ValueDef, ValueId};
+use zkc_lang::{
+    ConstData, ConstId, Layer, Module, Multiplier, Op, Operand, TensorType, ValueDef, ValueId,
+};
 
 /// The values a layer makes public, in circuit order: scalars as themselves, tensors by
 /// commitment, the caches by their chain. `values` is the layer's record (every SSA value by
 /// `ValueId`).
 pub fn public_inputs(layer: &Layer, values: &[Tensor]) -> Vec<F> {
-    let value = |v: ValueId| {
-        let t = &values[v.index()];
-        if layer.value(v).ty.is_scalar() {
-            field(t.data()[0] as i128)
-        } else {
-            commit(t.data(), layer.value(v).ty.dtype)
-        }
-    };
+    let value = |v: ValueId| public_value(&layer.value(v).ty, values[v.index()].data());
     let caches = Caches::of(layer).map(|c| c.commitments(values));
     layer
         .inputs
@@ -49,6 +44,17 @@ pub fn public_inputs(layer: &Layer, values: &[Tensor]) -> Vec<F> {
         )
         .chain(layer.outputs.iter().map(|&v| value(v)))
         .collect()
+}
+
+/// The public input that stands for an input or output of type `ty` holding `data`: a scalar
+/// as itself, a tensor by its commitment ([`commit`], over the packed integers). What
+/// [`public_inputs`] computes for each, and what a verifier recomputes from values it is given
+/// (a single-pass model's input and output).
+pub fn public_value(ty: &TensorType, data: &[i64]) -> F {
+    match ty.is_scalar() {
+        true => field(data[0] as i128),
+        false => commit(data, ty.dtype),
+    }
 }
 
 /// The tensor and scalar values a layer exposes: its inputs and outputs.

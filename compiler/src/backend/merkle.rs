@@ -295,9 +295,11 @@ mod tests {
     /// table, is rebuilt over rather than believed.
     #[test]
     fn a_cached_tree_is_the_built_one_and_a_bad_cache_is_rebuilt() {
-        let dir = std::env::temp_dir().join(format!("zkc-merkle-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("table-0.merkle");
+        let dir = tempfile::Builder::new()
+            .prefix("zkc-merkle-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("table-0.merkle");
         let (data, width) = (table(37, 5), 5);
         let built = MerkleTree::new(&data, width, DType::I16);
         let first = MerkleTree::cached(&path, &data, width, DType::I16);
@@ -328,6 +330,6 @@ mod tests {
             );
             assert_eq!(std::fs::read(&path).unwrap(), bytes, "rewritten");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+        dir.close().unwrap();
     }
 }

@@ -23,6 +23,8 @@ pub struct Summary {
     /// dimensions by name).
     pub inputs: Vec<(String, Vec<String>)>,
     pub outputs: Vec<(String, Vec<String>)>,
+    /// Each initializer (weight): name and shape.
+    pub initializers: Vec<(String, Vec<i64>)>,
     /// Elements of every initializer.
     pub parameters: u64,
     /// `None` when zkc maps the whole graph, else why not (the node at fault).
@@ -90,6 +92,11 @@ pub fn summarize(model: &OnnxModel) -> Summary {
         ops,
         inputs: shapes(&graph.input, true),
         outputs: shapes(&graph.output, false),
+        initializers: graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.clone(), t.dims.clone()))
+            .collect(),
         parameters,
         problem,
         graph_nodes,
@@ -97,6 +104,15 @@ pub fn summarize(model: &OnnxModel) -> Summary {
 }
 
 impl Summary {
+    /// The op types zkc does not map at all.
+    pub fn unsupported(&self) -> Vec<&str> {
+        self.ops
+            .iter()
+            .filter(|o| !o.supported)
+            .map(|o| o.op.as_str())
+            .collect()
+    }
+
     pub fn to_json(&self) -> Value {
         let io = |v: &[(String, Vec<String>)]| {
             v.iter()
@@ -111,8 +127,10 @@ impl Summary {
             "ops": self.ops.iter().map(|o| json!({"op": o.op, "count": o.count, "supported": o.supported})).collect::<Vec<_>>(),
             "inputs": io(&self.inputs),
             "outputs": io(&self.outputs),
+            "initializers": self.initializers.iter().map(|(n, s)| json!({"name": n, "shape": s})).collect::<Vec<_>>(),
             "parameters": self.parameters,
             "maps": self.problem.is_none(),
+            "unsupported_ops": self.unsupported(),
             "problem": self.problem,
             "graph_nodes": self.graph_nodes,
         })

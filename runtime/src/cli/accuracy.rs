@@ -10,7 +10,7 @@ use zkc_compiler::quantize::{calibration_tokens, quantize, QuantConfig};
 use super::opt_args::OptArgs;
 use super::quant_args::QuantArgs;
 use crate::accuracy::{evaluate, value_errors, Summary};
-use crate::interp::{Interpreter, ModelRunner};
+use crate::interp::{input, Interpreter, ModelRunner, SinglePass};
 use zkc_compiler::tokenizer::Tokenizer;
 
 /// Measure the integer model against the float reference.
@@ -22,22 +22,32 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// quantizer and optimizer options are those of `zkc compile`. Use text the model was not trained
 /// on.
 ///
+/// With an ONNX model and `--inputs` (EZKL's data format, one or more samples one after
+/// another in its list): runs the float graph and the integer model on each sample and prints
+/// the largest and mean absolute error, the error relative to the largest float output, and how
+/// often both pick the same largest output (a classifier's top-1).
+///
 /// Without a MODEL: the report on zkc's own generated models (the tiny one and the
 /// gpt2-small-shape one, seed 0) at the default bit widths and alternatives, on seeded random
 /// tokens (seed 1), written to `-o`. Examples:
 ///
 ///     zkc accuracy model.gguf --text heldout.txt
 ///     zkc accuracy model.gguf --text heldout.txt --per-value --calibrate calib.txt
+///     zkc accuracy net.onnx --inputs samples.json --calibrate calibration.json
 ///     zkc accuracy --positions 256 -o docs/accuracy-generated.md
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
+#[command(group(clap::ArgGroup::new("data").args(["text", "inputs"])))]
 pub struct Args {
-    /// A GGUF model to measure on `--text`.
-    #[arg(requires = "text")]
+    /// A GGUF model to measure on `--text`, or an ONNX model to measure on `--inputs`.
+    #[arg(requires = "data")]
     model: Option<PathBuf>,
     /// Held-out text (UTF-8), tokenized with the model's own tokenizer.
     #[arg(long, requires = "model")]
     text: Option<PathBuf>,
+    /// Inputs of an ONNX model (EZKL's data format; several samples one after another).
+    #[arg(long, requires = "model", conflicts_with = "text")]
+    inputs: Option<PathBuf>,
     /// Also print each integer value's error against its float twin.
     #[arg(long, requires = "model")]
     per_value: bool,
@@ -112,9 +122,54 @@ impl Args {
     pub fn run(self) -> ExitCode {
         super::exit_code(match (&self.model, &self.text, &self.output) {
             (Some(model), Some(text), _) => self.measure_text(model, text),
+            (Some(model), None, _) => match &self.inputs {
+                Some(inputs) => self.measure_inputs(model, inputs),
+                None => Err("give --text (a GGUF model) or --inputs (an ONNX model)".into()),
+            },
             (_, _, Some(output)) => self.report(output),
             _ => Err("give a MODEL with --text, or -o for the report".into()),
         })
+    }
+
+    /// An ONNX model on input samples.
+    fn measure_inputs(&self, path: &Path, inputs: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let model = super::onnx_model::load(path)?;
+        let (module, summary) = super::onnx_model::quantized(&model, &self.quant)?;
+        let interp = Interpreter::new(self.opt.optimize(module, None)?)?;
+        let runner = SinglePass::new(&interp)?;
+        let ty = runner.input_type().clone();
+        let samples = input::samples(inputs, ty.shape.iter().product())?;
+        let scale = runner.output_type().scale.to_f64();
+        let (mut max, mut sum, mut count, mut largest, mut same_top) = (0f64, 0f64, 0usize, 0f64, 0);
+        for (k, sample) in samples.iter().enumerate() {
+            let float = model.run(sample)?;
+            let reals: Vec<f64> = sample.iter().map(|&v| v as f64).collect();
+            let x = input::quantize(&format!("sample {k}"), &reals, &ty)?;
+            let int = runner.run(x, false)?.output;
+            let int: Vec<f64> = int.data().iter().map(|&q| q as f64 * scale).collect();
+            for (f, i) in float.iter().zip(&int) {
+                let e = (*f as f64 - i).abs();
+                (max, sum, count) = (max.max(e), sum + e, count + 1);
+                largest = largest.max((*f as f64).abs());
+            }
+            let top = |v: &[f64]| {
+                v.iter()
+                    .enumerate()
+                    .fold(0, |b, (i, &x)| if x > v[b] { i } else { b })
+            };
+            let float: Vec<f64> = float.iter().map(|&v| v as f64).collect();
+            same_top += usize::from(top(&float) == top(&int));
+        }
+        println!("{} ({summary})", path.display());
+        println!(
+            "{} samples, {} outputs each: error max {max:.3e}, mean {:.3e}, max relative to the largest float output ({largest:.4}) {:.3e}; largest output agrees on {same_top} of {}",
+            samples.len(),
+            count / samples.len().max(1),
+            sum / count.max(1) as f64,
+            max / largest.max(f64::MIN_POSITIVE),
+            samples.len()
+        );
+        Ok(())
     }
 
     /// One model on held-out text.

@@ -98,7 +98,8 @@ impl Args {
         let (quantized, tokenizer, summary) = match self.model.extension() {
             Some(e) if e == "zkir" => (self.checked_ir()?, None, "IR text".to_string()),
             _ if zkc_compiler::onnx::is_onnx(&self.model) => {
-                let (module, summary) = self.single_pass()?;
+                let model = super::onnx_model::load(&self.model)?;
+                let (module, summary) = super::onnx_model::quantized(&model, &self.quant)?;
                 (module, None, summary)
             }
             _ => self.quantized()?,
@@ -184,24 +185,6 @@ impl Args {
             }
         }
         Ok((quantized, tokenizer, config.summary()))
-    }
-
-    /// The ONNX model mapped, calibrated (on `--calibrate`'s inputs, else seeded
-    /// standard-normal ones) and quantized: a single-pass module.
-    fn single_pass(&self) -> Result<(zkc_lang::Module, String), Box<dyn std::error::Error>> {
-        let onnx = zkc_compiler::onnx::read(&self.model)?;
-        let imported = zkc_compiler::onnx::import(&onnx)?;
-        let model = FloatModel::single_pass(imported.graph, imported.weights);
-        let len = model.input_len().unwrap_or(0);
-        let config = self.quant.single_pass_config(len)?;
-        if self.quant.calibrates().is_none() {
-            eprintln!(
-                "note: calibrating on {} seeded standard-normal inputs; give real ones with --calibrate FILE (EZKL's input.json format)",
-                config.calibration_len
-            );
-        }
-        let module = zkc_compiler::quantize::quantize(&model, &config)?;
-        Ok((module, config.summary()))
     }
 
     /// A module written as IR text (`zkc compile --emit ir`'s, edited or by hand), checked with

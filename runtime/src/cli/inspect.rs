@@ -3,16 +3,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use zkc_compiler::gguf::{GgufFile, MetaValue};
 
-/// Describe a GGUF model: architecture, hyperparameters, tokenizer and tensors.
-///
-/// Reads only the header (tensor data stays on disk). Examples:
+/// Describe a model: a GGUF's architecture, hyperparameters, tokenizer and tensors (reading
+/// only the header), or an ONNX graph's ops, shapes and parameter count, and whether zkc maps
+/// it (the ops it cannot lower, and the first node it refuses). Examples:
 ///
 ///     zkc inspect tiny.gguf
 ///     zkc inspect tiny.gguf --json
+///     zkc inspect net.onnx
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The GGUF file.
+    /// The GGUF or ONNX file.
     model: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -92,6 +93,9 @@ fn describe(gguf: &GgufFile) -> Value {
 
 impl Args {
     pub fn run(self) -> ExitCode {
+        if zkc_compiler::onnx::is_onnx(&self.model) {
+            return super::exit_code(self.onnx());
+        }
         let gguf = match GgufFile::open(&self.model) {
             Ok(g) => g,
             Err(e) => {
@@ -148,5 +152,64 @@ impl Args {
             );
         }
         ExitCode::SUCCESS
+    }
+}
+
+impl Args {
+    fn onnx(&self) -> Result<(), Box<dyn std::error::Error>> {
+        let model = zkc_compiler::onnx::read(&self.model)?;
+        let summary = zkc_compiler::onnx::summarize(&model);
+        if self.json {
+            let info = summary.to_json();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&info).expect("JSON values serialise")
+            );
+            return Ok(());
+        }
+        println!(
+            "{}: ONNX, opset {}, {} nodes (producer: {})",
+            self.model.display(),
+            summary.opset,
+            summary.nodes,
+            match summary.producer.is_empty() {
+                true => "unnamed",
+                false => &summary.producer,
+            }
+        );
+        let io = |v: &[(String, Vec<String>)]| {
+            v.iter()
+                .map(|(n, s)| format!("{n} [{}]", s.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("inputs: {}", io(&summary.inputs));
+        println!("outputs: {}", io(&summary.outputs));
+        println!(
+            "parameters: {} in {} initializers",
+            summary.parameters,
+            summary.initializers.len()
+        );
+        let ops: Vec<String> = summary
+            .ops
+            .iter()
+            .map(|o| format!("{} x{}{}", o.op, o.count, if o.supported { "" } else { " (not mapped)" }))
+            .collect();
+        println!("ops: {}", ops.join(", "));
+        for (name, shape) in &summary.initializers {
+            println!("  {name:40} {shape:?}");
+        }
+        let unsupported = summary.unsupported();
+        match (&summary.problem, summary.graph_nodes) {
+            (None, Some(n)) => println!("zkc maps it: {n} model-graph nodes (zkc compile takes it)"),
+            (Some(problem), _) => {
+                if !unsupported.is_empty() {
+                    println!("ops zkc cannot lower yet: {}", unsupported.join(", "));
+                }
+                println!("zkc does not map it yet: {problem}");
+            }
+            (None, None) => {}
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ mod fmt;
 mod gen_model;
 mod inspect;
 mod model_keys;
+mod onnx_model;
 mod opt_args;
 mod plan;
 mod progress;

@@ -70,7 +70,9 @@ impl QuantArgs {
     pub fn single_pass_config(&self, input_len: usize) -> Result<QuantConfig, QuantError> {
         let mut cfg = self.base();
         if let Some(file) = &self.calibrate {
-            cfg.calibration_inputs = Some(calibration_inputs(file, input_len)?);
+            let samples = crate::interp::input::samples(file, input_len)
+                .map_err(|e| QuantError::Config(format!("--calibrate: {e}")))?;
+            cfg.calibration_inputs = Some(samples);
         }
         self.finish(cfg)
     }
@@ -136,36 +138,3 @@ fn calibration_file(file: &PathBuf, tokenizer: Option<&Tokenizer>) -> Result<Vec
     Ok(ids)
 }
 
-/// A single-pass model's calibration inputs from a file in EZKL's data format,
-/// `{"input_data": [[...]]}`: every number of `input_data`'s lists in order, cut into samples
-/// of `len` (one list per sample, or EZKL's batch: samples concatenated in one list).
-fn calibration_inputs(file: &PathBuf, len: usize) -> Result<Vec<Vec<f32>>, QuantError> {
-    let bad =
-        |problem: String| QuantError::Config(format!("--calibrate {}: {problem}", file.display()));
-    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let lists = json
-        .get("input_data")
-        .and_then(|v| v.as_array())
-        .ok_or_else(|| bad("no `input_data` list (EZKL's format: {\"input_data\": [[x0, x1, ...]]})".into()))?;
-    let mut values = Vec::new();
-    for list in lists {
-        let list = list
-            .as_array()
-            .ok_or_else(|| bad("`input_data` must hold lists of numbers".into()))?;
-        for v in list {
-            values.push(
-                v.as_f64()
-                    .ok_or_else(|| bad(format!("`{v}` is not a number")))? as f32,
-            );
-        }
-    }
-    if len == 0 || values.is_empty() || values.len() % len != 0 {
-        return Err(bad(format!(
-            "{} numbers are not whole inputs of {len}",
-            values.len()
-        )));
-    }
-    Ok(values.chunks(len).map(<[f32]>::to_vec).collect())
-}

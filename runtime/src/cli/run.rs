@@ -3,8 +3,8 @@ use super::prompt::PromptArgs;
 use super::quant_args::QuantArgs;
 use super::source::load_checked;
 use crate::accuracy::{Position, Summary};
-use crate::interp::{Interpreter, ModelRunner};
-use std::path::PathBuf;
+use crate::interp::{Interpreter, ModelRunner, SinglePass};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use zkc_compiler::gguf::GgufFile;
@@ -23,6 +23,10 @@ use zkc_compiler::tokenizer::Tokenizer;
 ///     zkc run tiny.circ --tokens 1,2,3 --max-new 8
 ///     zkc run tiny.gguf --float --prompt "Hello" --max-new 8 --logits
 ///     zkc run tiny.gguf --compare --tokens 1,2,3 --max-new 16
+///     zkc run net.circ --input input.json [--json]
+///
+/// A single-pass model (an ONNX network's artifact or IR) runs once on `--input` (EZKL's
+/// input.json) and prints its output as reals (the integers times the output's scale).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -37,8 +41,11 @@ pub struct Args {
     #[command(flatten)]
     prompt: PromptArgs,
     /// How many tokens to generate.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, conflicts_with = "input")]
     max_new: usize,
+    /// Print a single pass's output as JSON.
+    #[arg(long, requires = "input")]
+    json: bool,
     /// Also print the logits after the last token (dequantized for the integer model).
     #[arg(long)]
     logits: bool,
@@ -81,7 +88,10 @@ impl Args {
             let artifact = zkc_compiler::artifact::read(&self.model)?;
             let tokenizer = artifact.tokenizer.as_ref();
             let interp = Interpreter::new(artifact.module)?;
-            self.integer(&interp, tokenizer, &self.prompt.ids(tokenizer)?)?;
+            match &self.prompt.input {
+                Some(input) => self.pass(&interp, input)?,
+                None => self.integer(&interp, tokenizer, &self.prompt.ids(tokenizer)?)?,
+            }
             return Ok(ExitCode::SUCCESS);
         }
         if self.model.extension().is_some_and(|e| e == "zkir") {
@@ -92,7 +102,10 @@ impl Args {
                 return Ok(ExitCode::FAILURE);
             };
             let interp = Interpreter::new(parsed.module)?;
-            self.integer(&interp, None, &self.prompt.ids(None)?)?;
+            match &self.prompt.input {
+                Some(input) => self.pass(&interp, input)?,
+                None => self.integer(&interp, None, &self.prompt.ids(None)?)?,
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let gguf = GgufFile::open(&self.model)?;
@@ -162,6 +175,28 @@ impl Args {
         if let (true, Some(step)) = (self.logits, last) {
             print_logits(step.logits.iter().map(|&q| q as f64 * step.logit_scale));
         }
+        Ok(())
+    }
+
+    /// A single-pass model on the input file `path`: its output as reals.
+    fn pass(&self, interp: &Interpreter, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let runner = SinglePass::new(interp)?;
+        let input = crate::interp::input::read(path, runner.input_type())?;
+        let start = Instant::now();
+        let output = runner.run(input, false)?.output;
+        let ty = runner.output_type();
+        let scale = ty.scale.to_f64();
+        let reals: Vec<f64> = output.data().iter().map(|&q| q as f64 * scale).collect();
+        if self.json {
+            let value = serde_json::json!({
+                "output": reals, "output_integers": output.data(), "output_shape": ty.shape,
+                "scale": scale,
+            });
+            println!("{value}");
+        } else {
+            println!("output: {ty} {}", super::prove::reals(&reals));
+        }
+        eprintln!("one pass in {:.3} s", start.elapsed().as_secs_f64());
         Ok(())
     }
 

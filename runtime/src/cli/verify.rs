@@ -1,6 +1,8 @@
-use super::prove::list;
+use super::prove::{list, reals};
+use crate::proving::bundle::PassInput;
+use crate::proving::encoding::field_0x;
 use crate::proving::keys::VerifyingData;
-use crate::proving::verifier::{verify, Verified};
+use crate::proving::verifier::{verify, Verified, VerifiedPass};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -11,10 +13,13 @@ use zkc_compiler::tokenizer::Tokenizer;
 /// Checks every proof and every link: layer to layer within a step, KV state from step to step,
 /// the tokens fed back, the positions, and that the bundle is this model's (docs/proving.md).
 /// Prints the prompt and the generated tokens (as text where the model has a vocabulary) and
-/// exits 0, or prints the first failure with its step and layer and exits 1. Examples:
+/// exits 0, or prints the first failure with its step and layer and exits 1. For a single-pass
+/// model: that the first layer proved the bundle's input (or its committed input), the last
+/// its output; prints the input and output as reals. Examples:
 ///
 ///     zkc verify tiny.keys/vk run.zkp
 ///     zkc verify tiny.keys/vk run.zkp --json
+///     zkc verify net.keys/vk run.zkp
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -53,6 +58,11 @@ impl Args {
         let decoder = vd.vocabulary.clone().and_then(Tokenizer::from_vocabulary);
         let text = |ids: &[u32]| decoder.as_ref().map(|t| t.decode(ids));
         match verdict {
+            Ok(v) if v.pass.is_some() => {
+                let pass = v.pass.as_ref().expect("a single pass");
+                self.print_pass(&vd, pass, v.proofs, seconds);
+                Ok(Ok((v, seconds)))
+            }
             Ok(v) => {
                 if self.json {
                     let value = serde_json::json!({
@@ -97,5 +107,47 @@ impl Args {
                 Ok(Err(()))
             }
         }
+    }
+}
+
+impl Args {
+    fn print_pass(&self, vd: &VerifyingData, pass: &VerifiedPass, proofs: usize, seconds: f64) {
+        let output = pass.output_reals();
+        let input = pass.input_reals();
+        let commitment = match &pass.input {
+            PassInput::Committed(c) => Some(field_0x(c)),
+            PassInput::Public(_) => None,
+        };
+        if self.json {
+            let value = serde_json::json!({
+                "ok": true, "kind": "pass", "model": vd.commitment,
+                "input": input, "input_commitment": commitment,
+                "input_shape": pass.types.input.shape,
+                "output": output, "output_integers": pass.output,
+                "output_shape": pass.types.output.shape,
+                "proofs": proofs, "seconds": seconds,
+                "peak_rss_bytes": super::peak_rss_bytes(),
+            });
+            println!("{value}");
+            return;
+        }
+        println!(
+            "verified: one pass, {proofs} {} in {:.1} ms",
+            if proofs == 1 { "proof" } else { "proofs" },
+            seconds * 1e3
+        );
+        println!("model:  {}", vd.commitment);
+        match commitment {
+            Some(c) => println!(
+                "input:  {} committed: {c} (private; the bundle holds only this commitment)",
+                pass.types.input
+            ),
+            None => println!(
+                "input:  {} {}",
+                pass.types.input,
+                reals(&input.unwrap_or_default())
+            ),
+        }
+        println!("output: {} {}", pass.types.output, reals(&output));
     }
 }

@@ -2,11 +2,16 @@
 //! of every op) and records every SSA value, which is the witness the circuits will prove.
 //!
 //! [`Interpreter`] runs single layers; [`ModelRunner`] drives a whole model one token per step by
-//! the model interface of `docs/quantization.md`, carrying the KV-cache state between steps.
+//! the model interface of `docs/quantization.md`, carrying the KV-cache state between steps;
+//! [`SinglePass`] runs a model without a token loop once per input ([`input`] reads it from
+//! EZKL's `input.json`). [`ModelKind::of`] says which of the two a module is.
 
+pub mod input;
 mod model;
+mod pass;
 
-pub use model::{layers_at_step_zero, ModelRunner, Step};
+pub use model::{layers_at_step_zero, ModelKind, ModelRunner, Step};
+pub use pass::{Pass, SinglePass};
 
 use thiserror::Error;
 use zkc_lang::semantics::{self as sem, SemanticsError, Tensor};

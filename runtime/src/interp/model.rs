@@ -2,12 +2,50 @@
 //! runs, per stage, the smallest context bucket holding its position: `zkc_lang::buckets`),
 //! inputs `token` and `pos` from the step, other inputs from same-named outputs of earlier
 //! layers; the last stage's layers return `token`, and the logits are `%logits` (or its
-//! vocabulary slices).
+//! vocabulary slices). [`ModelKind::of`] tells this kind from the single pass (`super::pass`).
 
+use super::pass::{self, SinglePass};
 use super::{zeros, InterpError, Interpreter, LayerRun};
 use std::collections::HashMap;
 use zkc_lang::semantics::Tensor;
 use zkc_lang::{DType, Module, Stage, TensorType, ValueId};
+
+/// Which of the two model interfaces of docs/quantization.md a module follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// One token per step ([`ModelRunner`]): layers take `token` and `pos`, blocks carry KV
+    /// caches, the last stage returns `%token`.
+    TokenLoop,
+    /// One run per input ([`SinglePass`]): no `token`, `pos` or states; the first layer takes
+    /// `%input`, the last returns `%output`.
+    SinglePass {
+        input: TensorType,
+        output: TensorType,
+    },
+}
+
+impl ModelKind {
+    /// The kind `module` is, checking it follows that kind's interface. A module with states,
+    /// a `token` or `pos` input, or a last layer returning `token` is held to the token loop's
+    /// rules; any other to the single pass's. The error names the layer at fault.
+    pub fn of(module: &Module) -> Result<ModelKind, InterpError> {
+        let looped = module.layers.iter().any(|l| {
+            !l.states.is_empty()
+                || l.inputs
+                    .iter()
+                    .any(|&v| matches!(l.value(v).name.as_str(), "token" | "pos"))
+        }) || module
+            .layers
+            .last()
+            .is_some_and(|l| l.outputs.iter().any(|&o| l.value(o).name == "token"));
+        if looped {
+            interface(module)?;
+            return Ok(ModelKind::TokenLoop);
+        }
+        let (input, output) = pass::interface(module)?;
+        Ok(ModelKind::SinglePass { input, output })
+    }
+}
 
 /// One generation: the interpreter, each stage's KV state, and the next position.
 pub struct ModelRunner<'i> {
@@ -88,6 +126,15 @@ fn interface(module: &Module) -> Result<Vec<Option<usize>>, InterpError> {
 impl<'i> ModelRunner<'i> {
     pub fn new(interp: &'i Interpreter) -> Result<ModelRunner<'i>, InterpError> {
         let module = interp.module();
+        if let ModelKind::SinglePass { .. } = ModelKind::of(module)? {
+            return Err(InterpError::Interface {
+                layer: None,
+                problem: "this is a single-pass model (its first layer takes `%input`, its last \
+                          returns `%output`): it runs once per input (`--input input.json`), \
+                          not token by token"
+                    .into(),
+            });
+        }
         let logits = interface(module)?;
         let stages = module.stages();
         let states: Vec<Vec<Tensor>> = stages
@@ -274,12 +321,27 @@ fn resized(cache: Tensor, shape: &[usize]) -> Tensor {
 /// synthesize circuits from, whose shape does not depend on the values. Indexed by module
 /// layer; `None` for layers not wanted. Only the buckets of wanted layers run (a stateless
 /// stage runs in whichever does), and only wanted layers' records are kept: setting up one
-/// bucket of gpt2-small at context 1024 no longer runs and holds all seven.
+/// bucket of gpt2-small at context 1024 no longer runs and holds all seven. A single-pass
+/// model runs once, on an input of zeros.
 pub fn layers_at_step_zero(
     interp: &Interpreter,
     wanted: &dyn Fn(usize) -> bool,
 ) -> Result<Vec<Option<LayerRun>>, InterpError> {
     let module = interp.module();
+    if let ModelKind::SinglePass { input, .. } = ModelKind::of(module)? {
+        let zeros = Tensor::new(input.shape.clone(), vec![0; input.shape.iter().product()])
+            .expect("shape and data agree");
+        let witness = SinglePass::new(interp)?
+            .run(zeros, true)?
+            .witness
+            .expect("recorded");
+        let mut runs: Vec<Option<LayerRun>> = vec![None; module.layers.len()];
+        for run in witness.into_iter().filter(|r| wanted(r.layer)) {
+            let slot = run.layer;
+            runs[slot] = Some(run);
+        }
+        return Ok(runs);
+    }
     let mut contexts: Vec<usize> = module
         .layers
         .iter()

@@ -62,6 +62,7 @@ pub fn assemble(
         model: plan.model.clone(),
         prompt: plan.prompt.clone(),
         max_new: plan.max_new,
+        pass: None,
         steps: Vec::with_capacity(plan.inputs.len()),
     };
     for (k, bytes) in files.iter().flatten().enumerate() {

@@ -14,7 +14,8 @@ pub enum DecodeError {
     Version {
         kind: &'static str,
         found: String,
-        expected: u64,
+        /// The version, or the versions (`3 to 4`), read.
+        expected: String,
     },
     #[error("its header is malformed: {0}")]
     Header(String),
@@ -30,6 +31,15 @@ pub fn split_header<'b>(
     kind: &'static str,
     version: u64,
 ) -> Result<(Value, &'b [u8]), DecodeError> {
+    split_header_of(bytes, kind, version..=version).map(|(_, header, rest)| (header, rest))
+}
+
+/// [`split_header`] for a file read in any of `versions`; also gives the file's version.
+pub fn split_header_of<'b>(
+    bytes: &'b [u8],
+    kind: &'static str,
+    versions: std::ops::RangeInclusive<u64>,
+) -> Result<(u64, Value, &'b [u8]), DecodeError> {
     let (magic, rest) = line(bytes).ok_or_else(|| match bytes.starts_with(kind.as_bytes()) {
         true => DecodeError::Truncated("the header".into()),
         false => DecodeError::Foreign(kind),
@@ -39,16 +49,20 @@ pub fn split_header<'b>(
         .strip_prefix(kind)
         .and_then(|v| v.strip_prefix(' '))
         .ok_or(DecodeError::Foreign(kind))?;
-    if found != version.to_string() {
-        return Err(DecodeError::Version {
+    // Canonical digits only: `03` is no version.
+    let version = (found.parse::<u64>().ok())
+        .filter(|v| v.to_string() == found && versions.contains(v))
+        .ok_or_else(|| DecodeError::Version {
             kind,
             found: found.to_string(),
-            expected: version,
-        });
-    }
+            expected: match versions.start() == versions.end() {
+                true => versions.start().to_string(),
+                false => format!("{} to {}", versions.start(), versions.end()),
+            },
+        })?;
     let (json, rest) = line(rest).ok_or_else(|| DecodeError::Truncated("the header".into()))?;
     let header = serde_json::from_slice(json).map_err(|e| DecodeError::Header(e.to_string()))?;
-    Ok((header, rest))
+    Ok((version, header, rest))
 }
 
 /// The magic line and the JSON header line, as [`split_header`] reads them.
@@ -137,6 +151,28 @@ pub fn field_hex(f: &zkc_compiler::backend::F) -> String {
     hex(&out)
 }
 
+/// A field element as `0x` and the 64 hex digits of its integer, most significant first (how
+/// people and EZKL write a hash).
+pub fn field_0x(f: &zkc_compiler::backend::F) -> String {
+    use ark_ff::{BigInteger, PrimeField};
+    format!("0x{}", hex(&f.into_bigint().to_bytes_be()))
+}
+
+/// Reads [`field_0x`]'s form: `0x` and 64 hex digits of an integer below the field's modulus.
+pub fn parse_field_0x(text: &str) -> Option<zkc_compiler::backend::F> {
+    use ark_ff::PrimeField;
+    let digits = text.strip_prefix("0x")?;
+    if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut limbs = [0u64; 4];
+    for (k, limb) in limbs.iter_mut().enumerate() {
+        let at = 64 - 16 * (k + 1);
+        *limb = u64::from_str_radix(&digits[at..at + 16], 16).ok()?;
+    }
+    zkc_compiler::backend::F::from_bigint(ark_ff::BigInt(limbs))
+}
+
 pub fn parse_field_hex(text: &str) -> Option<zkc_compiler::backend::F> {
     if text.len() % 2 != 0 || !text.is_ascii() {
         return None;
@@ -191,5 +227,23 @@ mod tests {
         let f = field(123);
         assert_eq!(parse_field_hex(&field_hex(&f)), Some(f));
         assert_eq!(parse_field_hex("zz"), None);
+        for f in [field(0), field(123), field(-1)] {
+            let text = field_0x(&f);
+            assert_eq!((text.len(), parse_field_0x(&text)), (66, Some(f)));
+        }
+        assert_eq!(field_0x(&field(255)), format!("0x{}ff", "0".repeat(62)));
+        // The modulus itself, and malformed text.
+        let p = "0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
+        for bad in [p, "0x12", "12", &format!("0x{}", "g".repeat(64))] {
+            assert_eq!(parse_field_0x(bad), None, "{bad}");
+        }
+        let (version, _, _) = split_header_of(&bytes, "zkc-x", 2..=4).unwrap();
+        assert_eq!(version, 3);
+        assert_eq!(
+            split_header_of(&bytes, "zkc-x", 4..=5)
+                .unwrap_err()
+                .to_string(),
+            "it is version 3 of `zkc-x`; this zkc reads version 4 to 5"
+        );
     }
 }

@@ -1,16 +1,20 @@
 //! Groth16 keys per layer (DESIGN §4): `zkc setup` writes `KEYS/layer-N.pk` (the prover's, large,
 //! uncompressed for fast loading) and `KEYS/vk`, the verifying data anyone needs: every layer's
 //! verifying key, its public-input layout, the commitments of its states before the first step,
-//! the model's IR hash and context, and the vocabulary for printing text. The model commitment
-//! is the SHA-256 of the `vk` file, so it covers the IR (and with it every constant) and every
-//! key.
+//! the model's IR hash and context, the vocabulary for printing text, and for a single-pass
+//! model the types of its input and output (to print them as reals). The model commitment is
+//! the SHA-256 of the `vk` file, so it covers the IR (and with it every constant) and every key.
+//!
+//! `vk` version 4 added the single-pass types (`pass`, `null` for a token loop); version 3
+//! files, all token loops, are still read.
 //!
 //! A local setup is a trusted setup: whoever knows the randomness it drew can prove false
 //! statements. zkc draws it from the OS and never writes it down (docs/proving.md).
 
 use super::committed::{Prepared, ProvingKey, RoundOneKey, VerifyingKey};
 use super::encoding::{
-    field_hex, header_bytes, hex, parse_field_hex, put_u32, split_header, DecodeError, Reader,
+    field_hex, header_bytes, hex, parse_field_hex, put_u32, split_header, split_header_of,
+    DecodeError, Reader,
 };
 use super::Curve;
 use ark_bn254::{G1Affine, G2Affine};
@@ -23,11 +27,15 @@ use std::sync::OnceLock;
 use zkc_compiler::backend::layer::{initial_states, layout, Public, Role};
 use zkc_compiler::backend::F;
 use zkc_compiler::files::write_atomically;
-use zkc_lang::Module;
+use zkc_lang::{DType, Module, Scale, TensorType};
 
 pub const VK_KIND: &str = "zkc-vk";
 pub const PK_KIND: &str = "zkc-pk";
+/// The proving keys' version.
 pub const VERSION: u64 = 3;
+/// The verifying data's version; [`VK_OLDEST`] and later are read.
+pub const VK_VERSION: u64 = 4;
+pub const VK_OLDEST: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -64,14 +72,24 @@ pub struct LayerKey {
     pub vk: VerifyingKey,
 }
 
+/// A single-pass model's interface: the types of `%input` and `%output`, whose scales turn
+/// their integers into reals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassTypes {
+    pub input: TensorType,
+    pub output: TensorType,
+}
+
 /// The contents of `KEYS/vk`.
 #[derive(Clone, Debug)]
 pub struct VerifyingData {
     pub ir_sha256: String,
-    /// The most positions a generation can have (the KV caches' slots).
+    /// The most positions a generation can have (the KV caches' slots); 0 for a single pass.
     pub context: usize,
     /// Token strings for printing text (decoding only), when the model has a tokenizer.
     pub vocabulary: Option<Vec<String>>,
+    /// A single-pass model's input and output types; `None` for a token loop.
+    pub pass: Option<PassTypes>,
     pub layers: Vec<LayerKey>,
     /// SHA-256 of the file's bytes: what a proof bundle names its model by.
     pub commitment: String,
@@ -124,14 +142,19 @@ impl VerifyingData {
                 })
             })
             .collect();
+        let pass = self
+            .pass
+            .as_ref()
+            .map(|p| json!({"input": type_json(&p.input), "output": type_json(&p.output)}));
         let header = json!({
             "zkc": env!("CARGO_PKG_VERSION"),
             "ir_sha256": self.ir_sha256,
             "context": self.context,
             "vocabulary": self.vocabulary,
+            "pass": pass,
             "layers": layers,
         });
-        let mut out = header_bytes(VK_KIND, VERSION, &header);
+        let mut out = header_bytes(VK_KIND, VK_VERSION, &header);
         for l in &self.layers {
             let vk = l.vk.to_bytes();
             put_u32(&mut out, vk.len() as u32);
@@ -141,7 +164,7 @@ impl VerifyingData {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<VerifyingData, DecodeError> {
-        let (header, rest) = split_header(bytes, VK_KIND, VERSION)?;
+        let (_, header, rest) = split_header_of(bytes, VK_KIND, VK_OLDEST..=VK_VERSION)?;
         let bad = |what: &str| DecodeError::Header(format!("no valid `{what}`"));
         let text = |v: &Value, key: &str| v[key].as_str().map(String::from).ok_or_else(|| bad(key));
         let count =
@@ -253,10 +276,24 @@ impl VerifyingData {
                 reader.remaining()
             )));
         }
+        let pass = match &header["pass"] {
+            Value::Null => None,
+            p => Some(PassTypes {
+                input: type_from_json(&p["input"]).ok_or_else(|| bad("pass"))?,
+                output: type_from_json(&p["output"]).ok_or_else(|| bad("pass"))?,
+            }),
+        };
+        // A single pass has no states, so no stage with buckets: its layers' names differ.
+        if pass.is_some() && layers.iter().any(|l| !l.initial_states.is_empty()) {
+            return Err(DecodeError::Header(
+                "a single-pass model's layer has states".into(),
+            ));
+        }
         Ok(VerifyingData {
             ir_sha256: text(&header, "ir_sha256")?,
             context: count(&header, "context")?,
             vocabulary,
+            pass,
             layers,
             commitment: hex(&Sha256::digest(bytes)),
         })
@@ -289,6 +326,29 @@ impl VerifyingData {
                 .collect(),
         }
     }
+}
+
+/// A tensor type as the verifying data writes it: `{"dtype": "i16", "shape": [1, 8],
+/// "scale": [1, -8]}` (the scale as mantissa and power of two).
+fn type_json(ty: &TensorType) -> Value {
+    json!({
+        "dtype": ty.dtype.name(),
+        "shape": ty.shape,
+        "scale": [ty.scale.mantissa(), ty.scale.exp()],
+    })
+}
+
+fn type_from_json(v: &Value) -> Option<TensorType> {
+    let dtype = DType::from_name(v["dtype"].as_str()?)?;
+    let shape = (v["shape"].as_array()?.iter())
+        .map(|d| d.as_u64().map(|d| d as usize))
+        .collect::<Option<Vec<_>>>()?;
+    let scale = match v["scale"].as_array()?.as_slice() {
+        [m, e] => Scale::new(m.as_u64()?, i32::try_from(e.as_i64()?).ok()?)?,
+        _ => return None,
+    };
+    let ty = TensorType::new(dtype, shape, scale);
+    ty.is_supported().then_some(ty)
 }
 
 /// Verifying keys prepared when first used: a bundle uses only the buckets its steps ran in,

@@ -1,24 +1,26 @@
 //! The autoregressive driver (`zkc prove`): per step it runs the interpreter (the witness),
 //! proves each layer with its own key, checks each proof against its verifying key, and
 //! rewrites the bundle with the step appended, so a long run can be watched and an interrupted
-//! one leaves a valid prefix.
+//! one leaves a valid prefix. A single-pass model is proven the same way, once: its one run is
+//! step 0 ([`Prover::prove_pass`]).
 
-use super::bundle::{planned_steps, Bundle, LayerProof, StepProof};
+use super::bundle::{planned_steps, Bundle, LayerProof, Pass, PassInput, StepProof};
 use super::committed::{self, Prepared, ProvingKey, Shape};
 use super::keys::{pk_path, read_pk, PreparedKeys, VerifyingData};
 use super::shapes;
 use super::ProvingError;
-use crate::interp::{Interpreter, ModelRunner};
+use crate::interp::{Interpreter, ModelRunner, SinglePass};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 use zkc_compiler::backend::diagnose::{diagnose, Diagnosis};
-use zkc_compiler::backend::layer::{public_inputs, LayerCircuit, Tables};
+use zkc_compiler::backend::layer::{public_inputs, public_value, LayerCircuit, Tables};
 use zkc_compiler::backend::lookup::Challenger;
 use zkc_compiler::backend::F;
 use zkc_compiler::files::write_atomically;
+use zkc_lang::semantics::Tensor;
 use zkc_lang::Module;
 
 /// Proving keys are kept in memory between steps while they add up to no more than this;
@@ -330,6 +332,8 @@ impl<'m> Prover<'m> {
         prompt: &[u32],
         max_new: usize,
     ) -> Result<(ModelRunner<'m>, usize), ProvingError> {
+        // A single-pass model says so before its context (0) is held against the prompt.
+        let runner = ModelRunner::new(self.interp)?.only(&|l| self.key_of[l].is_some());
         if prompt.is_empty() || max_new == 0 {
             return Err(ProvingError::Request(
                 "give at least one prompt token and --max-new of at least 1".into(),
@@ -342,7 +346,6 @@ impl<'m> Prover<'m> {
                 self.context
             )));
         }
-        let runner = ModelRunner::new(self.interp)?.only(&|l| self.key_of[l].is_some());
         Ok((runner, planned_steps(prompt.len(), max_new, self.context)))
     }
 
@@ -361,6 +364,7 @@ impl<'m> Prover<'m> {
             model: self.model.clone(),
             prompt: prompt.to_vec(),
             max_new,
+            pass: None,
             steps: Vec::new(),
         };
         let mut next = prompt[0];
@@ -385,6 +389,50 @@ impl<'m> Prover<'m> {
                 seconds: start.elapsed().as_secs_f64(),
             });
         }
+        Ok(bundle)
+    }
+
+    /// Proves a single-pass model on `input` (the integers of `%input`): every layer once, as
+    /// step 0, and writes the bundle to `output`. With `private`, the bundle holds only the
+    /// input's commitment (the public input that stands for it in the first layer's proof),
+    /// not its integers; the output is public either way.
+    pub fn prove_pass(
+        &self,
+        input: Tensor,
+        private: bool,
+        output: &Path,
+        rng: &mut dyn rand_core::CryptoRngCore,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Bundle, ProvingError> {
+        let runner = SinglePass::new(self.interp)?;
+        let ty = runner.input_type().clone();
+        if private && ty.is_scalar() {
+            return Err(ProvingError::Request(format!(
+                "--private-input: the input `{ty}` is a scalar, which its layer's proof makes \
+                 public as itself, not by a commitment"
+            )));
+        }
+        let values = match private {
+            true => PassInput::Committed(public_value(&ty, input.data())),
+            false => PassInput::Public(input.data().to_vec()),
+        };
+        let pass = runner.run(input, true)?;
+        let witness = pass.witness.expect("recorded");
+        let step = self.prove_step(0, &witness, rng, on_event)?;
+        let bundle = Bundle {
+            model: self.model.clone(),
+            prompt: Vec::new(),
+            max_new: 0,
+            pass: Some(Pass {
+                input: values,
+                output: pass.output.data().to_vec(),
+            }),
+            steps: vec![step],
+        };
+        write_atomically(output, &bundle.to_bytes()).map_err(|source| ProvingError::Io {
+            path: output.display().to_string(),
+            source,
+        })?;
         Ok(bundle)
     }
 }

@@ -2,9 +2,9 @@
 //! for every layer (every context bucket of a stage has its own), one
 //! layer at a time (so memory is bounded by the largest layer), from OS randomness.
 
-use super::keys::{pk_path, vk_path, write_pk, KeyError, LayerKey, VerifyingData};
+use super::keys::{pk_path, vk_path, write_pk, KeyError, LayerKey, PassTypes, VerifyingData};
 use super::{committed, shapes, ProvingError};
-use crate::interp::{layers_at_step_zero, Interpreter, ModelRunner};
+use crate::interp::{layers_at_step_zero, Interpreter, ModelKind, ModelRunner};
 use ark_relations::gr1cs::ConstraintSynthesizer;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -109,12 +109,20 @@ pub fn setup(
         };
         on_layer(index, &layer.name, Some(&done));
     }
-    // The most positions the keys prove: the smallest of the stages' largest keyed buckets.
-    let context = ModelRunner::new(&interp)?.only(&|l| wanted(l)).context();
+    // The most positions the keys prove: the smallest of the stages' largest keyed buckets
+    // (none for a single pass, whose verifier needs its input's and output's types instead).
+    let (context, pass) = match ModelKind::of(module)? {
+        ModelKind::TokenLoop => {
+            let runner = ModelRunner::new(&interp)?.only(&|l| wanted(l));
+            (runner.context(), None)
+        }
+        ModelKind::SinglePass { input, output } => (0, Some(PassTypes { input, output })),
+    };
     let mut vd = VerifyingData {
         ir_sha256: ir_sha256.to_string(),
         context,
         vocabulary,
+        pass,
         layers,
         commitment: String::new(),
     };

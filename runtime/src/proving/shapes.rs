@@ -119,9 +119,11 @@ mod tests {
 
     #[test]
     fn a_shape_reads_back_only_under_its_key_and_intact() {
-        let dir = std::env::temp_dir().join(format!("zkc-shapes-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = shape_path(&dir, 3);
+        let dir = tempfile::Builder::new()
+            .prefix("zkc-shapes-")
+            .tempdir()
+            .unwrap();
+        let path = shape_path(dir.path(), 3);
         let key = [7u8; 32];
         write(&path, &key, &shape()).unwrap();
         let back = read(&path, &key).expect("its own key");
@@ -135,7 +137,6 @@ mod tests {
         assert!(read(&path, &key).is_none(), "a changed byte");
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(read(&path, &key).is_none(), "truncated");
-        assert!(read(&dir.join("absent"), &key).is_none());
-        std::fs::remove_dir_all(&dir).ok();
+        assert!(read(&dir.path().join("absent"), &key).is_none());
     }
 }

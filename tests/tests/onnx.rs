@@ -1,0 +1,180 @@
+//! ONNX models as users bring them: the fixtures PyTorch exported (`scripts/onnx_fixtures.sh`,
+//! tests/fixtures/onnx/README.md) with onnxruntime's outputs. Each is mapped into the model
+//! graph, whose float run must equal onnxruntime's; compiled as `zkc compile NET.onnx
+//! --calibrate NET.calibration.json` compiles it, whose integer run must stay within the stated
+//! tolerance of onnxruntime's; and the MLP is proven, verified, and refused when tampered with.
+//! Ops zkc does not map are refused naming the node, the op and the opset.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::PathBuf;
+use zkc_compiler::artifact;
+use zkc_compiler::model::FloatModel;
+use zkc_compiler::onnx::{self, OnnxError};
+use zkc_compiler::quantize::{quantize, QuantConfig};
+use zkc_lang::Module;
+use zkc_runtime::interp::{input, Interpreter, SinglePass};
+use zkc_runtime::proving::bundle::{Bundle, PassInput};
+use zkc_runtime::proving::keys::{vk_path, VerifyingData};
+use zkc_runtime::proving::prover::Prover;
+use zkc_runtime::proving::setup::setup;
+use zkc_runtime::proving::verifier::verify;
+
+/// The fixtures zkc maps, with the largest integer-run error allowed against onnxruntime, as a
+/// fraction of the output's largest magnitude (measured: mlp 2.3e-4, convnet 4.0e-4,
+/// decomposed 2.6e-4 at the default 32-bit linear outputs and 12-bit weights).
+const MAPPED: [(&str, f64); 3] = [("mlp", 1e-3), ("convnet", 1e-3), ("decomposed", 1e-3)];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/onnx").join(name)
+}
+
+/// onnxruntime's output for `NAME.input.json`.
+fn reference(name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(fixture(&format!("{name}.output.json"))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["output_data"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn float_model(name: &str) -> FloatModel<'static> {
+    let model = onnx::read(&fixture(&format!("{name}.onnx"))).unwrap();
+    let imported = onnx::import(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
+    FloatModel::single_pass(imported.graph, imported.weights)
+}
+
+/// The input's reals (f32, as onnxruntime read them).
+fn input_values(name: &str) -> Vec<f32> {
+    let path = fixture(&format!("{name}.input.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    input::parse("input", &text)
+        .unwrap()
+        .iter()
+        .map(|&v| v as f32)
+        .collect()
+}
+
+/// Compiled as `zkc compile NAME.onnx --calibrate NAME.calibration.json` compiles it.
+fn compiled(name: &str) -> Module {
+    let model = float_model(name);
+    let samples = input::samples(
+        &fixture(&format!("{name}.calibration.json")),
+        model.input_len().unwrap(),
+    )
+    .unwrap();
+    let config = QuantConfig {
+        calibration_inputs: Some(samples),
+        ..QuantConfig::default()
+    };
+    let module = quantize(&model, &config).unwrap();
+    let max = 1 << 21;
+    let module = zkc_compiler::parts::split(module, max).unwrap();
+    let pipeline = zkc_compiler::passes::default_pipeline(false);
+    let limits = zkc_compiler::passes::Limits::default();
+    let (module, _) = zkc_compiler::passes::run(module, &pipeline, &limits).unwrap();
+    let module = zkc_compiler::parts::join(module, max);
+    zkc_compiler::backend::check::check(&module).unwrap();
+    module
+}
+
+fn max_abs(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn the_float_graph_of_every_mapped_fixture_computes_what_onnxruntime_does() {
+    for (name, _) in MAPPED {
+        let out = float_model(name).run(&input_values(name)).unwrap();
+        let out: Vec<f64> = out.iter().map(|&v| v as f64).collect();
+        let err = max_abs(&out, &reference(name));
+        assert!(err < 1e-5, "{name}: float run {err:e} from onnxruntime");
+    }
+}
+
+#[test]
+fn the_integer_run_of_every_mapped_fixture_stays_near_onnxruntime() {
+    for (name, tolerance) in MAPPED {
+        let interp = Interpreter::new(compiled(name)).unwrap();
+        let runner = SinglePass::new(&interp).unwrap();
+        let x = input::read(&fixture(&format!("{name}.input.json")), runner.input_type()).unwrap();
+        let scale = runner.output_type().scale.to_f64();
+        let pass = runner.run(x, false).unwrap();
+        let out: Vec<f64> = pass.output.data().iter().map(|&v| v as f64 * scale).collect();
+        let want = reference(name);
+        let largest = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let err = max_abs(&out, &want);
+        assert!(
+            err <= tolerance * largest,
+            "{name}: integer run {err:e} from onnxruntime (largest output {largest})"
+        );
+    }
+}
+
+#[test]
+fn an_onnx_mlp_is_proven_verified_and_refused_when_tampered_with() {
+    let dir = tempfile::Builder::new()
+        .prefix("zkc-onnx-")
+        .tempdir()
+        .unwrap();
+    let circ = dir.path().join("mlp.circ");
+    artifact::write(&circ, &compiled("mlp"), None, "mlp.onnx", "onnx").unwrap();
+    let artifact = artifact::read(&circ).unwrap();
+    let keys = dir.path().join("keys");
+    let ir = &artifact.header.ir_sha256;
+    let mut rng = StdRng::seed_from_u64(7);
+    setup(&artifact.module, ir, None, None, &keys, &mut rng, &mut |_, _, _| {}).unwrap();
+    let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
+    let interp = Interpreter::new(artifact.module.clone()).unwrap();
+    let runner = SinglePass::new(&interp).unwrap();
+    let x = input::read(&fixture("mlp.input.json"), runner.input_type()).unwrap();
+    let expected = runner.run(x.clone(), false).unwrap().output;
+    let prover = Prover::new(&interp, ir, &keys, &vd).unwrap();
+    let out = dir.path().join("run.zkp");
+    let bundle = prover
+        .prove_pass(x, false, &out, &mut rng, &mut |_| {})
+        .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let verified = verify(&vd, &bytes, false).expect("the honest proof verifies");
+    let pass = verified.pass.expect("a single pass");
+    assert_eq!(pass.output, expected.data());
+    // The output's reals are within the stated tolerance of onnxruntime's.
+    let want = reference("mlp");
+    let largest = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    assert!(max_abs(&pass.output_reals(), &want) <= 1e-3 * largest);
+    // A claimed output off by one unit, or another input, is refused.
+    let mut forged = bundle.clone();
+    forged.pass.as_mut().expect("a pass").output[0] += 1;
+    assert!(verify(&vd, &forged.to_bytes(), false).is_err());
+    let mut forged = bundle.clone();
+    match &mut forged.pass.as_mut().expect("a pass").input {
+        PassInput::Public(values) => values[3] += 1,
+        PassInput::Committed(_) => panic!("the input is public by default"),
+    }
+    assert!(verify(&vd, &forged.to_bytes(), false).is_err());
+    assert_eq!(Bundle::from_bytes(&bytes).unwrap(), bundle);
+}
+
+#[test]
+fn an_op_zkc_does_not_map_is_refused_naming_the_node_op_and_opset() {
+    let model = onnx::read(&fixture("gpt2_block.onnx")).unwrap();
+    let summary = onnx::summarize(&model);
+    assert_eq!(summary.opset, 17);
+    assert_eq!(summary.inputs[0].1, ["1", "8", "32"]);
+    assert!(summary.parameters > 12_000);
+    if let Err(e) = onnx::import(&model) {
+        let OnnxError::Node { node, op, opset, .. } = &e else {
+            panic!("not a node's error: {e}")
+        };
+        assert!(!node.is_empty() && !op.is_empty() && *opset == 17, "{e}");
+    }
+    // Bytes that are no ONNX file, and a graph without a node computing its output.
+    assert!(matches!(
+        onnx::decode(b"\xff\xff\xff", "junk.onnx"),
+        Err(OnnxError::Decode { .. })
+    ));
+}
