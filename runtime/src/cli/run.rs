@@ -24,6 +24,7 @@ use zkc_compiler::tokenizer::Tokenizer;
 ///     zkc run tiny.gguf --float --prompt "Hello" --max-new 8 --logits
 ///     zkc run tiny.gguf --compare --tokens 1,2,3 --max-new 16
 ///     zkc run net.circ --input input.json [--json]
+///     zkc run net.onnx --input input.json [--float] [--calibrate calibration.json]
 ///
 /// A single-pass model (an ONNX network's artifact or IR) runs once on `--input` (EZKL's
 /// input.json) and prints its output as reals (the integers times the output's scale).
@@ -108,6 +109,9 @@ impl Args {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        if zkc_compiler::onnx::is_onnx(&self.model) {
+            return self.onnx().map(|()| ExitCode::SUCCESS);
+        }
         let gguf = GgufFile::open(&self.model)?;
         let tokenizer = Tokenizer::from_gguf(&gguf).ok();
         let prompt = self.prompt.ids(tokenizer.as_ref())?;
@@ -176,6 +180,33 @@ impl Args {
             print_logits(step.logits.iter().map(|&q| q as f64 * step.logit_scale));
         }
         Ok(())
+    }
+
+    /// An ONNX model on `--input`: its float graph (`--float`), or the integer model it
+    /// quantizes to.
+    fn onnx(&self) -> Result<(), Box<dyn std::error::Error>> {
+        let Some(path) = &self.prompt.input else {
+            return Err("an ONNX model runs on an input: give --input FILE (EZKL's input.json)".into());
+        };
+        if self.compare {
+            return Err("--compare is for language models; `zkc accuracy NET.onnx --inputs FILE` compares float and integer runs".into());
+        }
+        let model = super::onnx_model::load(&self.model)?;
+        if self.float {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let values = crate::interp::input::parse(&path.display().to_string(), &text)?;
+            let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            let output: Vec<f64> = model.run(&values)?.iter().map(|&v| v as f64).collect();
+            match self.json {
+                true => println!("{}", serde_json::json!({ "output": output })),
+                false => println!("output (float): {}", super::prove::reals(&output)),
+            }
+            return Ok(());
+        }
+        let (module, _) = super::onnx_model::quantized(&model, &self.quant)?;
+        let interp = Interpreter::new(self.opt.optimize(module, None)?)?;
+        self.pass(&interp, path)
     }
 
     /// A single-pass model on the input file `path`: its output as reals.
