@@ -2,14 +2,20 @@
 //! tests/fixtures/onnx/README.md) with onnxruntime's outputs. Each is mapped into the model
 //! graph, whose float run must equal onnxruntime's; compiled as `zkc compile NET.onnx
 //! --calibrate NET.calibration.json` compiles it, whose integer run must stay within the stated
-//! tolerance of onnxruntime's; and the MLP is proven, verified, and refused when tampered with.
+//! tolerance of onnxruntime's; and each is proven (input public, then private), verified, and
+//! refused when its output or input is changed.
 //! Ops zkc does not map are refused naming the node, the op and the opset.
 
+use prost::Message;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::PathBuf;
 use zkc_compiler::artifact;
 use zkc_compiler::model::FloatModel;
+use zkc_compiler::onnx::proto::{
+    Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
+    TensorTypeProto, TypeProto, ValueInfoProto,
+};
 use zkc_compiler::onnx::{self, OnnxError};
 use zkc_compiler::quantize::{quantize, QuantConfig};
 use zkc_lang::Module;
@@ -23,10 +29,17 @@ use zkc_runtime::proving::verifier::verify;
 /// The fixtures zkc maps, with the largest integer-run error allowed against onnxruntime, as a
 /// fraction of the output's largest magnitude (measured: mlp 2.3e-4, convnet 4.0e-4,
 /// decomposed 2.6e-4 at the default 32-bit linear outputs and 12-bit weights).
-const MAPPED: [(&str, f64); 3] = [("mlp", 1e-3), ("convnet", 1e-3), ("decomposed", 1e-3)];
+const MAPPED: [(&str, f64); 4] = [
+    ("mlp", 1e-3),
+    ("convnet", 1e-3),
+    ("decomposed", 1e-3),
+    ("gpt2_block", 1e-3),
+];
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/onnx").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/onnx")
+        .join(name)
 }
 
 /// onnxruntime's output for `NAME.input.json`.
@@ -83,7 +96,10 @@ fn compiled(name: &str) -> Module {
 
 fn max_abs(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -104,7 +120,12 @@ fn the_integer_run_of_every_mapped_fixture_stays_near_onnxruntime() {
         let x = input::read(&fixture(&format!("{name}.input.json")), runner.input_type()).unwrap();
         let scale = runner.output_type().scale.to_f64();
         let pass = runner.run(x, false).unwrap();
-        let out: Vec<f64> = pass.output.data().iter().map(|&v| v as f64 * scale).collect();
+        let out: Vec<f64> = pass
+            .output
+            .data()
+            .iter()
+            .map(|&v| v as f64 * scale)
+            .collect();
         let want = reference(name);
         let largest = want.iter().fold(0f64, |m, v| m.max(v.abs()));
         let err = max_abs(&out, &want);
@@ -116,63 +137,168 @@ fn the_integer_run_of_every_mapped_fixture_stays_near_onnxruntime() {
 }
 
 #[test]
-fn an_onnx_mlp_is_proven_verified_and_refused_when_tampered_with() {
+fn every_mapped_fixture_is_proven_verified_and_refused_when_tampered_with() {
+    for (name, tolerance) in MAPPED {
+        proven(name, tolerance);
+    }
+}
+
+/// `name` compiled into an artifact, set up, proven on its input (public, then private), the
+/// proofs verified with the interpreter's output, and a forged output or input refused.
+fn proven(name: &str, tolerance: f64) {
     let dir = tempfile::Builder::new()
         .prefix("zkc-onnx-")
         .tempdir()
         .unwrap();
-    let circ = dir.path().join("mlp.circ");
-    artifact::write(&circ, &compiled("mlp"), None, "mlp.onnx", "onnx").unwrap();
+    let circ = dir.path().join(format!("{name}.circ"));
+    artifact::write(&circ, &compiled(name), None, name, "onnx").unwrap();
     let artifact = artifact::read(&circ).unwrap();
     let keys = dir.path().join("keys");
     let ir = &artifact.header.ir_sha256;
     let mut rng = StdRng::seed_from_u64(7);
-    setup(&artifact.module, ir, None, None, &keys, &mut rng, &mut |_, _, _| {}).unwrap();
+    setup(
+        &artifact.module,
+        ir,
+        None,
+        None,
+        &keys,
+        &mut rng,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     let vd = VerifyingData::read(&vk_path(&keys)).unwrap();
     let interp = Interpreter::new(artifact.module.clone()).unwrap();
     let runner = SinglePass::new(&interp).unwrap();
-    let x = input::read(&fixture("mlp.input.json"), runner.input_type()).unwrap();
+    let x = input::read(&fixture(&format!("{name}.input.json")), runner.input_type()).unwrap();
     let expected = runner.run(x.clone(), false).unwrap().output;
     let prover = Prover::new(&interp, ir, &keys, &vd).unwrap();
     let out = dir.path().join("run.zkp");
-    let bundle = prover
-        .prove_pass(x, false, &out, &mut rng, &mut |_| {})
-        .unwrap();
-    let bytes = std::fs::read(&out).unwrap();
-    let verified = verify(&vd, &bytes, false).expect("the honest proof verifies");
+    let mut prove = |private: bool| {
+        prover
+            .prove_pass(x.clone(), private, &out, &mut rng, &mut |_| {})
+            .unwrap()
+    };
+    let (bundle, private) = (prove(false), prove(true));
+    let verified = verify(&vd, &bundle.to_bytes(), false).expect("the honest proof verifies");
     let pass = verified.pass.expect("a single pass");
-    assert_eq!(pass.output, expected.data());
-    // The output's reals are within the stated tolerance of onnxruntime's.
-    let want = reference("mlp");
+    assert_eq!(pass.output, expected.data(), "{name}");
+    // The proven output's reals are within the stated tolerance of onnxruntime's.
+    let want = reference(name);
     let largest = want.iter().fold(0f64, |m, v| m.max(v.abs()));
-    assert!(max_abs(&pass.output_reals(), &want) <= 1e-3 * largest);
+    assert!(
+        max_abs(&pass.output_reals(), &want) <= tolerance * largest,
+        "{name}"
+    );
+    // A private input verifies against its commitment alone.
+    let hidden = verify(&vd, &private.to_bytes(), false).expect("a private input verifies");
+    let hidden = hidden.pass.expect("a single pass");
+    assert!(matches!(hidden.input, PassInput::Committed(_)) && hidden.output == pass.output);
     // A claimed output off by one unit, or another input, is refused.
     let mut forged = bundle.clone();
     forged.pass.as_mut().expect("a pass").output[0] += 1;
-    assert!(verify(&vd, &forged.to_bytes(), false).is_err());
+    assert!(verify(&vd, &forged.to_bytes(), false).is_err(), "{name}");
     let mut forged = bundle.clone();
     match &mut forged.pass.as_mut().expect("a pass").input {
         PassInput::Public(values) => values[3] += 1,
         PassInput::Committed(_) => panic!("the input is public by default"),
     }
-    assert!(verify(&vd, &forged.to_bytes(), false).is_err());
-    assert_eq!(Bundle::from_bytes(&bytes).unwrap(), bundle);
+    assert!(verify(&vd, &forged.to_bytes(), false).is_err(), "{name}");
+    assert_eq!(
+        Bundle::from_bytes(&std::fs::read(&out).unwrap()).unwrap(),
+        private
+    );
 }
 
 #[test]
-fn an_op_zkc_does_not_map_is_refused_naming_the_node_op_and_opset() {
+fn inspect_summarizes_the_block_and_finds_every_op_mapped() {
     let model = onnx::read(&fixture("gpt2_block.onnx")).unwrap();
     let summary = onnx::summarize(&model);
     assert_eq!(summary.opset, 17);
     assert_eq!(summary.inputs[0].1, ["1", "8", "32"]);
-    assert!(summary.parameters > 12_000);
-    if let Err(e) = onnx::import(&model) {
-        let OnnxError::Node { node, op, opset, .. } = &e else {
-            panic!("not a node's error: {e}")
-        };
-        assert!(!node.is_empty() && !op.is_empty() && *opset == 17, "{e}");
+    assert_eq!(summary.nodes, 45);
+    assert_eq!(summary.parameters, 12_768);
+    assert!(summary.unsupported().is_empty() && summary.problem.is_none());
+}
+
+/// A one-node graph `input [1, dims] -> OP -> output`, as an exporter would write it.
+fn one_node_graph(op: &str, dims: Vec<Dimension>) -> Vec<u8> {
+    let tensor = |name: &str, dims: Vec<Dimension>| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type: 1,
+                shape: Some(TensorShapeProto { dim: dims }),
+            }),
+        }),
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        producer_name: "test".into(),
+        producer_version: String::new(),
+        graph: Some(GraphProto {
+            node: vec![NodeProto {
+                input: vec!["input".into()],
+                output: vec!["output".into()],
+                name: "the_node".into(),
+                op_type: op.into(),
+                domain: String::new(),
+                attribute: vec![],
+            }],
+            name: "g".into(),
+            initializer: vec![],
+            input: vec![tensor("input", dims.clone())],
+            output: vec![tensor("output", dims)],
+        }),
     }
-    // Bytes that are no ONNX file, and a graph without a node computing its output.
+    .encode_to_vec()
+}
+
+fn dim(n: i64) -> Dimension {
+    Dimension {
+        dim_value: Some(n),
+        dim_param: None,
+    }
+}
+
+#[test]
+fn what_zkc_cannot_map_is_refused_naming_the_node_op_and_opset() {
+    let bytes = one_node_graph("Sigmoid", vec![dim(1), dim(4)]);
+    let model = onnx::decode(&bytes, "sigmoid.onnx").unwrap();
+    match onnx::import(&model) {
+        Err(OnnxError::Node {
+            node,
+            op,
+            opset,
+            problem,
+        }) => {
+            assert_eq!(
+                (node.as_str(), op.as_str(), opset),
+                ("the_node", "Sigmoid", 13)
+            );
+            assert!(problem.contains("not supported"), "{problem}");
+        }
+        other => panic!("not refused by node: {:?}", other.err()),
+    }
+    let summary = onnx::summarize(&model);
+    assert_eq!(summary.unsupported(), ["Sigmoid"]);
+    assert!(summary.problem.unwrap().contains("the_node"));
+    // A symbolic batch dimension: the export must fix its shapes.
+    let symbolic = Dimension {
+        dim_value: None,
+        dim_param: Some("batch".into()),
+    };
+    let bytes = one_node_graph("Relu", vec![symbolic, dim(4)]);
+    let model = onnx::decode(&bytes, "dynamic.onnx").unwrap();
+    let e = onnx::import(&model).err().expect("refused");
+    assert!(
+        matches!(e, OnnxError::Interface { .. }) && e.to_string().contains("`batch`"),
+        "{e}"
+    );
+    // Bytes that are no ONNX file.
     assert!(matches!(
         onnx::decode(b"\xff\xff\xff", "junk.onnx"),
         Err(OnnxError::Decode { .. })

@@ -116,6 +116,13 @@ impl<'g> FloatModel<'g> {
         values: &HashMap<NodeId, Vec<f32>>,
     ) -> Vec<f32> {
         let args: Vec<&[f32]> = operands.iter().map(|o| values[o].as_slice()).collect();
+        // An operand's shape: its node's, else one row.
+        let shape = |k: usize| -> Vec<usize> {
+            match self.graph.shape(operands[k]) {
+                Some(s) => s.to_vec(),
+                None => vec![1, args[k].len()],
+            }
+        };
         match op {
             FloatOp::Embed { table } => {
                 let row = args[0][0] as usize;
@@ -123,18 +130,27 @@ impl<'g> FloatModel<'g> {
                 self.weight(&table.name)[row * d..(row + 1) * d].to_vec()
             }
             FloatOp::Add => args[0].iter().zip(args[1]).map(|(a, b)| a + b).collect(),
-            FloatOp::LayerNorm { weight, bias, eps } => layer_norm(
-                args[0],
-                self.weight(&weight.name),
-                self.weight(&bias.name),
-                *eps,
-            ),
+            FloatOp::LayerNorm { weight, bias, eps } => {
+                let (w, b) = (self.weight(&weight.name), self.weight(&bias.name));
+                rows(args[0], w.len(), |x| layer_norm(x, w, b, *eps))
+            }
             FloatOp::Linear { weight, bias } => {
                 let b = bias.as_ref().map(|b| self.weight(&b.name));
-                linear(args[0], self.weight(&weight.name), b)
+                let w = self.weight(&weight.name);
+                rows(args[0], weight.shape[1], |x| linear(x, w, b))
             }
-            FloatOp::RmsNorm { weight, eps } => rms_norm(args[0], self.weight(&weight.name), *eps),
-            FloatOp::Slice { start, len } => args[0][*start..start + len].to_vec(),
+            FloatOp::RmsNorm { weight, eps } => {
+                let w = self.weight(&weight.name);
+                rows(args[0], w.len(), |x| rms_norm(x, w, *eps))
+            }
+            FloatOp::Slice { start, len } => {
+                let row = self.graph.row_len(operands[0], args[0].len());
+                rows(args[0], row, |x| x[*start..start + len].to_vec())
+            }
+            FloatOp::MatMul => matmul(args[0], &shape(0), args[1], &shape(1)),
+            FloatOp::Softmax { scale, causal } => softmax(args[0], &shape(0), *scale, *causal),
+            FloatOp::Transpose { perm } => transpose(args[0], &shape(0), perm),
+            FloatOp::Reshape { .. } => args[0].to_vec(),
             FloatOp::Rope {
                 dims,
                 freq_base,
@@ -146,7 +162,10 @@ impl<'g> FloatModel<'g> {
             FloatOp::Silu => args[0].iter().map(|&x| silu(x as f64) as f32).collect(),
             FloatOp::Relu => args[0].iter().map(|&x| x.max(0.0)).collect(),
             FloatOp::Mul => args[0].iter().zip(args[1]).map(|(a, b)| a * b).collect(),
-            FloatOp::Token | FloatOp::Position | FloatOp::Input { .. } | FloatOp::Attention { .. } => {
+            FloatOp::Token
+            | FloatOp::Position
+            | FloatOp::Input { .. }
+            | FloatOp::Attention { .. } => {
                 unreachable!("inputs and attention are evaluated by the step or the pass")
             }
         }
@@ -292,6 +311,87 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().map(|&v| v as f64).sum::<f64>() as f32 + tail
 }
 
+/// `f` applied to every row of `len` elements of `x`, the results joined.
+fn rows(x: &[f32], len: usize, f: impl Fn(&[f32]) -> Vec<f32>) -> Vec<f32> {
+    if len == 0 || x.len() == len {
+        return f(x);
+    }
+    x.chunks(len).flat_map(f).collect()
+}
+
+/// `a[B.., M, K] x b[B.., K, N]`, batched over equal leading axes (f64 sums).
+fn matmul(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize]) -> Vec<f32> {
+    let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let n = sb[sb.len() - 1];
+    let batch = a.len() / (m * k);
+    let mut out = Vec::with_capacity(batch * m * n);
+    for bt in 0..batch {
+        let (a, b) = (&a[bt * m * k..][..m * k], &b[bt * k * n..][..k * n]);
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|t| a[i * k + t] as f64 * b[t * n + j] as f64)
+                    .sum();
+                out.push(dot as f32);
+            }
+        }
+    }
+    out
+}
+
+/// Softmax of `scale * x` over the last axis of `shape` (f64); with `causal`, the row at index
+/// `i` of the second-to-last axis keeps only slots `j <= i` (the rest are 0).
+fn softmax(x: &[f32], shape: &[usize], scale: f32, causal: bool) -> Vec<f32> {
+    let l = shape.last().copied().unwrap_or(x.len()).max(1);
+    let m = match shape.len() {
+        0 | 1 => 1,
+        r => shape[r - 2],
+    };
+    let mut out = vec![0f32; x.len()];
+    for (r, (row, y)) in x.chunks(l).zip(out.chunks_mut(l)).enumerate() {
+        let valid = match causal {
+            true => (r % m + 1).min(l),
+            false => l,
+        };
+        let s: Vec<f64> = row[..valid]
+            .iter()
+            .map(|&v| scale as f64 * v as f64)
+            .collect();
+        let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        for (y, e) in y.iter_mut().zip(&e) {
+            *y = (e / sum) as f32;
+        }
+    }
+    out
+}
+
+/// `x` of `shape` with its axes permuted: result axis `a` is axis `perm[a]` of `x`.
+fn transpose(x: &[f32], shape: &[usize], perm: &[usize]) -> Vec<f32> {
+    let rank = shape.len();
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    // The input stride of each result axis.
+    let mut strides = vec![1usize; rank];
+    for a in (0..rank.saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
+    }
+    let by: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
+    let mut index = vec![0usize; rank];
+    let mut out = Vec::with_capacity(x.len());
+    for _ in 0..x.len() {
+        out.push(x[index.iter().zip(&by).map(|(i, s)| i * s).sum::<usize>()]);
+        for a in (0..rank).rev() {
+            index[a] += 1;
+            if index[a] < out_shape[a] {
+                break;
+            }
+            index[a] = 0;
+        }
+    }
+    out
+}
+
 fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let n_in = x.len();
     w.par_chunks(n_in)
@@ -408,6 +508,41 @@ mod tests {
         let r = (12.5f32).sqrt();
         assert!((y[0] - 3.0 / r).abs() < 1e-6 && (y[1] - 8.0 / r).abs() < 1e-6);
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6 && silu(-20.0).abs() < 1e-7);
+    }
+
+    /// The structured ops of shaped graphs (ONNX): per-row application, batched products, the
+    /// causal softmax, transposes.
+    #[test]
+    fn shaped_kernels_compute_what_they_say() {
+        // Two rows through one linear map: each row on its own.
+        let w = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let y = rows(&[1.0, 2.0, 3.0, 4.0], 2, |x| linear(x, &w, None));
+        assert_eq!(y, vec![1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
+        // Two batches of [1, 2] x [2, 2].
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 2.0];
+        assert_eq!(
+            matmul(&a, &[2, 1, 2], &b, &[2, 2, 2]),
+            vec![1.0, 2.0, 6.0, 8.0]
+        );
+        // [2, 3] transposed; then a [2, 2, 2] tensor by [1, 0, 2].
+        let t = transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], &[1, 0]);
+        assert_eq!(t, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let t = transpose(
+            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            &[2, 2, 2],
+            &[1, 0, 2],
+        );
+        assert_eq!(t, vec![0.0, 1.0, 4.0, 5.0, 2.0, 3.0, 6.0, 7.0]);
+        // Causal softmax over [2, 2] (scale 2): row 0 sees slot 0 only; row 1 both.
+        let p = softmax(&[0.0, 9.0, 0.0, 1.0], &[2, 2], 2.0, true);
+        let e2 = 2f64.exp();
+        assert_eq!(&p[..2], &[1.0, 0.0]);
+        assert!((p[2] as f64 - 1.0 / (1.0 + e2)).abs() < 1e-7);
+        assert!((p[3] as f64 - e2 / (1.0 + e2)).abs() < 1e-7);
+        // Without the mask, every slot of every row.
+        let p = softmax(&[0.0, 0.0, 0.0, 0.0], &[2, 2], 1.0, false);
+        assert_eq!(p, vec![0.5; 4]);
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! The model graph: a petgraph DAG of float ops on one token's activation vectors. Residual
 //! connections and attention heads are real edges and nodes, so later passes see the model's
 //! true structure.
+//!
+//! A value is one flat row-major vector. A language model's (GGUF) values are each one row;
+//! a frontend may give a node a shape ([`Graph::shape`]), `[rows, d]` or more axes, and then
+//! the per-row ops (`Linear`, `LayerNorm`, `RmsNorm`, `Slice`) apply to every row of the last
+//! axis, the elementwise ones to every element, and the structured ones (`MatMul`, `Softmax`,
+//! `Transpose`) read their operands' shapes.
 
 use petgraph::algo::toposort;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
+use std::collections::HashMap;
 
 use super::ModelError;
 use crate::gguf::GgufFile;
@@ -50,7 +57,8 @@ impl TensorRef {
     }
 }
 
-/// The float ops of the reference model. Every value is one token's vector.
+/// The float ops of the reference model. Every value is one token's vector, or, in a graph whose
+/// nodes have shapes, a tensor flattened row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FloatOp {
     /// The current token id (a graph input).
@@ -69,12 +77,13 @@ pub enum FloatOp {
     },
     /// `x / sqrt(mean(x^2) + eps) * weight` (Llama's RMSNorm).
     RmsNorm { weight: TensorRef, eps: f32 },
-    /// `weight[out, in] * x + bias`.
+    /// `weight[out, in] * x + bias`, for every row `x` (of `in` values) of the operand.
     Linear {
         weight: TensorRef,
         bias: Option<TensorRef>,
     },
-    /// `x[start .. start + len]`.
+    /// `x[.., start .. start + len]`: elements `start .. start + len` of every row of the
+    /// operand's last axis (of the whole vector when the operand has no shape).
     Slice { start: usize, len: usize },
     /// One query head over the KV cache of `(block, kv_head)`: operands q, k, v. Appends k and v
     /// at the current position, then attends causally to positions `0..=pos`. Query heads that
@@ -104,6 +113,20 @@ pub enum FloatOp {
     /// GELU in its exact form, `x * (1 + erf(x / sqrt 2)) / 2` (ONNX's `Gelu` and PyTorch's
     /// default `nn.GELU`, exported through `Erf`).
     GeluErf,
+    /// The product of two computed tensors, batched over the leading axes:
+    /// `a[B.., M, K] x b[B.., K, N] = y[B.., M, N]` (equal batch axes, no broadcasting). An
+    /// attention's `q k^T` and `probs v`.
+    MatMul,
+    /// Softmax over the last axis of `scale * x` (the operand's shape `[.., M, L]`). With
+    /// `causal`, slot `j` of the row at index `i` of the second-to-last axis takes part only if
+    /// `j <= i` (the others are 0 and count in neither the maximum nor the sum): the causal mask
+    /// of a sequence's self-attention. `scale` is a constant factor folded in (attention's
+    /// `1/sqrt(d_head)`); the integer softmax absorbs it into its exponential's constants.
+    Softmax { scale: f32, causal: bool },
+    /// The operand's axes permuted: result axis `a` is operand axis `perm[a]` (data movement).
+    Transpose { perm: Vec<usize> },
+    /// The same row-major elements under the shape `shape` (data movement).
+    Reshape { shape: Vec<usize> },
 }
 
 /// Which elements RoPE turns together, as llama.cpp's rope types name them.
@@ -162,6 +185,8 @@ pub enum Io {
 pub struct Graph {
     graph: StableDiGraph<Node, usize>,
     order: Vec<NodeId>,
+    /// The shapes a frontend gave its nodes (none for a language model's, each one row).
+    shapes: HashMap<NodeId, Vec<usize>>,
     pub io: Io,
 }
 
@@ -192,6 +217,20 @@ impl Graph {
 
     pub fn node(&self, id: NodeId) -> &Node {
         &self.graph[id]
+    }
+
+    /// The shape of `id`'s value (row-major), if its frontend gave one; a node without is one
+    /// row.
+    pub fn shape(&self, id: NodeId) -> Option<&[usize]> {
+        self.shapes.get(&id).map(Vec::as_slice)
+    }
+
+    /// The length of the last axis of `id`'s value: a row's length (`len` for a node without
+    /// a shape, whose value is one row of `len`).
+    pub fn row_len(&self, id: NodeId, len: usize) -> usize {
+        self.shape(id)
+            .and_then(|s| s.last().copied())
+            .unwrap_or(len)
     }
 
     /// Nodes in an order where operands come first.
@@ -247,6 +286,7 @@ impl Graph {
 
 pub struct GraphBuilder {
     graph: StableDiGraph<Node, usize>,
+    shapes: HashMap<NodeId, Vec<usize>>,
     stage: Stage,
 }
 
@@ -254,6 +294,7 @@ impl Default for GraphBuilder {
     fn default() -> GraphBuilder {
         GraphBuilder {
             graph: StableDiGraph::default(),
+            shapes: HashMap::new(),
             stage: Stage::Embed,
         }
     }
@@ -281,6 +322,16 @@ impl GraphBuilder {
         &self.graph[id]
     }
 
+    /// Gives node `id` a shape (see [`Graph::shape`]).
+    pub fn set_shape(&mut self, id: NodeId, shape: Vec<usize>) {
+        self.shapes.insert(id, shape);
+    }
+
+    /// The shape given to `id`, if any.
+    pub fn shape(&self, id: NodeId) -> Option<&[usize]> {
+        self.shapes.get(&id).map(Vec::as_slice)
+    }
+
     /// The nodes that use `id`'s value so far.
     pub fn users(&self, id: NodeId) -> Vec<NodeId> {
         self.graph
@@ -304,6 +355,7 @@ impl GraphBuilder {
             }
         }
         self.graph.retain_nodes(|_, n| seen.contains(&n));
+        self.shapes.retain(|n, _| seen.contains(n));
     }
 
     pub fn finish(self, io: Io) -> Graph {
@@ -311,6 +363,7 @@ impl GraphBuilder {
         Graph {
             graph: self.graph,
             order,
+            shapes: self.shapes,
             io,
         }
     }

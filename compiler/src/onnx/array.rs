@@ -75,12 +75,20 @@ impl Array {
             .ok_or_else(|| bad(format!("shape {shape:?} has more than 2^28 elements")))?;
         let raw = &t.raw_data;
         let (width, decode): (usize, fn(&[u8]) -> f64) = match t.data_type {
-            1 => (4, |b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64),
+            1 => (4, |b| {
+                f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
+            }),
             2 | 9 => (1, |b| b[0] as f64),
             3 => (1, |b| b[0] as i8 as f64),
-            5 => (2, |b| i16::from_le_bytes(b.try_into().expect("2 bytes")) as f64),
-            6 => (4, |b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as f64),
-            7 => (8, |b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64),
+            5 => (2, |b| {
+                i16::from_le_bytes(b.try_into().expect("2 bytes")) as f64
+            }),
+            6 => (4, |b| {
+                i32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
+            }),
+            7 => (8, |b| {
+                i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64
+            }),
             10 => (2, |b| {
                 half::f16::from_le_bytes(b.try_into().expect("2 bytes")).to_f64()
             }),
@@ -135,18 +143,18 @@ impl Array {
     pub fn transposed(&self, perm: &[usize]) -> Option<Array> {
         let rank = self.shape.len();
         let mut seen = vec![false; rank];
-        if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+        {
             return None;
         }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
         let strides = strides(&self.shape);
         let mut data = Vec::with_capacity(self.len());
         for index in Indices::new(&shape) {
-            let at: usize = index
-                .iter()
-                .zip(perm)
-                .map(|(&i, &p)| i * strides[p])
-                .sum();
+            let at: usize = index.iter().zip(perm).map(|(&i, &p)| i * strides[p]).sum();
             data.push(self.data[at]);
         }
         Some(Array { shape, data })
@@ -190,9 +198,11 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
     let at = |s: &[usize], i: usize| {
-        (i + s.len() >= rank)
-            .then(|| s[i + s.len() - rank])
-            .unwrap_or(1)
+        if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        }
     };
     (0..rank)
         .map(|i| match (at(a, i), at(b, i)) {
@@ -271,8 +281,13 @@ mod tests {
             shape: vec![2, 1],
             data: vec![1.0, 2.0],
         };
-        assert_eq!(a.broadcast(&col, |x, y| x * y).unwrap().data, vec![0.0, 1.0, 2.0, 6.0, 8.0, 10.0]);
-        assert!(a.broadcast(&Array::vector(vec![1.0, 2.0]), |x, _| x).is_none());
+        assert_eq!(
+            a.broadcast(&col, |x, y| x * y).unwrap().data,
+            vec![0.0, 1.0, 2.0, 6.0, 8.0, 10.0]
+        );
+        assert!(a
+            .broadcast(&Array::vector(vec![1.0, 2.0]), |x, _| x)
+            .is_none());
         assert_eq!(Indices::new(&[]).count(), 1);
         assert_eq!(Indices::new(&[2, 0]).count(), 0);
     }

@@ -3,9 +3,15 @@
 //! `Constant`, and whatever is computed from constants only, shapes included: folded here) or a
 //! tensor the model computes, which the model graph holds as one flat row-major vector with its
 //! ONNX shape alongside. Linear maps with constant weights (MatMul, Gemm, Conv, average pooling)
-//! become `Linear` nodes with dense weights, elementwise constants after them fold into their
-//! weights, and the exported forms of LayerNorm and the exact GELU are recognised whole: a value
+//! become `Linear` nodes with dense weights (applied to every row of the last axis), elementwise
+//! constants after them fold into their weights, and the exported forms of LayerNorm, the exact
+//! GELU, GELU's tanh form and a scaled, causally masked softmax are recognised whole: a value
 //! that is only part of such a pattern is [`Val::Partial`] until the pattern completes.
+//!
+//! Every model graph node gets the shape its op computes ([`GraphBuilder::set_shape`]): a
+//! `Reshape` (or `Flatten`, `Squeeze`) only changes the ONNX shape beside the node, and a
+//! `Reshape` node is added where an op needs the value in its ONNX shape (a transpose, a
+//! product of two tensors, a softmax) or its rows of another length (a linear map, a norm).
 
 use super::array::{elements, Array};
 use super::proto::{AttributeProto, NodeProto};
@@ -28,13 +34,22 @@ pub struct Imported {
 enum Val {
     Const(Array),
     /// Computed by the model: its node (a flat vector) and its ONNX shape.
-    Node { id: NodeId, shape: Vec<usize> },
+    Node {
+        id: NodeId,
+        shape: Vec<usize>,
+    },
     /// Part of a pattern that becomes an op only whole.
-    Partial { part: Part, shape: Vec<usize> },
+    Partial {
+        part: Part,
+        shape: Vec<usize>,
+    },
 }
 
 /// The steps of the exported LayerNorm (`ReduceMean`, `Sub`, `Pow`, `ReduceMean`, `Add`,
-/// `Sqrt`, `Div`) and exact GELU (`Div` by sqrt 2, `Erf`, `Add` 1, `Mul` by x, `Mul` by 0.5),
+/// `Sqrt`, `Div`), exact GELU (`Div` by sqrt 2, `Erf`, `Add` 1, `Mul` by x, `Mul` by 0.5),
+/// GELU's tanh form (`Mul` x by x and by x again, or `Pow` 3; `Mul` by 0.044715; `Add` x;
+/// `Mul` by sqrt(2/pi); `Tanh`; `Add` 1; `Mul` by x; `Mul` by 0.5) and attention's scores
+/// (`Mul` of a product of two tensors by a constant; `Add` of a causal mask; then `Softmax`),
 /// each of the node `x` they started from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Part {
@@ -48,6 +63,19 @@ enum Part {
     Erf(NodeId),
     ErfPlusOne(NodeId),
     TwiceGelu(NodeId),
+    Square(NodeId),
+    Cube(NodeId),
+    CubeScaled(NodeId),
+    TanhInner(NodeId),
+    TanhArgument(NodeId),
+    Tanh(NodeId),
+    TanhPlusOne(NodeId),
+    TwiceGeluTanh(NodeId),
+    /// A product of two computed tensors times a positive constant.
+    Scaled(NodeId, f64),
+    /// The same (scaled) with a causal mask added: 0 on and below the diagonal of the last two
+    /// axes, at most -1e4 above.
+    Masked(NodeId, f64),
 }
 
 /// Maps `model`'s graph; errors name the node, its op and the opset.
@@ -89,7 +117,8 @@ pub fn import(model: &OnnxModel) -> Result<Imported, OnnxError> {
             ),
         ));
     };
-    let shape = static_shape(input).map_err(|p| interface(&format!("input `{}`", input.name), p))?;
+    let shape =
+        static_shape(input).map_err(|p| interface(&format!("input `{}`", input.name), p))?;
     let mut uses: HashMap<&str, usize> = HashMap::new();
     for node in &graph.node {
         for i in node.input.iter().filter(|i| !i.is_empty()) {
@@ -115,6 +144,7 @@ pub fn import(model: &OnnxModel) -> Result<Imported, OnnxError> {
         },
         &[],
     );
+    importer.builder.set_shape(input_id, shape.clone());
     importer.read_later(&input.name, input_id);
     values.insert(
         input.name.clone(),
@@ -156,7 +186,7 @@ pub fn import(model: &OnnxModel) -> Result<Imported, OnnxError> {
     let Val::Node { id, shape } = result.clone() else {
         return Err(interface(
             &format!("output `{}`", output.name),
-            "it is a constant or an unfinished LayerNorm/GELU pattern, not a computed tensor"
+            "it is a constant or an unfinished LayerNorm/GELU/attention pattern, not a computed tensor"
                 .into(),
         ));
     };
@@ -166,6 +196,9 @@ pub fn import(model: &OnnxModel) -> Result<Imported, OnnxError> {
             "it is the input itself: there is nothing to prove".into(),
         ));
     }
+    // The output in its ONNX shape.
+    importer.names.remove("output");
+    let id = importer.as_shape("output", id, &shape);
     // The output is the last node, renamed `output` (the interface's name for it).
     importer.builder.rename(id, "output");
     importer.builder.keep_only_what_reaches(id);
@@ -239,9 +272,55 @@ impl Importer<'_> {
         }
     }
 
+    /// Adds a model graph node of shape `shape`.
+    fn add(&mut self, name: String, op: FloatOp, operands: &[NodeId], shape: Vec<usize>) -> NodeId {
+        let id = self.builder.add(name, op, operands);
+        self.builder.set_shape(id, shape);
+        id
+    }
+
+    /// The shape node `id` computes.
+    fn shape_of(&self, id: NodeId) -> Vec<usize> {
+        self.builder
+            .shape(id)
+            .expect("the importer gives every node a shape")
+            .to_vec()
+    }
+
+    /// Node `id`'s value in `shape` (the same elements): `id` itself, or a `Reshape` of it
+    /// named after `what`.
+    fn as_shape(&mut self, what: &str, id: NodeId, shape: &[usize]) -> NodeId {
+        if self.shape_of(id) == shape {
+            return id;
+        }
+        let mut name = sanitize(what);
+        let mut k = 1;
+        while !self.names.insert(name.clone()) {
+            name = format!("{}.{k}", sanitize(what));
+            k += 1;
+        }
+        let op = FloatOp::Reshape {
+            shape: shape.to_vec(),
+        };
+        self.add(name, op, &[id], shape.to_vec())
+    }
+
+    /// Node `id`'s value in rows of the last axis of `shape` (its ONNX shape): `id` itself when
+    /// its rows have that length already, else reshaped to `shape`.
+    fn as_rows(&mut self, node: &NodeProto, id: NodeId, shape: &[usize]) -> NodeId {
+        match self.shape_of(id).last() == shape.last() {
+            true => id,
+            false => self.as_shape(&format!("{}.rows", display_name(node)), id, shape),
+        }
+    }
+
     /// A fresh IR-safe name for what `node` computes.
     fn name(&mut self, node: &NodeProto) -> String {
-        let base = sanitize(node.output.first().map_or(node.name.as_str(), |s| s.as_str()));
+        let base = sanitize(
+            node.output
+                .first()
+                .map_or(node.name.as_str(), |s| s.as_str()),
+        );
         let mut name = base.clone();
         let mut k = 1;
         while !self.names.insert(name.clone()) {
@@ -267,7 +346,10 @@ impl Importer<'_> {
         self.weights.insert(w.clone(), weight);
         self.weights
             .insert(b.clone(), bias.unwrap_or_else(|| vec![0.0; n_out]));
-        self.builder.add(
+        let mut shape = self.shape_of(x);
+        debug_assert_eq!(shape.last(), Some(&n_in), "rows of the linear map's input");
+        *shape.last_mut().expect("rank >= 1") = n_out;
+        self.add(
             name,
             FloatOp::Linear {
                 weight: TensorRef {
@@ -280,6 +362,7 @@ impl Importer<'_> {
                 }),
             },
             &[x],
+            shape,
         )
     }
 
@@ -295,7 +378,10 @@ impl Importer<'_> {
             shape: shape.to_vec(),
             data: vec![0.0; total],
         };
-        let per = zeros.broadcast(c, |_, y| y).filter(|a| a.shape == shape)?.data;
+        let per = zeros
+            .broadcast(c, |_, y| y)
+            .filter(|a| a.shape == shape)?
+            .data;
         let (weight, bias) = match &self.builder.node(id).op {
             FloatOp::Linear {
                 weight,
@@ -304,15 +390,17 @@ impl Importer<'_> {
             FloatOp::LayerNorm { weight, bias, .. } => (weight.name.clone(), bias.name.clone()),
             _ => return None,
         };
+        // One value per output channel, the same for every row of the node.
         let rows = self.weights[&bias].len();
-        if rows != per.len() {
+        if rows == 0 || per.len() % rows != 0 || per.chunks(rows).any(|r| r != &per[..rows]) {
             return None;
         }
         if scale {
             let w = self.weights.get_mut(&weight).expect("named weight");
             let cols = w.len() / rows;
             for (o, row) in w.chunks_mut(cols).enumerate() {
-                row.iter_mut().for_each(|v| *v = (*v as f64 * per[o]) as f32);
+                row.iter_mut()
+                    .for_each(|v| *v = (*v as f64 * per[o]) as f32);
             }
         }
         let b = self.weights.get_mut(&bias).expect("named weight");
@@ -325,19 +413,28 @@ impl Importer<'_> {
         Some(())
     }
 
-    fn node(&mut self, node: &NodeProto, values: &HashMap<String, Val>) -> Result<Vec<Val>, OnnxError> {
+    fn node(
+        &mut self,
+        node: &NodeProto,
+        values: &HashMap<String, Val>,
+    ) -> Result<Vec<Val>, OnnxError> {
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-            return Err(self.error(node, format!("domain `{}` is not ONNX's default", node.domain)));
+            return Err(self.error(
+                node,
+                format!("domain `{}` is not ONNX's default", node.domain),
+            ));
         }
         let args: Vec<Option<&Val>> = node
             .input
             .iter()
             .map(|name| match name.is_empty() {
                 true => Ok(None),
-                false => values
-                    .get(name)
-                    .map(Some)
-                    .ok_or_else(|| self.error(node, format!("input `{name}` is computed by no earlier node"))),
+                false => values.get(name).map(Some).ok_or_else(|| {
+                    self.error(
+                        node,
+                        format!("input `{name}` is computed by no earlier node"),
+                    )
+                }),
             })
             .collect::<Result<_, _>>()?;
         let consts: Option<Vec<&Array>> = args
@@ -399,18 +496,26 @@ impl Importer<'_> {
                 let perm = attr_ints(node, "perm")
                     .unwrap_or_else(|| (0..shape.len() as i64).rev().collect());
                 let perm: Vec<usize> = perm.iter().map(|&p| p as usize).collect();
-                let moved: Vec<usize> = perm.iter().copied().filter(|&p| shape.get(p).is_some_and(|&d| d != 1)).collect();
-                if perm.len() != shape.len() || !moved.windows(2).all(|w| w[0] < w[1]) {
-                    return Err(self.error(
-                        node,
-                        format!("a transpose that moves data ({shape:?} by {perm:?}) is not supported yet: only ones that move axes of size 1"),
-                    ));
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                if sorted != (0..shape.len()).collect::<Vec<_>>() {
+                    return Err(self.error(node, format!("perm {perm:?} is not a permutation of the axes of {shape:?}")));
                 }
-                reshaped(id, perm.iter().map(|&p| shape[p]).collect())
+                let permuted: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+                let moved: Vec<usize> = perm.iter().copied().filter(|&p| shape[p] != 1).collect();
+                if moved.windows(2).all(|w| w[0] < w[1]) {
+                    // Only axes of size 1 move: the same elements in the same order.
+                    return reshaped(id, permuted);
+                }
+                let x = self.as_shape(&format!("{}.in", display_name(node)), id, &shape);
+                let name = self.name(node);
+                let out = self.add(name, FloatOp::Transpose { perm }, &[x], permuted.clone());
+                reshaped(out, permuted)
             }
             ("Relu", &Val::Node { id, .. }) => {
                 let name = self.name(node);
-                reshaped(self.builder.add(name, FloatOp::Relu, &[id]), shape)
+                let rows = self.shape_of(id);
+                reshaped(self.add(name, FloatOp::Relu, &[id], rows), shape)
             }
             ("Gelu", &Val::Node { id, .. }) => {
                 let op = match attr_str(node, "approximate").as_deref() {
@@ -419,20 +524,31 @@ impl Importer<'_> {
                     Some(other) => return Err(self.error(node, format!("approximate=`{other}`"))),
                 };
                 let name = self.name(node);
-                reshaped(self.builder.add(name, op, &[id]), shape)
+                let rows = self.shape_of(id);
+                reshaped(self.add(name, op, &[id], rows), shape)
             }
-            ("MatMul", &Val::Node { id, .. }) => {
-                let Some(Val::Const(w)) = arg(1) else {
-                    return Err(self.error(node, "a product of two computed tensors is not supported yet: the second factor must be a constant"));
-                };
-                let [k, n] = w.shape[..] else {
-                    return Err(self.error(node, format!("the weight has shape {:?}, not [K, N]", w.shape)));
-                };
-                self.rows_of_one(node, &shape, k)?;
-                let weight = w.transposed(&[1, 0]).expect("2-d").data.iter().map(|&v| v as f32).collect();
-                let out = self.linear(node, id, weight, None, k, n);
-                reshaped(out, [&shape[..shape.len() - 1], &[n]].concat())
+            ("MatMul", &Val::Node { id, .. }) => match arg(1) {
+                Some(Val::Const(w)) => {
+                    let [k, n] = w.shape[..] else {
+                        return Err(self.error(node, format!("the weight has shape {:?}, not [K, N]", w.shape)));
+                    };
+                    if shape.last() != Some(&k) {
+                        return Err(self.error(node, format!("{shape:?} times a weight of {k} rows")));
+                    }
+                    let x = self.as_rows(node, id, &shape);
+                    let weight = w.transposed(&[1, 0]).expect("2-d").data.iter().map(|&v| v as f32).collect();
+                    let out = self.linear(node, x, weight, None, k, n);
+                    reshaped(out, [&shape[..shape.len() - 1], &[n]].concat())
+                }
+                Some(&Val::Node { id: other, shape: ref sb }) => self.product(node, (id, &shape), (other, sb)),
+                _ => Err(self.error(node, "the second factor is part of a pattern zkc does not map here")),
+            },
+            ("Split", &Val::Node { id, .. }) => self.split(node, id, &shape, &args),
+            ("Softmax", _) => self.softmax(node, first, &shape),
+            ("Tanh", &Val::Partial { part: Part::TanhArgument(x), .. }) => {
+                same(Val::Partial { part: Part::Tanh(x), shape })
             }
+            ("Tanh", _) => Err(self.error(node, "`Tanh` is supported as part of GELU's tanh form, x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2")),
             ("Gemm", &Val::Node { id, .. }) => self.gemm(node, id, &shape, &args),
             ("Conv", &Val::Node { id, .. }) => self.conv(node, id, &shape, &args),
             ("AveragePool" | "GlobalAveragePool", &Val::Node { id, .. }) => self.average_pool(node, id, &shape),
@@ -442,7 +558,7 @@ impl Importer<'_> {
                 if self.axis(node, axis, shape.len())? != shape.len() - 1 {
                     return Err(self.error(node, "only normalization over the last axis is supported"));
                 }
-                self.rows_of_one(node, &shape, n)?;
+                let id = self.as_rows(node, id, &shape);
                 let gamma = match arg(1) {
                     Some(Val::Const(g)) if g.len() == n => g.data.clone(),
                     _ => return Err(self.error(node, format!("scale must be a constant of {n} values"))),
@@ -453,7 +569,7 @@ impl Importer<'_> {
                     _ => return Err(self.error(node, format!("bias must be a constant of {n} values"))),
                 };
                 let eps = attr_float(node, "epsilon").unwrap_or(1e-5);
-                let ln = self.layer_norm(node, id, n, eps as f32, gamma, beta);
+                let ln = self.layer_norm(node, id, n, eps, gamma, beta);
                 if node.output.len() > 1 {
                     return Err(self.error(node, "its mean and inverse deviation outputs are not supported"));
                 }
@@ -484,79 +600,392 @@ impl Importer<'_> {
                 same(Val::Partial { part: Part::Erf(x), shape })
             }
             ("Erf", _) => Err(self.error(node, "`Erf` is supported as part of the exact GELU, x * (1 + erf(x / sqrt 2)) / 2")),
-            (_, Val::Partial { .. }) => Err(self.error(node, "it reads part of a LayerNorm or GELU pattern that zkc does not recognise")),
+            (_, Val::Partial { .. }) => Err(self.error(node, "it reads part of a LayerNorm, GELU or attention pattern that zkc does not recognise")),
             _ => Err(self.error(node, unsupported_reason(op))),
         }
     }
 
     /// An elementwise `Add`, `Sub`, `Mul`, `Div` or `Pow` with at least one computed operand.
-    fn binary(&mut self, node: &NodeProto, args: &[Option<&Val>], shape: &[usize]) -> Result<Vec<Val>, OnnxError> {
+    fn binary(
+        &mut self,
+        node: &NodeProto,
+        args: &[Option<&Val>],
+        shape: &[usize],
+    ) -> Result<Vec<Val>, OnnxError> {
         let op = node.op_type.as_str();
-        let (Some(a), Some(b)) = (args.first().copied().flatten(), args.get(1).copied().flatten()) else {
+        let (Some(a), Some(b)) = (
+            args.first().copied().flatten(),
+            args.get(1).copied().flatten(),
+        ) else {
             return Err(self.error(node, "needs two inputs"));
         };
-        let partial = |part: Part, shape: &[usize]| Ok(vec![Val::Partial { part, shape: shape.to_vec() }]);
+        // The result's shape is its computed operand's (a constant broadcasts onto it).
+        let shape = match (a, b) {
+            (Val::Const(_), Val::Node { shape, .. } | Val::Partial { shape, .. }) => {
+                shape.as_slice()
+            }
+            _ => shape,
+        };
+        let partial = |part: Part, shape: &[usize]| {
+            Ok(vec![Val::Partial {
+                part,
+                shape: shape.to_vec(),
+            }])
+        };
         let single = |v: &Array| v.single();
+        let near = |v: &Array, want: f64| v.single().is_some_and(|v| (v - want).abs() < 1e-6);
         match (op, a, b) {
             // The LayerNorm pattern.
-            ("Sub", &Val::Node { id: x, .. }, &Val::Partial { part: Part::Mean(m), .. }) if m == x => {
-                partial(Part::Centered(x), shape)
-            }
-            ("Pow", &Val::Partial { part: Part::Centered(x), .. }, Val::Const(c)) if single(c) == Some(2.0) => {
-                partial(Part::Squares(x), shape)
-            }
-            ("Mul", &Val::Partial { part: Part::Centered(x), .. }, &Val::Partial { part: Part::Centered(y), .. }) if x == y => {
-                partial(Part::Squares(x), shape)
-            }
-            ("Add", &Val::Partial { part: Part::Variance(x), shape: ref s }, Val::Const(c)) if single(c).is_some_and(|e| e >= 0.0) => {
-                partial(Part::VarianceEps(x, c.data[0]), s)
-            }
-            ("Div", &Val::Partial { part: Part::Centered(x), .. }, &Val::Partial { part: Part::Deviation(y, eps), .. }) if x == y => {
+            (
+                "Sub",
+                &Val::Node { id: x, .. },
+                &Val::Partial {
+                    part: Part::Mean(m),
+                    ..
+                },
+            ) if m == x => partial(Part::Centered(x), shape),
+            (
+                "Pow",
+                &Val::Partial {
+                    part: Part::Centered(x),
+                    ..
+                },
+                Val::Const(c),
+            ) if single(c) == Some(2.0) => partial(Part::Squares(x), shape),
+            (
+                "Mul",
+                &Val::Partial {
+                    part: Part::Centered(x),
+                    ..
+                },
+                &Val::Partial {
+                    part: Part::Centered(y),
+                    ..
+                },
+            ) if x == y => partial(Part::Squares(x), shape),
+            (
+                "Add",
+                &Val::Partial {
+                    part: Part::Variance(x),
+                    shape: ref s,
+                },
+                Val::Const(c),
+            ) if single(c).is_some_and(|e| e >= 0.0) => partial(Part::VarianceEps(x, c.data[0]), s),
+            (
+                "Div",
+                &Val::Partial {
+                    part: Part::Centered(x),
+                    ..
+                },
+                &Val::Partial {
+                    part: Part::Deviation(y, eps),
+                    ..
+                },
+            ) if x == y => {
                 let n = *shape.last().expect("rank >= 1");
-                self.rows_of_one(node, shape, n)?;
+                let x = self.as_rows(node, x, shape);
                 let ln = self.layer_norm(node, x, n, eps as f32, vec![1.0; n], vec![0.0; n]);
-                Ok(vec![Val::Node { id: ln, shape: shape.to_vec() }])
+                Ok(vec![Val::Node {
+                    id: ln,
+                    shape: shape.to_vec(),
+                }])
             }
             // The exact GELU pattern.
-            ("Div", &Val::Node { id: x, .. }, Val::Const(c)) if single(c).is_some_and(|v| (v - std::f64::consts::SQRT_2).abs() < 1e-6) => {
-                partial(Part::ErfArgument(x), shape)
-            }
-            ("Mul", &Val::Node { id: x, .. }, Val::Const(c)) | ("Mul", Val::Const(c), &Val::Node { id: x, .. })
-                if single(c).is_some_and(|v| (v - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-6) =>
+            ("Div", &Val::Node { id: x, .. }, Val::Const(c))
+                if single(c).is_some_and(|v| (v - std::f64::consts::SQRT_2).abs() < 1e-6) =>
             {
                 partial(Part::ErfArgument(x), shape)
             }
-            ("Add", &Val::Partial { part: Part::Erf(x), .. }, Val::Const(c)) | ("Add", Val::Const(c), &Val::Partial { part: Part::Erf(x), .. })
-                if single(c) == Some(1.0) =>
+            ("Mul", &Val::Node { id: x, .. }, Val::Const(c))
+            | ("Mul", Val::Const(c), &Val::Node { id: x, .. })
+                if single(c)
+                    .is_some_and(|v| (v - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-6) =>
             {
-                partial(Part::ErfPlusOne(x), shape)
+                partial(Part::ErfArgument(x), shape)
             }
-            ("Mul", &Val::Node { id: x, .. }, &Val::Partial { part: Part::ErfPlusOne(y), .. })
-            | ("Mul", &Val::Partial { part: Part::ErfPlusOne(y), .. }, &Val::Node { id: x, .. })
-                if x == y =>
+            (
+                "Add",
+                &Val::Partial {
+                    part: Part::Erf(x), ..
+                },
+                Val::Const(c),
+            )
+            | (
+                "Add",
+                Val::Const(c),
+                &Val::Partial {
+                    part: Part::Erf(x), ..
+                },
+            ) if single(c) == Some(1.0) => partial(Part::ErfPlusOne(x), shape),
+            (
+                "Mul",
+                &Val::Node { id: x, .. },
+                &Val::Partial {
+                    part: Part::ErfPlusOne(y),
+                    ..
+                },
+            )
+            | (
+                "Mul",
+                &Val::Partial {
+                    part: Part::ErfPlusOne(y),
+                    ..
+                },
+                &Val::Node { id: x, .. },
+            ) if x == y => partial(Part::TwiceGelu(x), shape),
+            (
+                "Mul",
+                &Val::Partial {
+                    part: Part::TwiceGelu(x),
+                    ..
+                },
+                Val::Const(c),
+            )
+            | (
+                "Mul",
+                Val::Const(c),
+                &Val::Partial {
+                    part: Part::TwiceGelu(x),
+                    ..
+                },
+            ) if single(c) == Some(0.5) => self.elementwise(node, FloatOp::GeluErf, x, shape),
+            (
+                "Div",
+                &Val::Partial {
+                    part: Part::TwiceGelu(x),
+                    ..
+                },
+                Val::Const(c),
+            ) if single(c) == Some(2.0) => self.elementwise(node, FloatOp::GeluErf, x, shape),
+            // GELU's tanh form.
+            ("Mul", &Val::Node { id: x, .. }, &Val::Node { id: y, .. }) if x == y => {
+                partial(Part::Square(x), shape)
+            }
+            (
+                "Mul",
+                &Val::Node { id: x, .. },
+                &Val::Partial {
+                    part: Part::Square(y),
+                    ..
+                },
+            )
+            | (
+                "Mul",
+                &Val::Partial {
+                    part: Part::Square(y),
+                    ..
+                },
+                &Val::Node { id: x, .. },
+            ) if x == y => partial(Part::Cube(x), shape),
+            ("Pow", &Val::Node { id: x, .. }, Val::Const(c)) if single(c) == Some(3.0) => {
+                partial(Part::Cube(x), shape)
+            }
+            (
+                "Mul",
+                &Val::Partial {
+                    part: Part::Cube(x),
+                    ..
+                },
+                Val::Const(c),
+            )
+            | (
+                "Mul",
+                Val::Const(c),
+                &Val::Partial {
+                    part: Part::Cube(x),
+                    ..
+                },
+            ) if near(c, 0.044715) => partial(Part::CubeScaled(x), shape),
+            (
+                "Add",
+                &Val::Node { id: x, .. },
+                &Val::Partial {
+                    part: Part::CubeScaled(y),
+                    ..
+                },
+            )
+            | (
+                "Add",
+                &Val::Partial {
+                    part: Part::CubeScaled(y),
+                    ..
+                },
+                &Val::Node { id: x, .. },
+            ) if x == y => partial(Part::TanhInner(x), shape),
+            (
+                "Mul",
+                &Val::Partial {
+                    part: Part::TanhInner(x),
+                    ..
+                },
+                Val::Const(c),
+            )
+            | (
+                "Mul",
+                Val::Const(c),
+                &Val::Partial {
+                    part: Part::TanhInner(x),
+                    ..
+                },
+            ) if near(c, (2.0 / std::f64::consts::PI).sqrt()) => {
+                partial(Part::TanhArgument(x), shape)
+            }
+            (
+                "Add",
+                &Val::Partial {
+                    part: Part::Tanh(x),
+                    ..
+                },
+                Val::Const(c),
+            )
+            | (
+                "Add",
+                Val::Const(c),
+                &Val::Partial {
+                    part: Part::Tanh(x),
+                    ..
+                },
+            ) if single(c) == Some(1.0) => partial(Part::TanhPlusOne(x), shape),
+            (
+                "Mul",
+                &Val::Node { id: x, .. },
+                &Val::Partial {
+                    part: Part::TanhPlusOne(y),
+                    ..
+                },
+            )
+            | (
+                "Mul",
+                &Val::Partial {
+                    part: Part::TanhPlusOne(y),
+                    ..
+                },
+                &Val::Node { id: x, .. },
+            ) if x == y => partial(Part::TwiceGeluTanh(x), shape),
+            (
+                "Mul",
+                &Val::Partial {
+                    part: Part::TwiceGeluTanh(x),
+                    ..
+                },
+                Val::Const(c),
+            )
+            | (
+                "Mul",
+                Val::Const(c),
+                &Val::Partial {
+                    part: Part::TwiceGeluTanh(x),
+                    ..
+                },
+            ) if single(c) == Some(0.5) => self.elementwise(node, FloatOp::Gelu, x, shape),
+            (
+                "Div",
+                &Val::Partial {
+                    part: Part::TwiceGeluTanh(x),
+                    ..
+                },
+                Val::Const(c),
+            ) if single(c) == Some(2.0) => self.elementwise(node, FloatOp::Gelu, x, shape),
+            // Attention's scores: a product of two tensors, scaled, then a causal mask.
+            ("Mul", &Val::Node { id: x, .. }, Val::Const(c))
+            | ("Mul", Val::Const(c), &Val::Node { id: x, .. })
+                if self.builder.node(x).op == FloatOp::MatMul
+                    && single(c).is_some_and(|v| v > 0.0) =>
             {
-                partial(Part::TwiceGelu(x), shape)
+                partial(Part::Scaled(x, c.data[0]), shape)
             }
-            ("Mul", &Val::Partial { part: Part::TwiceGelu(x), .. }, Val::Const(c)) | ("Mul", Val::Const(c), &Val::Partial { part: Part::TwiceGelu(x), .. })
-                if single(c) == Some(0.5) =>
+            ("Div", &Val::Node { id: x, .. }, Val::Const(c))
+                if self.builder.node(x).op == FloatOp::MatMul
+                    && single(c).is_some_and(|v| v > 0.0) =>
             {
-                let name = self.name(node);
-                Ok(vec![Val::Node { id: self.builder.add(name, FloatOp::GeluErf, &[x]), shape: shape.to_vec() }])
+                partial(Part::Scaled(x, 1.0 / c.data[0]), shape)
             }
-            ("Div", &Val::Partial { part: Part::TwiceGelu(x), .. }, Val::Const(c)) if single(c) == Some(2.0) => {
-                let name = self.name(node);
-                Ok(vec![Val::Node { id: self.builder.add(name, FloatOp::GeluErf, &[x]), shape: shape.to_vec() }])
+            (
+                "Mul",
+                &Val::Partial {
+                    part: Part::Scaled(x, s),
+                    ..
+                },
+                Val::Const(c),
+            )
+            | (
+                "Mul",
+                Val::Const(c),
+                &Val::Partial {
+                    part: Part::Scaled(x, s),
+                    ..
+                },
+            ) if single(c).is_some_and(|v| v > 0.0) => {
+                partial(Part::Scaled(x, s * c.data[0]), shape)
+            }
+            ("Add", &Val::Node { id: x, .. }, Val::Const(m))
+            | ("Add", Val::Const(m), &Val::Node { id: x, .. })
+                if self.builder.node(x).op == FloatOp::MatMul && causal_mask(m, shape) =>
+            {
+                partial(Part::Masked(x, 1.0), shape)
+            }
+            (
+                "Add",
+                &Val::Partial {
+                    part: Part::Scaled(x, s),
+                    ..
+                },
+                Val::Const(m),
+            )
+            | (
+                "Add",
+                Val::Const(m),
+                &Val::Partial {
+                    part: Part::Scaled(x, s),
+                    ..
+                },
+            ) => {
+                if !causal_mask(m, shape) {
+                    return Err(self.error(node, format!(
+                        "the only constant added to attention scores zkc maps is a causal mask over their last two axes {:?} (0 on and below the diagonal, -1e4 or less above); this one is not",
+                        &shape[shape.len().saturating_sub(2)..]
+                    )));
+                }
+                partial(Part::Masked(x, s), shape)
             }
             // Two computed tensors of one shape: the residual sum.
-            ("Add", &Val::Node { id: x, shape: ref sx }, &Val::Node { id: y, shape: ref sy }) => {
+            (
+                "Add",
+                &Val::Node {
+                    id: x,
+                    shape: ref sx,
+                },
+                &Val::Node {
+                    id: y,
+                    shape: ref sy,
+                },
+            ) => {
                 if sx != sy {
-                    return Err(self.error(node, format!("broadcasting {sx:?} against {sy:?} is not supported")));
+                    return Err(self.error(
+                        node,
+                        format!("broadcasting {sx:?} against {sy:?} is not supported"),
+                    ));
                 }
+                let (x, y) = match self.shape_of(x) == self.shape_of(y) {
+                    true => (x, y),
+                    false => {
+                        let what = display_name(node);
+                        (
+                            self.as_shape(&format!("{what}.a"), x, sx),
+                            self.as_shape(&format!("{what}.b"), y, sy),
+                        )
+                    }
+                };
                 let name = self.name(node);
-                Ok(vec![Val::Node { id: self.builder.add(name, FloatOp::Add, &[x, y]), shape: sx.clone() }])
+                let rows = self.shape_of(x);
+                Ok(vec![Val::Node {
+                    id: self.add(name, FloatOp::Add, &[x, y], rows),
+                    shape: sx.clone(),
+                }])
             }
             // A constant after a linear map or a norm: into its weights.
-            (_, &Val::Node { id, shape: ref s }, Val::Const(c)) | ("Add" | "Mul", Val::Const(c), &Val::Node { id, shape: ref s })
+            (_, &Val::Node { id, shape: ref s }, Val::Const(c))
+            | ("Add" | "Mul", Val::Const(c), &Val::Node { id, shape: ref s })
                 if matches!(op, "Add" | "Sub" | "Mul" | "Div") =>
             {
                 let (c, scale) = match op {
@@ -573,40 +1002,214 @@ impl Importer<'_> {
                     )),
                 }
             }
-            _ => Err(self.error(node, "this combination of computed and constant operands is not supported")),
+            _ => Err(self.error(
+                node,
+                "this combination of computed and constant operands is not supported",
+            )),
         }
     }
 
-    fn layer_norm(&mut self, node: &NodeProto, x: NodeId, n: usize, eps: f32, gamma: Vec<f64>, beta: Vec<f64>) -> NodeId {
+    /// A LayerNorm over every row of `x` (rows of `n`).
+    fn layer_norm(
+        &mut self,
+        node: &NodeProto,
+        x: NodeId,
+        n: usize,
+        eps: f32,
+        gamma: Vec<f64>,
+        beta: Vec<f64>,
+    ) -> NodeId {
         let name = self.name(node);
         let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
-        self.weights.insert(w.clone(), gamma.iter().map(|&v| v as f32).collect());
-        self.weights.insert(b.clone(), beta.iter().map(|&v| v as f32).collect());
-        self.builder.add(
+        self.weights
+            .insert(w.clone(), gamma.iter().map(|&v| v as f32).collect());
+        self.weights
+            .insert(b.clone(), beta.iter().map(|&v| v as f32).collect());
+        let rows = self.shape_of(x);
+        self.add(
             name,
             FloatOp::LayerNorm {
-                weight: TensorRef { name: w, shape: vec![n] },
-                bias: TensorRef { name: b, shape: vec![n] },
+                weight: TensorRef {
+                    name: w,
+                    shape: vec![n],
+                },
+                bias: TensorRef {
+                    name: b,
+                    shape: vec![n],
+                },
                 eps,
             },
             &[x],
+            rows,
         )
     }
 
-    /// Checks that a tensor of `shape` is one row of `n` (the model graph's values are one
-    /// vector; several rows, as a sequence's, are not supported yet).
-    fn rows_of_one(&self, node: &NodeProto, shape: &[usize], n: usize) -> Result<(), OnnxError> {
-        let rows: usize = shape[..shape.len().saturating_sub(1)].iter().product();
-        if shape.last() != Some(&n) || rows != 1 {
-            return Err(self.error(
-                node,
-                format!("input of shape {shape:?}: zkc maps one row of {n} values (a batch of 1, no sequence axis) so far"),
-            ));
-        }
-        Ok(())
+    /// An elementwise op of `x` (of ONNX shape `shape`).
+    fn elementwise(
+        &mut self,
+        node: &NodeProto,
+        op: FloatOp,
+        x: NodeId,
+        shape: &[usize],
+    ) -> Result<Vec<Val>, OnnxError> {
+        let name = self.name(node);
+        let rows = self.shape_of(x);
+        Ok(vec![Val::Node {
+            id: self.add(name, op, &[x], rows),
+            shape: shape.to_vec(),
+        }])
     }
 
-    fn gemm(&mut self, node: &NodeProto, x: NodeId, shape: &[usize], args: &[Option<&Val>]) -> Result<Vec<Val>, OnnxError> {
+    /// `MatMul` of two computed tensors, `a[B.., M, K] x b[B.., K, N]` with equal batch axes.
+    fn product(
+        &mut self,
+        node: &NodeProto,
+        (a, sa): (NodeId, &[usize]),
+        (b, sb): (NodeId, &[usize]),
+    ) -> Result<Vec<Val>, OnnxError> {
+        let rank = sa.len();
+        if rank < 2
+            || sb.len() != rank
+            || sa[..rank - 2] != sb[..rank - 2]
+            || sa[rank - 1] != sb[rank - 2]
+        {
+            return Err(self.error(
+                node,
+                format!("a product of computed tensors {sa:?} x {sb:?}: zkc maps [B.., M, K] x [B.., K, N] with equal batch axes (no broadcasting, rank 2 or more)"),
+            ));
+        }
+        let what = display_name(node);
+        let a = self.as_shape(&format!("{what}.a"), a, sa);
+        let b = self.as_shape(&format!("{what}.b"), b, sb);
+        let mut shape = sa.to_vec();
+        shape[rank - 1] = sb[rank - 1];
+        let name = self.name(node);
+        let id = self.add(name, FloatOp::MatMul, &[a, b], shape.clone());
+        Ok(vec![Val::Node { id, shape }])
+    }
+
+    /// `Split` of a computed tensor along its last axis into equal parts (the IR's `split`):
+    /// one `Slice` node per part.
+    fn split(
+        &mut self,
+        node: &NodeProto,
+        x: NodeId,
+        shape: &[usize],
+        args: &[Option<&Val>],
+    ) -> Result<Vec<Val>, OnnxError> {
+        let rank = shape.len();
+        let axis = self.axis(node, attr_int(node, "axis").unwrap_or(0), rank)?;
+        if rank == 0 || axis != rank - 1 {
+            return Err(self.error(
+                node,
+                format!("only a split along the last axis is supported (axis {axis} of {shape:?})"),
+            ));
+        }
+        let total = shape[axis];
+        let parts = node.output.len();
+        let sizes: Vec<i64> = match (args.get(1).copied().flatten(), attr_ints(node, "split")) {
+            (Some(_), _) => self.const_ints(node, args, 1)?,
+            (None, Some(sizes)) => sizes,
+            (None, None) if parts > 0 && total % parts == 0 => vec![(total / parts) as i64; parts],
+            (None, None) => {
+                return Err(self.error(
+                    node,
+                    format!("{total} does not split into {parts} equal parts"),
+                ))
+            }
+        };
+        let len = sizes.first().copied().unwrap_or(0);
+        if sizes.len() != parts
+            || len <= 0
+            || sizes.iter().any(|&s| s != len)
+            || len as usize * parts != total
+        {
+            return Err(self.error(node, format!("sizes {sizes:?} of {total}: only a split into equal parts is supported (the IR's split)")));
+        }
+        let len = len as usize;
+        let x = self.as_rows(node, x, shape);
+        let mut rows = self.shape_of(x);
+        *rows.last_mut().expect("rank >= 1") = len;
+        let mut part_shape = shape.to_vec();
+        part_shape[axis] = len;
+        let mut out = Vec::with_capacity(parts);
+        for (k, output) in node.output.iter().enumerate() {
+            let mut name = sanitize(output);
+            let mut i = 1;
+            while !self.names.insert(name.clone()) {
+                name = format!("{}.{i}", sanitize(output));
+                i += 1;
+            }
+            let op = FloatOp::Slice {
+                start: k * len,
+                len,
+            };
+            let id = self.add(name, op, &[x], rows.clone());
+            out.push(Val::Node {
+                id,
+                shape: part_shape.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `Softmax` over the last axis of a computed tensor, or of attention's scores: a product of
+    /// two tensors, maybe scaled by a constant and given a causal mask ([`Part::Scaled`],
+    /// [`Part::Masked`]).
+    fn softmax(
+        &mut self,
+        node: &NodeProto,
+        x: &Val,
+        shape: &[usize],
+    ) -> Result<Vec<Val>, OnnxError> {
+        let rank = shape.len();
+        let default = if self.opset >= 13 { -1 } else { 1 };
+        let axis = self.axis(node, attr_int(node, "axis").unwrap_or(default), rank)?;
+        if rank == 0 || axis != rank - 1 {
+            return Err(self.error(
+                node,
+                format!(
+                    "only a softmax over the last axis is supported (axis {axis} of {shape:?})"
+                ),
+            ));
+        }
+        let (x, scale, causal) = match *x {
+            Val::Node { id, .. } => (id, 1.0, false),
+            Val::Partial {
+                part: Part::Scaled(id, s),
+                ..
+            } => (id, s, false),
+            Val::Partial {
+                part: Part::Masked(id, s),
+                ..
+            } => (id, s, true),
+            _ => {
+                return Err(self.error(
+                    node,
+                    "its input is a constant or part of a pattern zkc does not map",
+                ))
+            }
+        };
+        let x = self.as_shape(&format!("{}.in", display_name(node)), x, shape);
+        let name = self.name(node);
+        let op = FloatOp::Softmax {
+            scale: scale as f32,
+            causal,
+        };
+        let id = self.add(name, op, &[x], shape.to_vec());
+        Ok(vec![Val::Node {
+            id,
+            shape: shape.to_vec(),
+        }])
+    }
+
+    fn gemm(
+        &mut self,
+        node: &NodeProto,
+        x: NodeId,
+        shape: &[usize],
+        args: &[Option<&Val>],
+    ) -> Result<Vec<Val>, OnnxError> {
         if attr_int(node, "transA").unwrap_or(0) != 0 {
             return Err(self.error(node, "transA=1 is not supported"));
         }
@@ -623,22 +1226,41 @@ impl Importer<'_> {
             0 => (b.transposed(&[1, 0]).expect("2-d"), r, c),
             _ => (b.clone(), c, r),
         };
-        self.rows_of_one(node, shape, n_in)?;
+        if shape.len() != 2 || shape[1] != n_in {
+            return Err(self.error(
+                node,
+                format!("A of shape {shape:?}: Gemm takes [M, {n_in}]"),
+            ));
+        }
+        let x = self.as_rows(node, x, shape);
         let bias = match args.get(2).copied().flatten() {
             None => None,
-            Some(Val::Const(cb)) if cb.len() == n_out || cb.len() == 1 => {
-                Some((0..n_out).map(|o| (beta * cb.data[o % cb.len()]) as f32).collect())
+            Some(Val::Const(cb)) if cb.len() == n_out || cb.len() == 1 => Some(
+                (0..n_out)
+                    .map(|o| (beta * cb.data[o % cb.len()]) as f32)
+                    .collect(),
+            ),
+            Some(_) => {
+                return Err(self.error(node, format!("C must be a constant of {n_out} values")))
             }
-            Some(_) => return Err(self.error(node, format!("C must be a constant of {n_out} values"))),
         };
         let weight = w.data.iter().map(|&v| (alpha * v) as f32).collect();
         let id = self.linear(node, x, weight, bias, n_in, n_out);
-        Ok(vec![Val::Node { id, shape: vec![1, n_out] }])
+        Ok(vec![Val::Node {
+            id,
+            shape: vec![shape[0], n_out],
+        }])
     }
 
     /// A 2-d convolution with constant weights as the dense linear map it is on the flattened
     /// `[1, C, H, W]` input (free in R1CS: weights are coefficients).
-    fn conv(&mut self, node: &NodeProto, x: NodeId, shape: &[usize], args: &[Option<&Val>]) -> Result<Vec<Val>, OnnxError> {
+    fn conv(
+        &mut self,
+        node: &NodeProto,
+        x: NodeId,
+        shape: &[usize],
+        args: &[Option<&Val>],
+    ) -> Result<Vec<Val>, OnnxError> {
         let Some(Val::Const(w)) = args.get(1).copied().flatten() else {
             return Err(self.error(node, "the weight must be a constant"));
         };
@@ -648,13 +1270,19 @@ impl Importer<'_> {
         let (c, h, wd, m, cg, kh, kw) = (*c, *h, *wd, *m, *cg, *kh, *kw);
         let group = attr_int(node, "group").unwrap_or(1).max(1) as usize;
         if cg * group != c || m % group != 0 {
-            return Err(self.error(node, format!("{c} channels in {group} groups do not match the weight's {cg}")));
+            return Err(self.error(
+                node,
+                format!("{c} channels in {group} groups do not match the weight's {cg}"),
+            ));
         }
         let window = self.window(node, [h, wd], [kh, kw])?;
         let [oh, ow] = window.out;
         let (n_in, n_out) = (c * h * wd, m * oh * ow);
         if n_in.checked_mul(n_out).is_none_or(|n| n > MAX_ELEMENTS / 4) {
-            return Err(self.error(node, format!("the dense map would be {n_out} x {n_in}: too large")));
+            return Err(self.error(
+                node,
+                format!("the dense map would be {n_out} x {n_in}: too large"),
+            ));
         }
         let mut dense = vec![0f32; n_in * n_out];
         let per_group = m / group;
@@ -667,7 +1295,8 @@ impl Importer<'_> {
                     for (ky, kx) in (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky, kx))) {
                         if let Some((iy, ix)) = window.at([y, xo], [ky, kx], [h, wd]) {
                             let col = (channel * h + iy) * wd + ix;
-                            dense[row * n_in + col] += w.data[((o * cg + ci) * kh + ky) * kw + kx] as f32;
+                            dense[row * n_in + col] +=
+                                w.data[((o * cg + ci) * kh + ky) * kw + kx] as f32;
                         }
                     }
                 }
@@ -675,17 +1304,33 @@ impl Importer<'_> {
         }
         let bias = match args.get(2).copied().flatten() {
             None => None,
-            Some(Val::Const(b)) if b.len() == m => Some((0..n_out).map(|r| b.data[r / (oh * ow)] as f32).collect()),
-            Some(_) => return Err(self.error(node, format!("the bias must be a constant of {m} values"))),
+            Some(Val::Const(b)) if b.len() == m => {
+                Some((0..n_out).map(|r| b.data[r / (oh * ow)] as f32).collect())
+            }
+            Some(_) => {
+                return Err(self.error(node, format!("the bias must be a constant of {m} values")))
+            }
         };
+        let x = self.as_shape(&format!("{}.in", display_name(node)), x, &[1, n_in]);
         let id = self.linear(node, x, dense, bias, n_in, n_out);
-        Ok(vec![Val::Node { id, shape: vec![1, m, oh, ow] }])
+        Ok(vec![Val::Node {
+            id,
+            shape: vec![1, m, oh, ow],
+        }])
     }
 
     /// Average pooling as the dense linear map it is (each output the mean of its window).
-    fn average_pool(&mut self, node: &NodeProto, x: NodeId, shape: &[usize]) -> Result<Vec<Val>, OnnxError> {
+    fn average_pool(
+        &mut self,
+        node: &NodeProto,
+        x: NodeId,
+        shape: &[usize],
+    ) -> Result<Vec<Val>, OnnxError> {
         let [1, c, h, wd] = shape[..] else {
-            return Err(self.error(node, format!("only 2-d pooling of one image is supported (input {shape:?})")));
+            return Err(self.error(
+                node,
+                format!("only 2-d pooling of one image is supported (input {shape:?})"),
+            ));
         };
         let global = node.op_type == "GlobalAveragePool";
         let kernel = match global {
@@ -699,14 +1344,22 @@ impl Importer<'_> {
             return Err(self.error(node, "ceil_mode=1 is not supported"));
         }
         let window = match global {
-            true => Window { out: [1, 1], strides: [1, 1], pads: [0; 4], dilations: [1, 1] },
+            true => Window {
+                out: [1, 1],
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1],
+            },
             false => self.window(node, [h, wd], kernel)?,
         };
         let include_pad = attr_int(node, "count_include_pad").unwrap_or(0) != 0;
         let [oh, ow] = window.out;
         let (n_in, n_out) = (c * h * wd, c * oh * ow);
         if n_in.checked_mul(n_out).is_none_or(|n| n > MAX_ELEMENTS / 4) {
-            return Err(self.error(node, format!("the dense map would be {n_out} x {n_in}: too large")));
+            return Err(self.error(
+                node,
+                format!("the dense map would be {n_out} x {n_in}: too large"),
+            ));
         }
         let mut dense = vec![0f32; n_in * n_out];
         for ch in 0..c {
@@ -726,12 +1379,21 @@ impl Importer<'_> {
                 }
             }
         }
+        let x = self.as_shape(&format!("{}.in", display_name(node)), x, &[1, n_in]);
         let id = self.linear(node, x, dense, None, n_in, n_out);
-        Ok(vec![Val::Node { id, shape: vec![1, c, oh, ow] }])
+        Ok(vec![Val::Node {
+            id,
+            shape: vec![1, c, oh, ow],
+        }])
     }
 
     /// The sliding window of a `Conv` or `AveragePool` over an `[h, w]` image.
-    fn window(&self, node: &NodeProto, image: [usize; 2], kernel: [usize; 2]) -> Result<Window, OnnxError> {
+    fn window(
+        &self,
+        node: &NodeProto,
+        image: [usize; 2],
+        kernel: [usize; 2],
+    ) -> Result<Window, OnnxError> {
         if attr_str(node, "auto_pad").is_some_and(|p| p != "NOTSET") {
             return Err(self.error(node, "auto_pad is not supported: export with explicit pads"));
         }
@@ -739,14 +1401,22 @@ impl Importer<'_> {
             match attr_ints(node, name).as_deref() {
                 None => Ok([default; 2]),
                 Some(&[a, b]) if a >= 0 && b >= 0 => Ok([a as usize, b as usize]),
-                Some(v) => Err(self.error(node, format!("{name}={v:?}: two non-negative values expected"))),
+                Some(v) => Err(self.error(
+                    node,
+                    format!("{name}={v:?}: two non-negative values expected"),
+                )),
             }
         };
         let (strides, dilations) = (pair("strides", 1)?, pair("dilations", 1)?);
         let pads = match attr_ints(node, "pads").as_deref() {
             None => [0; 4],
-            Some(&[a, b, c, d]) if [a, b, c, d].iter().all(|&p| p >= 0) => [a as usize, b as usize, c as usize, d as usize],
-            Some(v) => Err(self.error(node, format!("pads={v:?}: four non-negative values expected")))?,
+            Some(&[a, b, c, d]) if [a, b, c, d].iter().all(|&p| p >= 0) => {
+                [a as usize, b as usize, c as usize, d as usize]
+            }
+            Some(v) => Err(self.error(
+                node,
+                format!("pads={v:?}: four non-negative values expected"),
+            ))?,
         };
         if strides.contains(&0) || dilations.contains(&0) {
             return Err(self.error(node, "strides and dilations must be positive"));
@@ -760,7 +1430,12 @@ impl Importer<'_> {
             }
             out[a] = (padded - span) / strides[a] + 1;
         }
-        Ok(Window { out, strides, pads, dilations })
+        Ok(Window {
+            out,
+            strides,
+            pads,
+            dilations,
+        })
     }
 
     fn axis(&self, node: &NodeProto, axis: i64, rank: usize) -> Result<usize, OnnxError> {
@@ -772,7 +1447,12 @@ impl Importer<'_> {
     }
 
     /// Input `k` as constant integers (a shape, axes).
-    fn const_ints(&self, node: &NodeProto, args: &[Option<&Val>], k: usize) -> Result<Vec<i64>, OnnxError> {
+    fn const_ints(
+        &self,
+        node: &NodeProto,
+        args: &[Option<&Val>],
+        k: usize,
+    ) -> Result<Vec<i64>, OnnxError> {
         match args.get(k).copied().flatten() {
             Some(Val::Const(a)) => a.ints().ok_or_else(|| self.error(node, format!("input {k} is not integers"))),
             _ => Err(self.error(node, format!("input {k} must be a constant (shapes are folded at import; this one depends on the input's values)"))),
@@ -780,9 +1460,16 @@ impl Importer<'_> {
     }
 
     fn constant_attr(&self, node: &NodeProto) -> Result<Array, OnnxError> {
-        let a = node.attribute.first().ok_or_else(|| self.error(node, "has no value"))?;
+        let a = node
+            .attribute
+            .first()
+            .ok_or_else(|| self.error(node, "has no value"))?;
         match a.name.as_str() {
-            "value" => a.t.as_ref().map(Array::from_proto).ok_or_else(|| self.error(node, "has no tensor"))?,
+            "value" => {
+                a.t.as_ref()
+                    .map(Array::from_proto)
+                    .ok_or_else(|| self.error(node, "has no tensor"))?
+            }
             "value_float" => Ok(Array::scalar(a.f as f64)),
             "value_int" => Ok(Array::scalar(a.i as f64)),
             "value_floats" => Ok(Array::vector(a.floats.iter().map(|&v| v as f64).collect())),
@@ -792,13 +1479,23 @@ impl Importer<'_> {
     }
 
     /// A node whose inputs are all constants, computed now.
-    fn fold(&self, node: &NodeProto, args: &[Option<&Val>], c: &[&Array]) -> Result<Vec<Val>, OnnxError> {
+    fn fold(
+        &self,
+        node: &NodeProto,
+        args: &[Option<&Val>],
+        c: &[&Array],
+    ) -> Result<Vec<Val>, OnnxError> {
         let op = node.op_type.as_str();
         let bad = |p: String| self.error(node, p);
         let a = c[0];
         let binary = |f: fn(f64, f64) -> f64| -> Result<Array, OnnxError> {
             let b = c.get(1).ok_or_else(|| bad("needs two inputs".into()))?;
-            a.broadcast(b, f).ok_or_else(|| bad(format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape)))
+            a.broadcast(b, f).ok_or_else(|| {
+                bad(format!(
+                    "shapes {:?} and {:?} do not broadcast",
+                    a.shape, b.shape
+                ))
+            })
         };
         let out = match op {
             "Identity" | "Cast" | "Dropout" => a.clone(),
@@ -814,8 +1511,11 @@ impl Importer<'_> {
             "Erf" => a.map(crate::model::erf),
             "Reshape" => {
                 let target = self.const_ints(node, args, 1)?;
-                let shape = reshape_target(&a.shape, &target, attr_int(node, "allowzero") == Some(1))
-                    .ok_or_else(|| bad(format!("cannot reshape {:?} to {target:?}", a.shape)))?;
+                let shape =
+                    reshape_target(&a.shape, &target, attr_int(node, "allowzero") == Some(1))
+                        .ok_or_else(|| {
+                            bad(format!("cannot reshape {:?} to {target:?}", a.shape))
+                        })?;
                 a.reshaped(shape).expect("same count")
             }
             "Squeeze" | "Unsqueeze" => {
@@ -823,14 +1523,16 @@ impl Importer<'_> {
                     true => self.const_ints(node, args, 1)?,
                     false => attr_ints(node, "axes").unwrap_or_default(),
                 };
-                let shape = squeeze(&a.shape, &axes, op == "Unsqueeze").ok_or_else(|| bad(format!("axes {axes:?} do not fit {:?}", a.shape)))?;
+                let shape = squeeze(&a.shape, &axes, op == "Unsqueeze")
+                    .ok_or_else(|| bad(format!("axes {axes:?} do not fit {:?}", a.shape)))?;
                 a.reshaped(shape).expect("same count")
             }
             "Transpose" => {
                 let perm: Vec<usize> = attr_ints(node, "perm")
                     .map(|p| p.iter().map(|&v| v as usize).collect())
                     .unwrap_or_else(|| (0..a.shape.len()).rev().collect());
-                a.transposed(&perm).ok_or_else(|| bad(format!("perm {perm:?} does not fit {:?}", a.shape)))?
+                a.transposed(&perm)
+                    .ok_or_else(|| bad(format!("perm {perm:?} does not fit {:?}", a.shape)))?
             }
             "Concat" => {
                 let axis = self.axis(node, attr_int(node, "axis").unwrap_or(0), a.shape.len())?;
@@ -838,13 +1540,35 @@ impl Importer<'_> {
             }
             "Gather" => {
                 let axis = self.axis(node, attr_int(node, "axis").unwrap_or(0), a.shape.len())?;
-                gather(a, c.get(1).ok_or_else(|| bad("needs indices".into()))?, axis).ok_or_else(|| bad("an index is out of range".into()))?
+                gather(
+                    a,
+                    c.get(1).ok_or_else(|| bad("needs indices".into()))?,
+                    axis,
+                )
+                .ok_or_else(|| bad("an index is out of range".into()))?
             }
             "ConstantOfShape" => {
-                let shape: Vec<usize> = a.ints().ok_or_else(|| bad("the shape is not integers".into()))?.iter().map(|&d| d.max(0) as usize).collect();
-                let n = elements(&shape).ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
-                let v = node.attribute.iter().find(|x| x.name == "value").and_then(|x| x.t.as_ref()).map(Array::from_proto).transpose()?.and_then(|t| t.single()).unwrap_or(0.0);
-                Array { shape, data: vec![v; n] }
+                let shape: Vec<usize> = a
+                    .ints()
+                    .ok_or_else(|| bad("the shape is not integers".into()))?
+                    .iter()
+                    .map(|&d| d.max(0) as usize)
+                    .collect();
+                let n =
+                    elements(&shape).ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
+                let v = node
+                    .attribute
+                    .iter()
+                    .find(|x| x.name == "value")
+                    .and_then(|x| x.t.as_ref())
+                    .map(Array::from_proto)
+                    .transpose()?
+                    .and_then(|t| t.single())
+                    .unwrap_or(0.0);
+                Array {
+                    shape,
+                    data: vec![v; n],
+                }
             }
             _ => return Err(bad(format!("constant folding of `{op}` is not supported"))),
         };
@@ -866,7 +1590,8 @@ impl Window {
     fn at(&self, o: [usize; 2], k: [usize; 2], image: [usize; 2]) -> Option<(usize, usize)> {
         let mut at = [0; 2];
         for a in 0..2 {
-            let p = (o[a] * self.strides[a] + k[a] * self.dilations[a]).checked_sub(self.pads[a])?;
+            let p =
+                (o[a] * self.strides[a] + k[a] * self.dilations[a]).checked_sub(self.pads[a])?;
             (p < image[a]).then_some(())?;
             at[a] = p;
         }
@@ -907,7 +1632,11 @@ fn squeeze(shape: &[usize], axes: &[i64], unsqueeze: bool) -> Option<Vec<usize>>
         let rank = shape.len() + axes.len();
         let mut at: Vec<usize> = axes
             .iter()
-            .map(|&a| usize::try_from(if a < 0 { a + rank as i64 } else { a }).ok().filter(|&a| a < rank))
+            .map(|&a| {
+                usize::try_from(if a < 0 { a + rank as i64 } else { a })
+                    .ok()
+                    .filter(|&a| a < rank)
+            })
             .collect::<Option<_>>()?;
         at.sort_unstable();
         let mut out = shape.to_vec();
@@ -922,10 +1651,21 @@ fn squeeze(shape: &[usize], axes: &[i64], unsqueeze: bool) -> Option<Vec<usize>>
         true => (0..shape.len()).filter(|&i| shape[i] == 1).collect(),
         false => axes
             .iter()
-            .map(|&a| usize::try_from(if a < 0 { a + rank } else { a }).ok().filter(|&a| shape.get(a) == Some(&1)))
+            .map(|&a| {
+                usize::try_from(if a < 0 { a + rank } else { a })
+                    .ok()
+                    .filter(|&a| shape.get(a) == Some(&1))
+            })
             .collect::<Option<_>>()?,
     };
-    Some(shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect())
+    Some(
+        shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect(),
+    )
 }
 
 fn concat(parts: &[&Array], axis: usize) -> Option<Array> {
@@ -934,7 +1674,11 @@ fn concat(parts: &[&Array], axis: usize) -> Option<Array> {
     shape[axis] = 0;
     for p in parts {
         let same = p.shape.len() == first.shape.len()
-            && p.shape.iter().zip(&first.shape).enumerate().all(|(i, (x, y))| i == axis || x == y);
+            && p.shape
+                .iter()
+                .zip(&first.shape)
+                .enumerate()
+                .all(|(i, (x, y))| i == axis || x == y);
         same.then_some(())?;
         shape[axis] += p.shape[axis];
     }
@@ -954,7 +1698,11 @@ fn gather(a: &Array, indices: &Array, axis: usize) -> Option<Array> {
     let idx: Vec<usize> = indices
         .ints()?
         .iter()
-        .map(|&i| usize::try_from(if i < 0 { i + n } else { i }).ok().filter(|&i| (i as i64) < n))
+        .map(|&i| {
+            usize::try_from(if i < 0 { i + n } else { i })
+                .ok()
+                .filter(|&i| (i as i64) < n)
+        })
         .collect::<Option<_>>()?;
     let outer: usize = a.shape[..axis].iter().product();
     let inner: usize = a.shape[axis + 1..].iter().product();
@@ -972,10 +1720,12 @@ fn gather(a: &Array, indices: &Array, axis: usize) -> Option<Array> {
 fn sanitize(name: &str) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| match c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-            true => c,
-            false => '_',
-        })
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                true => c,
+                false => '_',
+            },
+        )
         .collect();
     s = s.trim_matches(|c| c == '_' || c == '.').to_string();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
@@ -1011,12 +1761,306 @@ fn attr_str(node: &NodeProto, name: &str) -> Option<String> {
     attribute(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
 }
 
+/// Whether `m` is a causal mask for scores of `shape` (`[.., M, L]`): broadcast onto them, 0 at
+/// `(i, j)` for `j <= i` and at most -1e4 for `j > i` (so that `exp` of those is 0 in f32, as
+/// the masked integer softmax leaves them out).
+fn causal_mask(m: &Array, shape: &[usize]) -> bool {
+    let rank = shape.len();
+    if rank < 2 {
+        return false;
+    }
+    let Some(total) = elements(shape) else {
+        return false;
+    };
+    let zeros = Array {
+        shape: shape.to_vec(),
+        data: vec![0.0; total],
+    };
+    let Some(full) = zeros.broadcast(m, |_, y| y).filter(|a| a.shape == shape) else {
+        return false;
+    };
+    let (rows, cols) = (shape[rank - 2], shape[rank - 1]);
+    full.data.iter().enumerate().all(|(k, &v)| {
+        let (i, j) = ((k / cols) % rows, k % cols);
+        match j <= i {
+            true => v == 0.0,
+            false => v <= -1e4,
+        }
+    })
+}
+
 /// Why an op is refused, for the ops zkc knows it does not map yet.
 pub fn unsupported_reason(op: &str) -> String {
     match op {
-        "Softmax" | "Sigmoid" | "Tanh" | "LeakyRelu" | "MaxPool" | "Exp" | "Log" => {
+        "Sigmoid" | "LeakyRelu" | "MaxPool" | "Exp" | "Log" => {
             format!("`{op}` is not supported yet (docs/onnx.md lists the ops zkc maps)")
         }
         _ => format!("`{op}` is not an op zkc maps (docs/onnx.md lists the ops it does)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FloatModel;
+    use crate::onnx::proto::{
+        AttributeProto, Dimension, GraphProto, ModelProto, OperatorSetIdProto, TensorProto,
+        TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+    };
+    use prost::Message;
+
+    fn info(name: &str, shape: &[i64]) -> ValueInfoProto {
+        let dim = shape
+            .iter()
+            .map(|&d| Dimension {
+                dim_value: Some(d),
+                dim_param: None,
+            })
+            .collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TensorTypeProto {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto { dim }),
+                }),
+            }),
+        }
+    }
+
+    fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: data,
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn op(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            name: output.into(),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute,
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: 7,
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A model of `nodes` over `input` (the graph input `x`) giving `y`.
+    fn model(input: &[i64], inits: Vec<TensorProto>, nodes: Vec<NodeProto>) -> OnnxModel {
+        let proto = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            producer_name: "test".into(),
+            producer_version: String::new(),
+            graph: Some(GraphProto {
+                node: nodes,
+                name: "g".into(),
+                initializer: inits,
+                input: vec![info("x", input)],
+                output: vec![info("y", &[])],
+            }),
+        };
+        crate::onnx::decode(&proto.encode_to_vec(), "test.onnx").expect("decodes")
+    }
+
+    fn ops(imported: &Imported) -> Vec<FloatOp> {
+        let g = &imported.graph;
+        g.topological_order()
+            .iter()
+            .map(|&id| g.node(id).op.clone())
+            .collect()
+    }
+
+    /// The tanh form of GELU as PyTorch exports it (x*x*x, or Pow 3) is one `Gelu` node, over
+    /// every row of a [1, 2, 4] tensor.
+    #[test]
+    fn gelu_tanh_pattern_is_one_node() {
+        for cube in ["muls", "pow"] {
+            let mut nodes = match cube {
+                "muls" => vec![
+                    op("Mul", &["x", "x"], "sq", vec![]),
+                    op("Mul", &["x", "sq"], "cu", vec![]),
+                ],
+                _ => vec![op("Pow", &["x", "three"], "cu", vec![])],
+            };
+            nodes.extend([
+                op("Mul", &["k1", "cu"], "m2", vec![]),
+                op("Add", &["x", "m2"], "inner", vec![]),
+                op("Mul", &["k2", "inner"], "arg", vec![]),
+                op("Tanh", &["arg"], "t", vec![]),
+                op("Add", &["one", "t"], "t1", vec![]),
+                op("Mul", &["x", "t1"], "twice", vec![]),
+                op("Mul", &["half", "twice"], "y", vec![]),
+            ]);
+            let inits = vec![
+                tensor("three", &[], vec![3.0]),
+                tensor("k1", &[], vec![0.044715]),
+                tensor("k2", &[], vec![0.797_884_6]),
+                tensor("one", &[], vec![1.0]),
+                tensor("half", &[], vec![0.5]),
+            ];
+            let imported = import(&model(&[1, 2, 4], inits, nodes)).expect("maps");
+            let found = ops(&imported);
+            assert_eq!(found.len(), 2, "{found:?}");
+            assert_eq!(found[1], FloatOp::Gelu);
+            let g = &imported.graph;
+            assert_eq!(g.shape(g.result()), Some(&[1, 2, 4][..]));
+            let float = FloatModel::single_pass(imported.graph, imported.weights);
+            let x: Vec<f32> = (0..8).map(|i| i as f32 - 3.5).collect();
+            let y = float.run(&x).unwrap();
+            for (x, y) in x.iter().zip(&y) {
+                let want = crate::model::gelu_tanh(*x as f64);
+                assert!((*y as f64 - want).abs() < 1e-6, "{x}: {y} vs {want}");
+            }
+        }
+    }
+
+    /// Scaled scores of a product of two tensors with a causal mask, then a softmax: one causal
+    /// `Softmax` node with the scale folded in; another mask is refused, naming the node.
+    #[test]
+    fn masked_scores_become_a_causal_softmax() {
+        let mask = |above: f32| {
+            let data = (0..9)
+                .map(|k| if k % 3 > k / 3 { above } else { 0.0 })
+                .collect();
+            tensor("mask", &[3, 3], data)
+        };
+        let nodes = || {
+            vec![
+                op("Transpose", &["x"], "xt", vec![ints("perm", &[0, 2, 1])]),
+                op("MatMul", &["x", "xt"], "s", vec![]),
+                op("Mul", &["s", "k"], "ss", vec![]),
+                op("Add", &["ss", "mask"], "sm", vec![]),
+                op("Softmax", &["sm"], "p", vec![]),
+                op("MatMul", &["p", "x"], "y", vec![]),
+            ]
+        };
+        let inits = |above| vec![tensor("k", &[], vec![0.5]), mask(above)];
+        let imported = import(&model(&[1, 3, 2], inits(-10_000.0), nodes())).expect("maps");
+        let found = ops(&imported);
+        assert!(
+            found.contains(&FloatOp::Softmax {
+                scale: 0.5,
+                causal: true
+            }),
+            "{found:?}"
+        );
+        assert!(found.contains(&FloatOp::Transpose {
+            perm: vec![0, 2, 1]
+        }));
+        assert_eq!(found.iter().filter(|o| **o == FloatOp::MatMul).count(), 2);
+        // Row 0 attends to itself only: its output is x's row 0.
+        let float = FloatModel::single_pass(imported.graph, imported.weights);
+        let x = [1.0, 2.0, -1.0, 0.5, 3.0, 0.0];
+        let y = float.run(&x).unwrap();
+        assert_eq!(&y[..2], &x[..2]);
+        let e = |v: f64| v.exp();
+        // Row 1: scores 0.5 * (x1 . x0, x1 . x1) = (0, 0.625).
+        let (a, b) = (e(0.0), e(0.625));
+        let want = (a - b) / (a + b);
+        assert!((y[2] as f64 - want).abs() < 1e-6);
+        // A mask of -1 above the diagonal is not a causal mask.
+        let Err(OnnxError::Node { node, problem, .. }) =
+            import(&model(&[1, 3, 2], inits(-1.0), nodes()))
+        else {
+            panic!("a soft mask must be refused");
+        };
+        assert_eq!(node, "sm");
+        assert!(problem.contains("causal mask"), "{problem}");
+    }
+
+    /// `Split` along the last axis into equal parts maps to slices; unequal parts are refused.
+    #[test]
+    fn splits_into_equal_parts_only() {
+        let split = |sizes: Vec<f32>| {
+            let mut n = op("Split", &["x", "sizes"], "a", vec![ints("axis", &[])]);
+            n.attribute[0].i = -1;
+            n.attribute[0].r#type = 2;
+            n.output = vec!["a".into(), "b".into()];
+            let add = op("Add", &["a", "b"], "y", vec![]);
+            let inits = vec![TensorProto {
+                dims: vec![2],
+                data_type: 7,
+                int64_data: sizes.iter().map(|&v| v as i64).collect(),
+                name: "sizes".into(),
+                ..Default::default()
+            }];
+            import(&model(&[2, 4], inits, vec![n, add]))
+        };
+        let imported = split(vec![2.0, 2.0]).expect("maps");
+        let float = FloatModel::single_pass(imported.graph, imported.weights);
+        let y = float
+            .run(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+            .unwrap();
+        assert_eq!(y, vec![4.0, 6.0, 12.0, 14.0]);
+        let Err(OnnxError::Node { node, problem, .. }) = split(vec![1.0, 3.0]) else {
+            panic!("unequal parts must be refused");
+        };
+        assert_eq!(node, "a");
+        assert!(problem.contains("equal parts"), "{problem}");
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/onnx")
+            .join(name)
+    }
+
+    fn numbers(name: &str, key: &str) -> Vec<f32> {
+        let text = std::fs::read_to_string(fixture(name)).expect("fixture");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        json[key][0]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
+    }
+
+    /// The GPT-2 block fixture: LayerNorm over the rows of a sequence, q/k/v split into heads,
+    /// the causal softmax, tanh GELU; the float reference matches onnxruntime's output.
+    #[test]
+    fn gpt2_block_matches_onnxruntime() {
+        let model = crate::onnx::read(&fixture("gpt2_block.onnx")).expect("reads");
+        let imported = import(&model).expect("maps");
+        let found = ops(&imported);
+        let count = |f: &dyn Fn(&FloatOp) -> bool| found.iter().filter(|o| f(o)).count();
+        assert_eq!(count(&|o| matches!(o, FloatOp::LayerNorm { .. })), 2);
+        assert_eq!(count(&|o| *o == FloatOp::Gelu), 1);
+        assert_eq!(count(&|o| *o == FloatOp::MatMul), 2);
+        assert_eq!(count(&|o| matches!(o, FloatOp::Slice { .. })), 3);
+        assert!(found.contains(&FloatOp::Softmax {
+            scale: 0.25,
+            causal: true
+        }));
+        let float = FloatModel::single_pass(imported.graph, imported.weights);
+        let y = float
+            .run(&numbers("gpt2_block.input.json", "input_data"))
+            .unwrap();
+        let want = numbers("gpt2_block.output.json", "output_data");
+        assert_eq!(y.len(), want.len());
+        let err = y
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("gpt2_block: float max abs error against onnxruntime {err:e}");
+        assert!(err < 1e-5, "max abs error {err}");
     }
 }

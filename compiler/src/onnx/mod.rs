@@ -118,9 +118,12 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Relu",
     "Reshape",
     "Shape",
+    "Softmax",
+    "Split",
     "Sqrt",
     "Squeeze",
     "Sub",
+    "Tanh",
     "Transpose",
     "Unsqueeze",
 ];

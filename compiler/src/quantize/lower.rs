@@ -110,10 +110,15 @@ impl Quant {
         2f64.powi(-self.exp)
     }
 
+    /// A one-row value of `width` (a language model's).
     fn ty(self, width: usize) -> TensorType {
+        self.shaped(vec![1, width])
+    }
+
+    fn shaped(self, shape: Vec<usize>) -> TensorType {
         TensorType::new(
             self.dtype,
-            vec![1, width],
+            shape,
             Scale::pow2(-self.exp).expect("|exp| <= 60"),
         )
     }
@@ -151,7 +156,12 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 // The slices of a projection are requantized one by one (`sliced_linear`): each
                 // head's Q, K and V has its own scale.
                 FloatOp::Slice { .. } if sliced_projection(graph, graph.operands(id)[0]) => {}
-                FloatOp::Add | FloatOp::Slice { .. } | FloatOp::Concat | FloatOp::Relu => {
+                FloatOp::Add
+                | FloatOp::Slice { .. }
+                | FloatOp::Concat
+                | FloatOp::Relu
+                | FloatOp::Transpose { .. }
+                | FloatOp::Reshape { .. } => {
                     for o in graph.operands(id) {
                         classes.union(id, o);
                     }
@@ -180,12 +190,25 @@ impl<'a, 'g> Lowering<'a, 'g> {
             *entry = entry.max(m);
             role.entry(root).or_insert(r);
         }
+        // A softmax's probabilities (and what only moves them) are i16 at `2^-softmax_shift`.
+        let probabilities: Vec<NodeId> = graph
+            .topological_order()
+            .iter()
+            .filter(|&&id| matches!(graph.node(id).op, FloatOp::Softmax { .. }))
+            .map(|&id| classes.find(id))
+            .collect();
         let mut quant = HashMap::new();
         for &id in graph.topological_order() {
             if node_role(graph, id).is_none() {
                 continue;
             }
             let root = classes.find(id);
+            if probabilities.contains(&root) {
+                let exp = cfg.softmax_shift as i32;
+                let dtype = DType::I16;
+                quant.insert(id, Quant { dtype, exp });
+                continue;
+            }
             let bits = cfg.bits(role[&root]);
             let dtype = dtype(bits).ok_or_else(|| {
                 QuantError::Config(format!("activation bits must be 8, 16 or 32, not {bits}"))
@@ -238,18 +261,31 @@ impl<'a, 'g> Lowering<'a, 'g> {
             FloatOp::Token => return self.layer(stage).input("token", scalar),
             FloatOp::Position => return self.layer(stage).input("pos", scalar),
             FloatOp::Input { .. } => {
-                let ty = self.quant[&id].ty(self.widths[&id]);
+                let ty = self.quant[&id].shaped(self.shape(id));
                 return self.layer(stage).input("input", ty);
             }
             _ => {}
         }
         if node.stage != stage {
-            let ty = self.quant[&id].ty(self.widths[&id]);
+            let ty = self.quant[&id].shaped(self.shape(id));
             self.exports.push((node.stage, id));
             let name = node.name.clone();
             return self.layer(stage).input(&name, ty);
         }
         self.layers[&stage].node_values[&id]
+    }
+
+    /// The shape of `id`'s value: its graph shape, else one row of its width.
+    fn shape(&self, id: NodeId) -> Vec<usize> {
+        match self.graph.shape(id) {
+            Some(s) => s.to_vec(),
+            None => vec![1, self.widths[&id]],
+        }
+    }
+
+    /// The type of value `v` of the layer of `stage`.
+    fn ty_of(&self, stage: Stage, v: ValueId) -> TensorType {
+        self.layers[&stage].layer.value(v).ty.clone()
     }
 
     fn layer(&mut self, stage: Stage) -> &mut LayerBuilder {
@@ -266,7 +302,8 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let value = match &node.op {
             FloatOp::Token | FloatOp::Position => return Ok(()),
             FloatOp::Input { shape } => {
-                self.widths.insert(id, shape.iter().product());
+                let width = self.graph.row_len(id, shape.iter().product());
+                self.widths.insert(id, width);
                 return Ok(());
             }
             FloatOp::Slice { .. } if self.layer(stage).node_values.contains_key(&id) => {
@@ -299,11 +336,12 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 let width = self.widths[&operands[0]];
                 self.widths.insert(id, width);
                 let q = out.expect("adds have a class");
+                let shape = self.ty_of(stage, a).shape;
                 self.layer(stage).one(
                     Op::Add,
                     vec![Operand::Value(a), Operand::Value(b)],
                     name,
-                    q.ty(width),
+                    q.shaped(shape),
                 )
             }
             FloatOp::LayerNorm { weight, bias, eps } => {
@@ -312,7 +350,9 @@ impl<'a, 'g> Lowering<'a, 'g> {
             FloatOp::RmsNorm { weight, eps } => {
                 self.norm(id, &operands, &weight.name, None, *eps)?
             }
-            FloatOp::Linear { .. } if Some(id) == self.graph.logits() => self.logits(id, &operands)?,
+            FloatOp::Linear { .. } if Some(id) == self.graph.logits() => {
+                self.logits(id, &operands)?
+            }
             FloatOp::Linear { .. } if sliced_projection(self.graph, id) => {
                 self.sliced_linear(id, &operands)?
             }
@@ -337,13 +377,39 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 let width = self.widths[&operands[0]];
                 self.widths.insert(id, width);
                 let q = out.expect("relus have their operand's class");
-                let hi = q.dtype.max() as i64;
+                let hi = q.dtype.max();
+                let shape = self.ty_of(stage, x).shape;
                 self.layer(stage).one(
                     Op::Clamp { lo: 0, hi },
                     vec![Operand::Value(x)],
                     name,
-                    q.ty(width),
+                    q.shaped(shape),
                 )
+            }
+            FloatOp::MatMul => self.matmul(id, &operands)?,
+            FloatOp::Softmax { scale, causal } => {
+                self.softmax(id, operands[0], *scale as f64, *causal)?
+            }
+            FloatOp::Transpose { perm } => {
+                let x = self.value(stage, operands[0]);
+                let mut ty = self.ty_of(stage, x);
+                if perm.len() != ty.shape.len() {
+                    return Err(self.unsupported(id, format!("perm {perm:?} of {:?}", ty.shape)));
+                }
+                ty.shape = perm.iter().map(|&p| ty.shape[p]).collect();
+                self.widths.insert(id, *ty.shape.last().unwrap_or(&1));
+                let op = Op::Transpose { perm: perm.clone() };
+                self.layer(stage).one(op, vec![Operand::Value(x)], name, ty)
+            }
+            FloatOp::Reshape { shape } => {
+                let x = self.value(stage, operands[0]);
+                let mut ty = self.ty_of(stage, x);
+                ty.shape = shape.clone();
+                self.widths.insert(id, *shape.last().unwrap_or(&1));
+                let op = Op::Reshape {
+                    shape: shape.clone(),
+                };
+                self.layer(stage).one(op, vec![Operand::Value(x)], name, ty)
             }
             FloatOp::Silu => self.activation(id, operands[0], gelu::Activation::Silu)?,
             FloatOp::Rope {
@@ -387,6 +453,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let node = self.graph.node(id).clone();
         let q = self.quant[&id];
         let width = self.widths[&id];
+        let shape = self.ty_of(node.stage, acc).shape;
         let op = match channel_scales {
             None => {
                 let (m, shift) = multiplier(acc_scale / q.scale(), self.cfg.mult_bits);
@@ -411,7 +478,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             }
         };
         self.layer(node.stage)
-            .one(op, vec![Operand::Value(acc)], node.name, q.ty(width))
+            .one(op, vec![Operand::Value(acc)], node.name, q.shaped(shape))
     }
 
     /// `layernorm` (with the bias `beta`) or `rmsnorm` (without): gamma at its own power of two
@@ -483,7 +550,11 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 Op::LayerNorm { eps: eps_q, shift }
             }
         };
-        Ok(self.layer(stage).one(op, args, name, q.ty(width)))
+        let shape = self.ty_of(stage, x).shape;
+        if shape.last() != Some(&width) {
+            return Err(self.unsupported(id, format!("rows of {shape:?} normalized by {width}")));
+        }
+        Ok(self.layer(stage).one(op, args, name, q.shaped(shape)))
     }
 
     /// The `linear` of a `Linear` node into an accumulator named `acc_name`, with weights
@@ -544,9 +615,14 @@ impl<'a, 'g> Lowering<'a, 'g> {
         }
         let qmax_x = ((1i64 << (qx.dtype.bits() - 1)) - 1) as f64;
         let qmax_w = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
+        let mut shape = self.ty_of(node.stage, x).shape;
+        if shape.last() != Some(&n_in) {
+            return Err(self.unsupported(id, format!("rows of {shape:?} into {n_in} inputs")));
+        }
+        *shape.last_mut().expect("rank >= 1") = n_out;
         let acc_ty = TensorType::new(
             dtype_for(n_in as f64 * qmax_x * qmax_w + bias_bound),
-            vec![1, n_out],
+            shape,
             acc_scale,
         );
         Ok((
@@ -607,17 +683,18 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let stage = self.graph.node(id).stage;
         let slices = self.tiling(id)?;
         let acc_ty = self.layers[&stage].layer.value(acc).ty.clone();
+        let axis = acc_ty.shape.len() - 1;
         let results: Vec<(String, TensorType)> = slices
             .iter()
             .map(|&(slice, _, len)| {
                 let mut ty = acc_ty.clone();
-                ty.shape = vec![1, len];
+                ty.shape[axis] = len;
                 (format!("{}.acc", self.graph.node(slice).name), ty)
             })
             .collect();
-        let parts =
-            self.layer(stage)
-                .inst(Op::Split { axis: 1 }, vec![Operand::Value(acc)], results);
+        let parts = self
+            .layer(stage)
+            .inst(Op::Split { axis }, vec![Operand::Value(acc)], results);
         for (&(slice, start, len), part) in slices.iter().zip(parts) {
             self.widths.insert(slice, len);
             let channel_scales: Vec<f64> = scales[start..start + len]
@@ -695,13 +772,19 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let x = self.value(stage, source);
         let slices = self.tiling(source)?;
         let q = self.quant[&id];
+        let shape = self.ty_of(stage, x).shape;
+        let axis = shape.len() - 1;
         let results: Vec<(String, TensorType)> = slices
             .iter()
-            .map(|&(slice, _, len)| (self.graph.node(slice).name.clone(), q.ty(len)))
+            .map(|&(slice, _, len)| {
+                let mut part = shape.clone();
+                part[axis] = len;
+                (self.graph.node(slice).name.clone(), q.shaped(part))
+            })
             .collect();
-        let values =
-            self.layer(stage)
-                .inst(Op::Split { axis: 1 }, vec![Operand::Value(x)], results);
+        let values = self
+            .layer(stage)
+            .inst(Op::Split { axis }, vec![Operand::Value(x)], results);
         for (&(slice, _, len), &value) in slices.iter().zip(&values) {
             self.widths.insert(slice, len);
             self.layer(stage).node_values.insert(slice, value);
@@ -1076,6 +1159,177 @@ impl<'a, 'g> Lowering<'a, 'g> {
         Ok(self.requant(id, product, 2f64.powi(-exp), None))
     }
 
+    /// The product of two computed tensors, `matmul` batched over the leading axes, requantized
+    /// to the node's class. When softmaxes are its only readers the accumulator itself is the
+    /// node's value: the softmax takes any input scale (its exp constants absorb it), and a
+    /// requant would only cost constraints and bits, as attention's scores (`attention`).
+    fn matmul(&mut self, id: NodeId, operands: &[NodeId]) -> Result<ValueId, QuantError> {
+        let node = self.graph.node(id).clone();
+        let stage = node.stage;
+        let (a, b) = (
+            self.value(stage, operands[0]),
+            self.value(stage, operands[1]),
+        );
+        let (ta, tb) = (self.ty_of(stage, a), self.ty_of(stage, b));
+        let (sa, sb) = (&ta.shape, &tb.shape);
+        let rank = sa.len();
+        if rank < 2
+            || sb.len() != rank
+            || sa[..rank - 2] != sb[..rank - 2]
+            || sa[rank - 1] != sb[rank - 2]
+        {
+            return Err(self.unsupported(
+                id,
+                format!("a product of {sa:?} and {sb:?}: matmul takes [B.., M, K] x [B.., K, N] with equal batch axes"),
+            ));
+        }
+        let (k, n) = (sa[rank - 1], sb[rank - 1]);
+        let mut shape = sa.clone();
+        shape[rank - 1] = n;
+        self.widths.insert(id, n);
+        // Operands reach -(qmax + 1); a softmax's probabilities (each row's sum at most
+        // 2^shift, none negative) bound the sum by 2^shift times the other factor.
+        let magnitude = |t: &TensorType| (1i64 << (t.dtype.bits() - 1)) as f64;
+        let bound = match self.graph.node(operands[0]).op {
+            FloatOp::Softmax { .. } => ta.scale.to_f64().recip() * magnitude(&tb),
+            _ => k as f64 * magnitude(&ta) * magnitude(&tb),
+        };
+        if bound >= i64::MAX as f64 {
+            return Err(self.unsupported(id, "the product's sums could pass i64"));
+        }
+        let scale = ta
+            .scale
+            .checked_mul(tb.scale)
+            .ok_or_else(|| self.unsupported(id, "product scale out of range"))?;
+        let users = self.graph.users(id);
+        let raw = !users.is_empty()
+            && self.graph.result() != id
+            && users
+                .iter()
+                .all(|&u| matches!(self.graph.node(u).op, FloatOp::Softmax { .. }));
+        let acc_name = match raw {
+            true => node.name.clone(),
+            false => format!("{}.acc", node.name),
+        };
+        let ty = TensorType::new(dtype_for(bound), shape, scale);
+        let args = vec![Operand::Value(a), Operand::Value(b)];
+        let acc = self.layer(stage).one(Op::MatMul, args, acc_name, ty);
+        if raw {
+            return Ok(acc);
+        }
+        Ok(self.requant(id, acc, scale.to_f64(), None))
+    }
+
+    /// Softmax over the last axis of `scale * x` (`softmax`; probabilities `i16` at
+    /// `2^-softmax_shift`), its exp constants absorbing `scale` and the input's scale as
+    /// attention's absorb `1/sqrt(d_head)` (inputs finer than `2^-29` first shifted right). A
+    /// causal softmax takes a position of 0 ([`Lowering::zero_position`]): row `i` of the
+    /// second-to-last axis keeps slots `j <= 0 + i`, the mask of a sequence's self-attention.
+    fn softmax(
+        &mut self,
+        id: NodeId,
+        input: NodeId,
+        scale: f64,
+        causal: bool,
+    ) -> Result<ValueId, QuantError> {
+        let node = self.graph.node(id).clone();
+        let (stage, name) = (node.stage, node.name);
+        let mut x = self.value(stage, input);
+        let tx = self.ty_of(stage, x);
+        self.widths.insert(id, *tx.shape.last().unwrap_or(&1));
+        let ps = self.cfg.softmax_shift;
+        let s_raw = tx.scale.to_f64() * scale;
+        let finest = -(self.cfg.score_frac_bits.unwrap_or(29) as f64);
+        let coarsen = (finest - s_raw.log2()).ceil().max(0.0) as u32;
+        let s_eff = s_raw * 2f64.powi(coarsen as i32);
+        let ln2 = (std::f64::consts::LN_2 / s_eff).floor();
+        let b = (EXP_B / s_eff).floor();
+        let c = (EXP_C / (EXP_A * s_eff * s_eff)).floor();
+        if scale.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || !(1.0..=(1u64 << 30) as f64).contains(&ln2)
+            || b > (1u64 << 30) as f64
+            || !(1.0..=(1u64 << 60) as f64).contains(&c)
+        {
+            return Err(self.unsupported(
+                id,
+                format!("inputs at scale {s_eff:e} are out of the integer softmax's range"),
+            ));
+        }
+        if coarsen > 0 {
+            let scale = tx
+                .scale
+                .checked_mul(Scale::pow2(coarsen as i32).expect("small exponent"))
+                .ok_or_else(|| self.unsupported(id, "input scale out of range"))?;
+            let bound = (1i64 << (tx.dtype.bits() - 1)) as f64 / 2f64.powi(coarsen as i32);
+            // The narrowest dtype: the softmax's range checks are as wide as its input's.
+            let dtype = DType::ALL
+                .into_iter()
+                .find(|&d| bound + 1.0 <= d.max() as f64)
+                .unwrap_or(DType::I64);
+            let op = Op::Requant {
+                mult: Multiplier::Uniform(1),
+                shift: coarsen,
+            };
+            let ty = TensorType::new(dtype, tx.shape.clone(), scale);
+            x = self
+                .layer(stage)
+                .one(op, vec![Operand::Value(x)], format!("{name}.in"), ty);
+        }
+        let mut args = vec![Operand::Value(x)];
+        if causal {
+            args.push(Operand::Value(self.zero_position(id, x)?));
+        }
+        let op = Op::Softmax {
+            ln2: ln2 as i64,
+            b: b as i64,
+            c: c as i64,
+            shift: ps,
+        };
+        let ty = TensorType::new(
+            DType::I16,
+            tx.shape,
+            Scale::pow2(-(ps as i32)).expect("ps <= 14"),
+        );
+        Ok(self.layer(stage).one(op, args, name, ty))
+    }
+
+    /// A scalar 0 at scale 1 for the causal softmax `id` over `x`, the position its mask is
+    /// relative to (the IR's position is a value): `x` flattened into one row, times a zero
+    /// column (`linear` into one output: no constraint, the sum has no terms), reshaped to `[]`.
+    fn zero_position(&mut self, id: NodeId, x: ValueId) -> Result<ValueId, QuantError> {
+        let node = self.graph.node(id).clone();
+        let tx = self.ty_of(node.stage, x);
+        let n: usize = tx.shape.iter().product();
+        // The zeros' scale cancels x's: the sum is at scale 1, as an index must be.
+        let inverse = Scale::pow2(-tx.scale.exp())
+            .filter(|_| tx.scale.mantissa() == 1)
+            .ok_or_else(|| self.unsupported(id, "the input's scale is not a power of two"))?;
+        let w = self.constant(
+            format!("{}.pos.w", node.name),
+            TensorType::new(DType::I8, vec![n, 1], inverse),
+            vec![0; n],
+        );
+        let layer = self.layer(node.stage);
+        let flat = layer.one(
+            Op::Reshape { shape: vec![1, n] },
+            vec![Operand::Value(x)],
+            format!("{}.flat", node.name),
+            TensorType::new(tx.dtype, vec![1, n], tx.scale),
+        );
+        let zero = layer.one(
+            Op::Linear,
+            vec![Operand::Value(flat), Operand::Const(w)],
+            format!("{}.zero", node.name),
+            TensorType::new(DType::I32, vec![1, 1], Scale::ONE),
+        );
+        Ok(layer.one(
+            Op::Reshape { shape: vec![] },
+            vec![Operand::Value(zero)],
+            format!("{}.pos", node.name),
+            TensorType::index(DType::I32),
+        ))
+    }
+
     /// The piecewise-cubic GELU or SiLU (`quantize::gelu`) from the input's class straight to
     /// the node's: the op's own `shift` is the output rounding, so no `requant` follows. Inputs
     /// finer than the fit's finest input are first shifted to that scale.
@@ -1091,6 +1345,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
         let (qx, q) = (self.quant[&input], self.quant[&id]);
         let width = self.widths[&input];
         self.widths.insert(id, width);
+        let shape = self.ty_of(stage, x).shape;
         let mut fx = qx.exp;
         let finest = act.finest_input();
         if fx > finest {
@@ -1100,7 +1355,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             };
             let ty = TensorType::new(
                 qx.dtype,
-                vec![1, width],
+                shape.clone(),
                 Scale::pow2(-finest).expect("small exponent"),
             );
             x = self
@@ -1128,7 +1383,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             op,
             vec![Operand::Value(x), Operand::Const(table)],
             name,
-            q.ty(width),
+            q.shaped(shape),
         ))
     }
 
@@ -1191,6 +1446,13 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
         FloatOp::Gelu | FloatOp::GeluErf | FloatOp::Silu | FloatOp::Mul | FloatOp::Relu => {
             Role::Mlp
         }
+        // Attention over a sequence: the scores and the weighted values (a softmax's
+        // probabilities have a fixed type, `Lowering::new`).
+        FloatOp::MatMul | FloatOp::Softmax { .. } => Role::Attn,
+        // Data movement keeps its operand's class.
+        FloatOp::Transpose { .. } | FloatOp::Reshape { .. } => {
+            return node_role(graph, graph.operands(id)[0])
+        }
         FloatOp::Linear { .. } if graph.logits() == Some(id) => return None,
         FloatOp::Linear { .. }
             if users().any(|op| matches!(op, FloatOp::Gelu | FloatOp::GeluErf | FloatOp::Silu)) =>
@@ -1199,10 +1461,22 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
         }
         // The SiLU-gated MLP's `up`, multiplied by the gate: an MLP value, not the residual.
         FloatOp::Linear { .. } if users().any(|op| *op == FloatOp::Mul) => Role::Mlp,
-        FloatOp::Linear { .. } if users().any(|op| matches!(op, FloatOp::Slice { .. })) => {
+        // Q, K and V: sliced, or (over a sequence) multiplied together, maybe after moves.
+        FloatOp::Linear { .. }
+            if users().any(|op| matches!(op, FloatOp::Slice { .. })) || multiplied(graph, id) =>
+        {
             Role::Qkv
         }
         FloatOp::Linear { .. } => Role::Residual,
+    })
+}
+
+/// Whether `id`'s value reaches a `MatMul` of two computed tensors through data movement only.
+fn multiplied(graph: &Graph, id: NodeId) -> bool {
+    graph.users(id).into_iter().any(|u| match graph.node(u).op {
+        FloatOp::MatMul => true,
+        FloatOp::Transpose { .. } | FloatOp::Reshape { .. } => multiplied(graph, u),
+        _ => false,
     })
 }
 
@@ -1313,5 +1587,63 @@ impl LayerBuilder {
         if !self.layer.outputs.contains(&v) {
             self.layer.outputs.push(v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::{quantize, QuantConfig};
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/onnx")
+            .join(name)
+    }
+
+    /// The GPT-2 block fixture (a sequence of 8 rows) lowers to a valid module with existing
+    /// ops only: q/k/v by one `split` of the projection's accumulator along the last axis,
+    /// heads by `reshape`/`transpose`, the scores' `matmul` read raw by a causal `softmax`
+    /// (whose position is a zero of scale 1), `probs v` requantized, LayerNorm, linear maps and
+    /// GELU over every row.
+    #[test]
+    fn a_sequence_block_lowers_to_existing_ops() {
+        let model = crate::onnx::read(&fixture("gpt2_block.onnx")).expect("reads");
+        let imported = crate::onnx::import(&model).expect("maps");
+        let float = FloatModel::single_pass(imported.graph, imported.weights);
+        let config = QuantConfig {
+            calibration_inputs: Some(crate::quantize::calibration_inputs(256, 4, 7)),
+            ..QuantConfig::default()
+        };
+        let module = quantize(&float, &config).expect("lowers and validates");
+        let [layer] = &module.layers[..] else {
+            panic!("one layer");
+        };
+        let ty = |v: ValueId| &layer.value(v).ty;
+        assert_eq!(ty(layer.inputs[0]).shape, vec![1, 8, 32]);
+        assert_eq!(ty(layer.outputs[0]).shape, vec![1, 8, 32]);
+        let find =
+            |f: &dyn Fn(&Op) -> bool| layer.insts.iter().filter(|i| f(&i.op)).collect::<Vec<_>>();
+        let split = find(&|op| matches!(op, Op::Split { .. }));
+        assert_eq!(split.len(), 1);
+        assert_eq!(split[0].op, Op::Split { axis: 2 });
+        assert_eq!(split[0].results.len(), 3);
+        let softmax = find(&|op| matches!(op, Op::Softmax { .. }));
+        let [softmax] = &softmax[..] else {
+            panic!("one softmax");
+        };
+        assert_eq!(softmax.args.len(), 2, "causal: with a position");
+        let Operand::Value(scores) = softmax.args[0] else {
+            panic!("a value");
+        };
+        let ValueDef::Inst { inst, .. } = layer.value(scores).def else {
+            panic!("computed");
+        };
+        assert_eq!(layer.insts[inst].op, Op::MatMul, "the raw scores");
+        assert_eq!(ty(softmax.results[0]).shape, vec![1, 2, 8, 8]);
+        assert_eq!(find(&|op| *op == Op::MatMul).len(), 2);
+        assert_eq!(find(&|op| matches!(op, Op::Transpose { .. })).len(), 4);
+        assert_eq!(find(&|op| matches!(op, Op::LayerNorm { .. })).len(), 2);
+        assert_eq!(find(&|op| matches!(op, Op::Gelu(_))).len(), 1);
     }
 }

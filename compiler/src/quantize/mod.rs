@@ -56,11 +56,7 @@ pub fn ranges(model: &FloatModel, config: &QuantConfig) -> Result<Ranges, QuantE
     };
     let tokens = match &config.calibration {
         Some(tokens) => tokens.clone(),
-        None => calibration_tokens(
-            hparams,
-            config.calibration_len,
-            config.calibration_seed,
-        ),
+        None => calibration_tokens(hparams, config.calibration_len, config.calibration_seed),
     };
     Ok(calibrate(model, &tokens)?)
 }

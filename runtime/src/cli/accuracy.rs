@@ -140,7 +140,8 @@ impl Args {
         let ty = runner.input_type().clone();
         let samples = input::samples(inputs, ty.shape.iter().product())?;
         let scale = runner.output_type().scale.to_f64();
-        let (mut max, mut sum, mut count, mut largest, mut same_top) = (0f64, 0f64, 0usize, 0f64, 0);
+        let (mut max, mut sum, mut count, mut largest, mut same_top) =
+            (0f64, 0f64, 0usize, 0f64, 0);
         for (k, sample) in samples.iter().enumerate() {
             let float = model.run(sample)?;
             let reals: Vec<f64> = sample.iter().map(|&v| v as f64).collect();

@@ -193,7 +193,14 @@ impl Args {
         let ops: Vec<String> = summary
             .ops
             .iter()
-            .map(|o| format!("{} x{}{}", o.op, o.count, if o.supported { "" } else { " (not mapped)" }))
+            .map(|o| {
+                format!(
+                    "{} x{}{}",
+                    o.op,
+                    o.count,
+                    if o.supported { "" } else { " (not mapped)" }
+                )
+            })
             .collect();
         println!("ops: {}", ops.join(", "));
         for (name, shape) in &summary.initializers {
@@ -201,7 +208,9 @@ impl Args {
         }
         let unsupported = summary.unsupported();
         match (&summary.problem, summary.graph_nodes) {
-            (None, Some(n)) => println!("zkc maps it: {n} model-graph nodes (zkc compile takes it)"),
+            (None, Some(n)) => {
+                println!("zkc maps it: {n} model-graph nodes (zkc compile takes it)")
+            }
             (Some(problem), _) => {
                 if !unsupported.is_empty() {
                     println!("ops zkc cannot lower yet: {}", unsupported.join(", "));

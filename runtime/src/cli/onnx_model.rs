@@ -8,8 +8,8 @@ use zkc_compiler::model::FloatModel;
 /// The ONNX model's float graph and weights.
 pub fn load(path: &Path) -> Result<FloatModel<'static>, Box<dyn std::error::Error>> {
     let onnx = zkc_compiler::onnx::read(path)?;
-    let imported = zkc_compiler::onnx::import(&onnx)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let imported =
+        zkc_compiler::onnx::import(&onnx).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(FloatModel::single_pass(imported.graph, imported.weights))
 }
 

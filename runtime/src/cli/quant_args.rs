@@ -137,4 +137,3 @@ fn calibration_file(file: &PathBuf, tokenizer: Option<&Tokenizer>) -> Result<Vec
     }
     Ok(ids)
 }
-

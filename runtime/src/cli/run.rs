@@ -186,7 +186,9 @@ impl Args {
     /// quantizes to.
     fn onnx(&self) -> Result<(), Box<dyn std::error::Error>> {
         let Some(path) = &self.prompt.input else {
-            return Err("an ONNX model runs on an input: give --input FILE (EZKL's input.json)".into());
+            return Err(
+                "an ONNX model runs on an input: give --input FILE (EZKL's input.json)".into(),
+            );
         };
         if self.compare {
             return Err("--compare is for language models; `zkc accuracy NET.onnx --inputs FILE` compares float and integer runs".into());
