@@ -15,12 +15,17 @@ use zkc_compiler::model::FloatModel;
 use zkc_compiler::quantize::quantize_with;
 use zkc_compiler::tokenizer::Tokenizer;
 
-/// Compile a GGUF model (or IR text) into zkc's integer IR and its proving artifact.
+/// Compile a GGUF model, an ONNX model (or IR text) into zkc's integer IR and its proving
+/// artifact.
 ///
 /// IR text (`MODEL.zkir`: what `--emit ir` writes, edited, or written by hand, e.g.
 /// `examples/gpt2_block.zkir`) is taken as it is, checked with span diagnostics and as a model
-/// the runtime proves (the token loop of docs/quantization.md), then cut, optimized and joined
-/// as below; the quantization options do not apply to it.
+/// the runtime proves (a token loop or a single pass, docs/quantization.md), then cut, optimized
+/// and joined as below; the quantization options do not apply to it.
+///
+/// An ONNX model (`NET.onnx`, docs/onnx.md) becomes a single-pass model, calibrated on
+/// `--calibrate FILE`'s inputs (EZKL's data format, samples one after another) or, without
+/// it, on seeded standard-normal inputs.
 ///
 /// Calibrates the float model on text (`--calibrate FILE`, or zkc's built-in English text for
 /// models with a tokenizer; seeded random tokens otherwise), picks fixed-point scales, quantizes the
@@ -44,10 +49,11 @@ use zkc_compiler::tokenizer::Tokenizer;
 ///     zkc compile tiny.gguf --emit stats [--exact] [--json]
 ///     zkc compile tiny.gguf --emit ir --after shapes --verbose -o shapes.zkir
 ///     zkc compile examples/gpt2_block.zkir -o block.circ
+///     zkc compile net.onnx --calibrate calibration.json -o net.circ
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The GGUF model, or IR text (`.zkir`).
+    /// The GGUF model, an ONNX model (`.onnx`), or IR text (`.zkir`).
     model: PathBuf,
     /// What to produce: the artifact, the IR text, or constraint counts per layer.
     #[arg(long, value_parser = ["circ", "ir", "stats"], default_value = "circ")]
@@ -189,7 +195,7 @@ impl Args {
 
     /// A module written as IR text (`zkc compile --emit ir`'s, edited or by hand), checked with
     /// span diagnostics and as a model the runtime proves: its stages, inputs, states and
-    /// outputs (the token loop of docs/quantization.md "The model interface").
+    /// outputs (a token loop or a single pass: docs/quantization.md "The model interface").
     fn checked_ir(&self) -> Result<zkc_lang::Module, Box<dyn std::error::Error>> {
         let name = self.model.display().to_string();
         let Some((source, parsed)) = super::source::load_checked(&self.model) else {

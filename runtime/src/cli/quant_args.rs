@@ -27,9 +27,10 @@ pub struct QuantArgs {
     #[arg(long, default_value_t = 1.5)]
     margin: f64,
     /// Calibrate on this text, tokenized with the model's own tokenizer, or on these token ids
-    /// (a file of integers separated by commas or whitespace). Without it, models with a
-    /// tokenizer are calibrated on zkc's built-in English text (docs/quantization.md), others on
-    /// seeded random tokens.
+    /// (a file of integers separated by commas or whitespace); for an ONNX model, on these
+    /// inputs (EZKL's data format, samples one after another). Without it, models with a
+    /// tokenizer are calibrated on zkc's built-in English text (docs/quantization.md), ONNX
+    /// models on seeded standard-normal inputs, others on seeded random tokens.
     #[arg(long, value_name = "FILE")]
     calibrate: Option<PathBuf>,
     /// Calibrate on this many seeded random tokens instead (and not on text).
