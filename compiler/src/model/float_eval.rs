@@ -161,6 +161,12 @@ impl<'g> FloatModel<'g> {
             FloatOp::GeluErf => args[0].iter().map(|&x| gelu_erf(x as f64) as f32).collect(),
             FloatOp::Silu => args[0].iter().map(|&x| silu(x as f64) as f32).collect(),
             FloatOp::Relu => args[0].iter().map(|&x| x.max(0.0)).collect(),
+            FloatOp::Sigmoid => args[0].iter().map(|&x| sigmoid(x as f64) as f32).collect(),
+            FloatOp::Tanh => args[0].iter().map(|&x| (x as f64).tanh() as f32).collect(),
+            FloatOp::LeakyRelu { alpha } => args[0]
+                .iter()
+                .map(|&x| leaky_relu(x as f64, *alpha as f64) as f32)
+                .collect(),
             FloatOp::Mul => args[0].iter().zip(args[1]).map(|(a, b)| a * b).collect(),
             FloatOp::Token
             | FloatOp::Position
@@ -446,6 +452,21 @@ pub(crate) fn silu(x: f64) -> f64 {
     x / (1.0 + (-x).exp())
 }
 
+/// The logistic sigmoid, `1 / (1 + exp(-x))`: the one definition, which the float reference
+/// runs and the integer piecewise cubic of [`FloatOp::Sigmoid`] is fitted to.
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `x` for `x >= 0`, `alpha * x` below: [`FloatOp::LeakyRelu`]'s float reference.
+pub(crate) fn leaky_relu(x: f64, alpha: f64) -> f64 {
+    if x >= 0.0 {
+        x
+    } else {
+        alpha * x
+    }
+}
+
 /// GELU in its exact form, `x (1 + erf(x / sqrt 2)) / 2`: the one definition, which the float
 /// reference runs and the integer `gelu`'s coefficients are fitted to for [`FloatOp::GeluErf`].
 pub(crate) fn gelu_erf(x: f64) -> f64 {
@@ -508,6 +529,12 @@ mod tests {
         let r = (12.5f32).sqrt();
         assert!((y[0] - 3.0 / r).abs() < 1e-6 && (y[1] - 8.0 / r).abs() < 1e-6);
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6 && silu(-20.0).abs() < 1e-7);
+        assert!((sigmoid(1.0) - 0.731_058_578_630_004_9).abs() < 1e-15);
+        assert!(sigmoid(-800.0) == 0.0 && sigmoid(800.0) == 1.0);
+        assert_eq!(
+            (leaky_relu(2.0, 0.01), leaky_relu(-2.0, 0.01)),
+            (2.0, -0.02)
+        );
     }
 
     /// The structured ops of shaped graphs (ONNX): per-row application, batched products, the

@@ -127,6 +127,13 @@ pub enum FloatOp {
     Transpose { perm: Vec<usize> },
     /// The same row-major elements under the shape `shape` (data movement).
     Reshape { shape: Vec<usize> },
+    /// The logistic sigmoid, `1 / (1 + exp(-x))`, elementwise (ONNX's `Sigmoid`).
+    Sigmoid,
+    /// The hyperbolic tangent, elementwise (ONNX's `Tanh` outside GELU's tanh form).
+    Tanh,
+    /// `x` for `x >= 0`, `alpha * x` below (ONNX's `LeakyRelu`, whose `alpha` defaults to
+    /// 0.01).
+    LeakyRelu { alpha: f32 },
 }
 
 /// Which elements RoPE turns together, as llama.cpp's rope types name them.

@@ -13,7 +13,7 @@ mod hparams;
 mod llama;
 
 pub use error::ModelError;
-pub(crate) use float_eval::{erf, gelu_erf, gelu_tanh, silu};
+pub(crate) use float_eval::{erf, gelu_erf, gelu_tanh, sigmoid, silu};
 pub use float_eval::{FloatModel, FloatSession};
 pub use generate::{generate_gpt2, generate_llama, generate_qwen2, ModelConfig, WeightType};
 pub use graph::{FloatOp, Graph, GraphBuilder, Io, Node, NodeId, RopePairs, Stage, TensorRef};

@@ -548,7 +548,16 @@ impl Importer<'_> {
             ("Tanh", &Val::Partial { part: Part::TanhArgument(x), .. }) => {
                 same(Val::Partial { part: Part::Tanh(x), shape })
             }
-            ("Tanh", _) => Err(self.error(node, "`Tanh` is supported as part of GELU's tanh form, x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2")),
+            // Outside GELU's tanh form: tanh itself.
+            ("Tanh", &Val::Node { id, .. }) => self.elementwise(node, FloatOp::Tanh, id, &shape),
+            ("Sigmoid", &Val::Node { id, .. }) => self.elementwise(node, FloatOp::Sigmoid, id, &shape),
+            ("LeakyRelu", &Val::Node { id, .. }) => {
+                let alpha = attr_float(node, "alpha").unwrap_or(0.01);
+                if !alpha.is_finite() {
+                    return Err(self.error(node, format!("alpha = {alpha}")));
+                }
+                self.elementwise(node, FloatOp::LeakyRelu { alpha }, id, &shape)
+            }
             ("Gemm", &Val::Node { id, .. }) => self.gemm(node, id, &shape, &args),
             ("Conv", &Val::Node { id, .. }) => self.conv(node, id, &shape, &args),
             ("AveragePool" | "GlobalAveragePool", &Val::Node { id, .. }) => self.average_pool(node, id, &shape),
@@ -1508,6 +1517,12 @@ impl Importer<'_> {
             "Sqrt" => a.map(f64::sqrt),
             "Neg" => a.map(|x| -x),
             "Relu" => a.map(|x| x.max(0.0)),
+            "Sigmoid" => a.map(crate::model::sigmoid),
+            "Tanh" => a.map(f64::tanh),
+            "LeakyRelu" => {
+                let alpha = attr_float(node, "alpha").unwrap_or(0.01) as f64;
+                a.map(move |x| if x >= 0.0 { x } else { alpha * x })
+            }
             "Erf" => a.map(crate::model::erf),
             "Reshape" => {
                 let target = self.const_ints(node, args, 1)?;
@@ -1792,7 +1807,7 @@ fn causal_mask(m: &Array, shape: &[usize]) -> bool {
 /// Why an op is refused, for the ops zkc knows it does not map yet.
 pub fn unsupported_reason(op: &str) -> String {
     match op {
-        "Sigmoid" | "LeakyRelu" | "MaxPool" | "Exp" | "Log" => {
+        "MaxPool" | "Exp" | "Log" => {
             format!("`{op}` is not supported yet (docs/onnx.md lists the ops zkc maps)")
         }
         _ => format!("`{op}` is not an op zkc maps (docs/onnx.md lists the ops it does)"),
@@ -1928,6 +1943,87 @@ mod tests {
                 let want = crate::model::gelu_tanh(*x as f64);
                 assert!((*y as f64 - want).abs() < 1e-6, "{x}: {y} vs {want}");
             }
+        }
+    }
+
+    /// `Sigmoid`, `Tanh` (alone, not GELU's) and `LeakyRelu` (alpha given, and its default
+    /// 0.01), each a one-node graph over a [1, 2, 4] tensor: one node of its op, and the float
+    /// run is the f64 function (rounded to f32) on every element.
+    #[test]
+    fn sigmoid_tanh_and_leaky_relu_map_to_their_ops() {
+        let alpha = |a: f32| AttributeProto {
+            name: "alpha".into(),
+            r#type: 1,
+            f: a,
+            ..Default::default()
+        };
+        let leaky = |a: f64| move |x: f64| if x >= 0.0 { x } else { a * x };
+        type Case = (
+            &'static str,
+            Vec<AttributeProto>,
+            FloatOp,
+            Box<dyn Fn(f64) -> f64>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "Sigmoid",
+                vec![],
+                FloatOp::Sigmoid,
+                Box::new(|x: f64| 1.0 / (1.0 + (-x).exp())),
+            ),
+            ("Tanh", vec![], FloatOp::Tanh, Box::new(f64::tanh)),
+            (
+                "LeakyRelu",
+                vec![],
+                FloatOp::LeakyRelu { alpha: 0.01 },
+                Box::new(leaky(0.01f32 as f64)),
+            ),
+            (
+                "LeakyRelu",
+                vec![alpha(0.2)],
+                FloatOp::LeakyRelu { alpha: 0.2 },
+                Box::new(leaky(0.2f32 as f64)),
+            ),
+        ];
+        for (name, attrs, want_op, f) in cases {
+            let nodes = vec![op(name, &["x"], "y", attrs)];
+            let imported = import(&model(&[1, 2, 4], vec![], nodes)).expect("maps");
+            let found = ops(&imported);
+            assert_eq!(found.len(), 2, "{found:?}");
+            assert_eq!(found[1], want_op);
+            let g = &imported.graph;
+            assert_eq!(g.shape(g.result()), Some(&[1, 2, 4][..]));
+            let float = FloatModel::single_pass(imported.graph, imported.weights);
+            for scale in [0.5f32, 3.0, 20.0] {
+                let x: Vec<f32> = (0..8).map(|i| (i as f32 - 3.5) * scale).collect();
+                let y = float.run(&x).unwrap();
+                for (x, y) in x.iter().zip(&y) {
+                    let want = f(*x as f64);
+                    let err = (*y as f64 - want).abs();
+                    assert!(
+                        err <= 1e-7 * want.abs().max(1.0),
+                        "{name} {x}: {y} vs {want}"
+                    );
+                }
+            }
+        }
+        // Of constants, folded.
+        let nodes = vec![
+            op("Sigmoid", &["c"], "s", vec![]),
+            op("Tanh", &["c"], "t", vec![]),
+            op("LeakyRelu", &["c"], "l", vec![alpha(0.5)]),
+            op("Add", &["s", "t"], "st", vec![]),
+            op("Add", &["st", "l"], "k", vec![]),
+            op("Transpose", &["x"], "xt", vec![ints("perm", &[1, 0])]),
+            op("MatMul", &["xt", "k"], "y", vec![]),
+        ];
+        let c = tensor("c", &[1, 1], vec![-2.0]);
+        let imported = import(&model(&[1, 3], vec![c], nodes)).expect("maps");
+        let float = FloatModel::single_pass(imported.graph, imported.weights);
+        let y = float.run(&[1.0, 2.0, -1.0]).unwrap();
+        let k = 1.0 / (1.0 + 2f64.exp()) + (-2f64).tanh() - 1.0;
+        for (y, x) in y.iter().zip([1.0, 2.0, -1.0]) {
+            assert!((*y as f64 - k * x).abs() < 1e-6, "{y} vs {}", k * x);
         }
     }
 

@@ -7,6 +7,18 @@
 //! ([`Activation::Silu`], [`fit_activation`]): SiLU too is 0 far below and `x` far above, only
 //! further out.
 //!
+//! Sigmoid and tanh ([`Activation::Sigmoid`], [`Activation::Tanh`]) are fitted by the same code
+//! and evaluated by the same `gelu` op, but they saturate (to 1, and to 0 or -1) instead of
+//! meeting the op's tails (`x` above, 0 below): [`Activation::saturates`]. The lowering clamps
+//! their input into the polynomial's range, `[-2^K, 2^K - 1]` ([`GeluFit::domain`]), so the
+//! tails never fire, and the polynomial's last segments carry the saturation (beyond ±16 the
+//! sigmoid is within 1.2e-7 of 0 or 1, beyond ±8 tanh within 2.3e-7 of ±1). Their values are
+//! at most 1 in magnitude, so their `fP` is capped at 62 rather than `63 - log2 R`; tanh's
+//! segments are a quarter unit (tanh(x) is 2 sigmoid(2x) - 1: its fourth derivative is 32 times
+//! the sigmoid's), so its 16 units of reach are 64 segments, as the sigmoid's 32 and SiLU's.
+//! Measured before the output rounding on every input (i16, i32, inputs `2^-4 .. 2^-16`): the
+//! sigmoid within 1.1e-5, tanh within 1.7e-5 (half-unit segments, 32 of them, measured 1.3e-4).
+//!
 //! For inputs at scale `s_x = 2^-fx` in a `w`-bit dtype and results at `2^-fy`, with the reach
 //! `R` of the function (4 for GELU: beyond ±4 it is 0 or `x` within 1.3e-4; 16 for SiLU, within
 //! 1.8e-6):
@@ -22,7 +34,7 @@
 //!   SiLU at `fx = 16`, where `fP = 59` lets rounding move a value by up to 2^-15), raised to
 //!   `fx` and `fy` if they are finer; then `tail = fP - fx` and `shift = fP - fy`.
 
-use crate::model::{gelu_erf, gelu_tanh, silu};
+use crate::model::{gelu_erf, gelu_tanh, sigmoid, silu};
 use zkc_lang::semantics::GeluAttrs;
 
 /// The degree of each segment's polynomial.
@@ -44,7 +56,17 @@ pub struct GeluFit {
     pub coef: Vec<i64>,
 }
 
-/// A function the `gelu` op's piecewise polynomial approximates: 0 far below, `x` far above.
+impl GeluFit {
+    /// The inputs the polynomial covers, `[-2^K, 2^K - 1]`: beyond them the op's tails hold.
+    /// A saturating activation's input is clamped into them first.
+    pub fn domain(&self) -> (i64, i64) {
+        let edge = 1i64 << self.attrs.bound;
+        (-edge, edge - 1)
+    }
+}
+
+/// A function the `gelu` op's piecewise polynomial approximates: 0 far below and `x` far above
+/// (the op's tails), or saturating ([`Activation::saturates`]: its input clamped first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// GELU-tanh, the float reference's (`crate::model::gelu_tanh`): the `gelu` op.
@@ -54,6 +76,12 @@ pub enum Activation {
     /// GELU in its exact erf form (`crate::model::gelu_erf`, ONNX's `Gelu`): the `gelu` op,
     /// whose semantics is the piecewise polynomial whatever it was fitted to.
     GeluErf,
+    /// The logistic sigmoid (`crate::model::sigmoid`, ONNX's `Sigmoid`): a `gelu` op on the
+    /// clamped input; saturating.
+    Sigmoid,
+    /// The hyperbolic tangent (ONNX's `Tanh` outside GELU): a `gelu` op on the clamped input;
+    /// saturating.
+    Tanh,
 }
 
 impl Activation {
@@ -63,16 +91,46 @@ impl Activation {
             Activation::Gelu => gelu_tanh(x),
             Activation::Silu => silu(x),
             Activation::GeluErf => gelu_erf(x),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => x.tanh(),
         }
     }
 
-    /// `log2` of the reach `R`: beyond `±R` the function is its tails (0 below, `x` above):
+    /// Whether the function saturates to constants instead of meeting the `gelu` op's tails
+    /// (`x * 2^tail` above the range, 0 below): then its input must first be clamped into
+    /// [`GeluFit::domain`], where the polynomial alone holds it.
+    pub fn saturates(self) -> bool {
+        matches!(self, Activation::Sigmoid | Activation::Tanh)
+    }
+
+    /// `log2` of the reach `R`: beyond `±R` the function is its tails (0 below, `x` above), or
+    /// its limits for a saturating one:
     /// GELU-tanh within 1.3e-4 beyond ±4, SiLU within 1.8e-6 beyond ±16 (`silu(-16) = -1.8e-6`,
-    /// `silu(16) = 16 - 1.8e-6`; at ±8 it would still be 2.7e-3 away).
+    /// `silu(16) = 16 - 1.8e-6`; at ±8 it would still be 2.7e-3 away); the sigmoid within
+    /// 1.2e-7 of 0 and 1 beyond ±16 (at ±8 still 3.4e-4), tanh within 2.3e-7 of ±1 beyond ±8.
     fn reach_log2(self) -> i32 {
         match self {
             Activation::Gelu | Activation::GeluErf => 2,
-            Activation::Silu => 4,
+            Activation::Silu | Activation::Sigmoid => 4,
+            Activation::Tanh => 3,
+        }
+    }
+
+    /// `log2` of the segments' length in real units (at most; exactly at power-of-two input
+    /// scales fine enough): half a unit, a quarter for tanh.
+    fn segment_log2(self) -> i32 {
+        match self {
+            Activation::Tanh => -2,
+            _ => -1,
+        }
+    }
+
+    /// The finest polynomial scale exponent whose constant terms fit `i64`: values are below
+    /// `R` (GELU, SiLU: `63 - log2 R`) or at most 1 in magnitude (sigmoid, tanh: 62).
+    fn fp_cap(self) -> i32 {
+        match self {
+            Activation::Sigmoid | Activation::Tanh => 62,
+            _ => 63 - self.reach_log2(),
         }
     }
 
@@ -86,6 +144,8 @@ impl Activation {
             Activation::Gelu => "GELU",
             Activation::Silu => "SiLU",
             Activation::GeluErf => "GELU (erf)",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
         }
     }
 }
@@ -97,7 +157,8 @@ pub fn fit(fx: i32, bits: u32, fy: i32) -> Result<GeluFit, String> {
 }
 
 /// The fit of `act` for inputs at `2^-fx` in a `bits`-bit dtype and results at `2^-fy`: the
-/// attributes and coefficients of a `gelu` (`Activation::Gelu`) or `silu` instruction.
+/// attributes and coefficients of a `gelu` (`Activation::Gelu`, `GeluErf`, `Sigmoid`, `Tanh`)
+/// or `silu` instruction.
 pub fn fit_activation(act: Activation, fx: i32, bits: u32, fy: i32) -> Result<GeluFit, String> {
     let name = act.name();
     if fx > act.finest_input() {
@@ -108,14 +169,14 @@ pub fn fit_activation(act: Activation, fx: i32, bits: u32, fy: i32) -> Result<Ge
     }
     let top = bits as i32 - 1;
     let bound = (fx + act.reach_log2()).clamp(0, top);
-    let width = (fx - 1).clamp(0, bound);
+    let width = (fx + act.segment_log2()).clamp(0, bound);
     // 2B = sum_i (2^G - 1)^i; fP = 17 + ceil(log2 B) = 16 + ceil(log2 2B), at most what keeps
     // the constant terms (below R 2^fP) in i64.
     let tmax = (1u128 << width) - 1;
     let twice_b: u128 = (0..=DEGREE as u32).map(|i| tmax.pow(i)).sum();
     let ceil_log2 = 128 - (twice_b - 1).leading_zeros() as i32;
     let fp = (ROUNDING_BITS - 1 + ceil_log2)
-        .min(63 - act.reach_log2())
+        .min(act.fp_cap())
         .max(fx)
         .max(fy);
     let (tail, shift) = (fp - fx, fp - fy);
@@ -371,6 +432,92 @@ mod tests {
                 fit_activation(Activation::Gelu, fx, bits, fy)
             );
         }
+    }
+
+    /// A saturating activation's integer result on input `x` as the lowering computes it: `x`
+    /// clamped into the polynomial's range, then the op; `P` at `2^-fP` and the rounded result.
+    fn saturated(f: &GeluFit, x: i128) -> (i128, i128) {
+        let (lo, hi) = f.domain();
+        let c = x.clamp(lo as i128, hi as i128);
+        let p = gelu_poly(c, &f.coef, DEGREE, f.attrs).unwrap();
+        (p, gelu_int(c, &f.coef, DEGREE, f.attrs).unwrap())
+    }
+
+    /// The sigmoid's and tanh's fits against the f64 functions on every input of the dtype
+    /// (all of i16; for i32 all of the polynomial's range and a margin, and the tails sampled),
+    /// the input clamped first as the lowering does, at input scales `2^-4 .. 2^-16` and
+    /// outputs `2^-8 .. 2^-14` (16-bit outputs: 1 is `2^14`): within `bound` before the output
+    /// rounding, and the result within half an output step of that.
+    fn check_saturating(act: Activation, bound: f64) {
+        let mut report = Vec::new();
+        for dtype in [DType::I16, DType::I32] {
+            for fx in 4..=FINEST_INPUT {
+                for fy in [8, 14] {
+                    let f = fit_activation(act, fx, dtype.bits(), fy).unwrap();
+                    let a = f.attrs;
+                    assert!(act.saturates());
+                    assert_eq!(f.coef.len(), f.segments * (DEGREE + 1));
+                    assert!(f.segments <= 64, "{} segments at 2^-{fx}", f.segments);
+                    let (s_x, s_p) = (2f64.powi(-fx), 2f64.powi(-(fx + a.tail as i32)));
+                    let s_y = 2f64.powi(-fy);
+                    let mut worst: f64 = 0.0;
+                    for x in inputs(a, dtype) {
+                        let (p, y) = saturated(&f, x);
+                        let err = (p as f64 * s_p - act.eval(x as f64 * s_x)).abs();
+                        worst = worst.max(err);
+                        assert!(
+                            err <= bound,
+                            "{act:?} 2^-{fx} {dtype}: x = {x}: off by {err:e}"
+                        );
+                        assert_eq!(y, round_shift(p, a.shift));
+                        assert!((y as f64 * s_y - p as f64 * s_p).abs() <= s_y / 2.0);
+                        // The rounded result stays in the function's range.
+                        let (lo, hi) = match act {
+                            Activation::Sigmoid => (0, 1i128 << fy),
+                            _ => (-(1i128 << fy), 1i128 << fy),
+                        };
+                        assert!((lo..=hi).contains(&y), "{act:?} 2^-{fx}: x = {x}: y = {y}");
+                    }
+                    if fy == 14 {
+                        report.push(format!("{dtype} 2^-{fx}: {worst:.2e}"));
+                    }
+                }
+            }
+        }
+        eprintln!("max |P s_P - {act:?}|: {}", report.join(", "));
+    }
+
+    #[test]
+    fn fitted_sigmoid_is_within_2e_5_of_the_float_sigmoid_on_every_input() {
+        check_saturating(Activation::Sigmoid, 2e-5);
+    }
+
+    #[test]
+    fn fitted_tanh_is_within_2e_5_of_the_float_tanh_on_every_input() {
+        check_saturating(Activation::Tanh, 2e-5);
+    }
+
+    #[test]
+    fn sigmoid_and_tanh_reach_their_limits_in_64_segments() {
+        // 2^-8 in i16: the sigmoid over [-16, 16) in 64 segments of 0.5 (2^7 inputs), tanh over
+        // [-8, 8) in 64 of 0.25 (2^6 inputs).
+        let s = fit_activation(Activation::Sigmoid, 8, 16, 14).unwrap();
+        assert_eq!((s.attrs.bound, s.attrs.width, s.segments), (12, 7, 64));
+        assert_eq!(s.domain(), (-4096, 4095));
+        let t = fit_activation(Activation::Tanh, 8, 16, 14).unwrap();
+        assert_eq!((t.attrs.bound, t.attrs.width, t.segments), (11, 6, 64));
+        // The clamped ends are the limits to within 2.3e-7 (before the polynomial's error).
+        assert!(Activation::Sigmoid.eval(-16.0) < 1.2e-7);
+        assert!(1.0 - Activation::Sigmoid.eval(16.0 - 2f64.powi(-8)) < 1.2e-7);
+        assert!(1.0 - Activation::Tanh.eval(8.0 - 2f64.powi(-8)) < 2.3e-7);
+        // 2^-16 in i32: fP 61 by the rounding rule (the cap is 62 for values at most 1; SiLU's
+        // is 59 there).
+        let fine = fit_activation(Activation::Sigmoid, 16, 32, 14).unwrap();
+        assert_eq!((fine.attrs.bound, fine.attrs.tail), (20, 61 - 16));
+        // An i16 input at 2^-12 only reaches ±8: the whole dtype is the polynomial's, no clamp.
+        let short = fit_activation(Activation::Sigmoid, 12, 16, 14).unwrap();
+        assert_eq!(short.attrs.bound, 15);
+        assert_eq!(short.domain(), (i16::MIN as i64, i16::MAX as i64));
     }
 
     /// Below the reach SiLU is not yet its tails: fitted to ±4 as GELU is, it would be off by

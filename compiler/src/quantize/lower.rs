@@ -160,6 +160,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 | FloatOp::Slice { .. }
                 | FloatOp::Concat
                 | FloatOp::Relu
+                | FloatOp::LeakyRelu { .. }
                 | FloatOp::Transpose { .. }
                 | FloatOp::Reshape { .. } => {
                     for o in graph.operands(id) {
@@ -169,7 +170,8 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 _ => {}
             }
         }
-        // A class's range is its members' largest; an embedding's is its whole table's.
+        // A class's range is its members' largest; an embedding's is its whole table's, a
+        // sigmoid's or tanh's at least 1 (their bound: every value they can take fits).
         let mut range: HashMap<NodeId, f64> = HashMap::new();
         let mut role: HashMap<NodeId, Role> = HashMap::new();
         for &id in graph.topological_order() {
@@ -184,6 +186,9 @@ impl<'a, 'g> Lowering<'a, 'g> {
                         .iter()
                         .fold(0f32, |a, v| a.max(v.abs())) as f64,
                 );
+            }
+            if matches!(graph.node(id).op, FloatOp::Sigmoid | FloatOp::Tanh) {
+                m = m.max(1.0);
             }
             let root = classes.find(id);
             let entry = range.entry(root).or_insert(0.0);
@@ -412,6 +417,9 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 self.layer(stage).one(op, vec![Operand::Value(x)], name, ty)
             }
             FloatOp::Silu => self.activation(id, operands[0], gelu::Activation::Silu)?,
+            FloatOp::Sigmoid => self.activation(id, operands[0], gelu::Activation::Sigmoid)?,
+            FloatOp::Tanh => self.activation(id, operands[0], gelu::Activation::Tanh)?,
+            FloatOp::LeakyRelu { alpha } => self.leaky_relu(id, operands[0], *alpha as f64)?,
             FloatOp::Rope {
                 dims,
                 freq_base,
@@ -1330,9 +1338,70 @@ impl<'a, 'g> Lowering<'a, 'g> {
         ))
     }
 
-    /// The piecewise-cubic GELU or SiLU (`quantize::gelu`) from the input's class straight to
-    /// the node's: the op's own `shift` is the output rounding, so no `requant` follows. Inputs
-    /// finer than the fit's finest input are first shifted to that scale.
+    /// `LeakyRelu` in its operand's class, `relu(x) + alpha * (x - relu(x))`: `r = clamp x lo=0`
+    /// (`NAME.pos`, as `Relu`), `x - r = min(x, 0)` (`NAME.neg`, a free `sub`), a `requant` of it
+    /// by `|alpha|` in the same class (`NAME.scaled`, the multiplier of `fixed::multiplier`),
+    /// and `r` plus (minus, for a negative `alpha`) that. One comparison and one requantize per
+    /// element; `alpha = 0` is `Relu`'s one `clamp`.
+    fn leaky_relu(&mut self, id: NodeId, input: NodeId, alpha: f64) -> Result<ValueId, QuantError> {
+        let stage = self.graph.node(id).stage;
+        let name = self.graph.node(id).name.clone();
+        if !alpha.is_finite() {
+            return Err(self.unsupported(id, format!("alpha = {alpha}")));
+        }
+        let x = self.value(stage, input);
+        let width = self.widths[&input];
+        self.widths.insert(id, width);
+        let q = self.quant[&id];
+        let ty = q.shaped(self.ty_of(stage, x).shape);
+        let clamp = Op::Clamp {
+            lo: 0,
+            hi: q.dtype.max(),
+        };
+        if alpha == 0.0 {
+            return Ok(self
+                .layer(stage)
+                .one(clamp, vec![Operand::Value(x)], name, ty));
+        }
+        let (m, shift) = multiplier(alpha.abs(), self.cfg.mult_bits);
+        let layer = self.layer(stage);
+        let r = layer.one(
+            clamp,
+            vec![Operand::Value(x)],
+            format!("{name}.pos"),
+            ty.clone(),
+        );
+        let neg = layer.one(
+            Op::Sub,
+            vec![Operand::Value(x), Operand::Value(r)],
+            format!("{name}.neg"),
+            ty.clone(),
+        );
+        let op = Op::Requant {
+            mult: Multiplier::Uniform(m),
+            shift,
+        };
+        let scaled = layer.one(
+            op,
+            vec![Operand::Value(neg)],
+            format!("{name}.scaled"),
+            ty.clone(),
+        );
+        let combine = if alpha > 0.0 { Op::Add } else { Op::Sub };
+        Ok(layer.one(
+            combine,
+            vec![Operand::Value(r), Operand::Value(scaled)],
+            name,
+            ty,
+        ))
+    }
+
+    /// The piecewise cubic of GELU, SiLU, the sigmoid or tanh (`quantize::gelu`) from the
+    /// input's class straight to the node's: the op's own `shift` is the output rounding, so no
+    /// `requant` follows. Inputs finer than the fit's finest input are first shifted to that
+    /// scale; a saturating function's (sigmoid, tanh) input is then clamped into the
+    /// polynomial's range (`NAME.clamp`), unless that range is the whole dtype, so that the op's
+    /// tails (`x` above, 0 below) never fire.
     fn activation(
         &mut self,
         id: NodeId,
@@ -1365,6 +1434,16 @@ impl<'a, 'g> Lowering<'a, 'g> {
         }
         let fit = gelu::fit_activation(act, fx, qx.dtype.bits(), q.exp)
             .map_err(|p| self.unsupported(id, p))?;
+        if act.saturates() && fit.attrs.bound + 1 < qx.dtype.bits() {
+            let (lo, hi) = fit.domain();
+            let ty = self.ty_of(stage, x);
+            x = self.layer(stage).one(
+                Op::Clamp { lo, hi },
+                vec![Operand::Value(x)],
+                format!("{name}.clamp"),
+                ty,
+            );
+        }
         let largest = fit.coef.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
         let table = self.constant(
             format!("{name}.coef"),
@@ -1376,7 +1455,10 @@ impl<'a, 'g> Lowering<'a, 'g> {
             fit.coef,
         );
         let op = match act {
-            gelu::Activation::Gelu | gelu::Activation::GeluErf => Op::Gelu(fit.attrs),
+            gelu::Activation::Gelu
+            | gelu::Activation::GeluErf
+            | gelu::Activation::Sigmoid
+            | gelu::Activation::Tanh => Op::Gelu(fit.attrs),
             gelu::Activation::Silu => Op::Silu(fit.attrs),
         };
         Ok(self.layer(stage).one(
@@ -1443,9 +1525,14 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
         FloatOp::RmsNorm { .. } if feeds_logits => Role::HeadNorm,
         FloatOp::RmsNorm { .. } => Role::Norm,
         FloatOp::Rope { .. } => Role::Qkv,
-        FloatOp::Gelu | FloatOp::GeluErf | FloatOp::Silu | FloatOp::Mul | FloatOp::Relu => {
-            Role::Mlp
-        }
+        FloatOp::Gelu
+        | FloatOp::GeluErf
+        | FloatOp::Silu
+        | FloatOp::Mul
+        | FloatOp::Relu
+        | FloatOp::LeakyRelu { .. }
+        | FloatOp::Sigmoid
+        | FloatOp::Tanh => Role::Mlp,
         // Attention over a sequence: the scores and the weighted values (a softmax's
         // probabilities have a fixed type, `Lowering::new`).
         FloatOp::MatMul | FloatOp::Softmax { .. } => Role::Attn,
@@ -1455,7 +1542,16 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
         }
         FloatOp::Linear { .. } if graph.logits() == Some(id) => return None,
         FloatOp::Linear { .. }
-            if users().any(|op| matches!(op, FloatOp::Gelu | FloatOp::GeluErf | FloatOp::Silu)) =>
+            if users().any(|op| {
+                matches!(
+                    op,
+                    FloatOp::Gelu
+                        | FloatOp::GeluErf
+                        | FloatOp::Silu
+                        | FloatOp::Sigmoid
+                        | FloatOp::Tanh
+                )
+            }) =>
         {
             Role::GeluIn
         }
@@ -1599,6 +1695,69 @@ mod tests {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/onnx")
             .join(name)
+    }
+
+    /// `Linear` then `Sigmoid`, `Tanh` or `LeakyRelu` (a hand-built graph over `[1, 4]`) lowers
+    /// to existing ops only, and validates: the sigmoid and tanh one `gelu` (on a clamped input
+    /// when the polynomial's range is narrower than the input's dtype: a wide calibrated range),
+    /// output i16 at 2^-14; LeakyRelu `clamp`, `sub`, `requant`, `add` in the operand's class.
+    #[test]
+    fn sigmoid_tanh_and_leaky_relu_lower_to_existing_ops() {
+        use crate::model::{GraphBuilder, TensorRef};
+        use zkc_lang::validate;
+        let build = |op: FloatOp, gain: f32| {
+            let mut b = GraphBuilder::default();
+            b.stage(Stage::Net);
+            let x = b.add("input", FloatOp::Input { shape: vec![1, 4] }, &[]);
+            b.set_shape(x, vec![1, 4]);
+            let weight = TensorRef {
+                name: "w".into(),
+                shape: vec![4, 4],
+            };
+            let h = b.add("h", FloatOp::Linear { weight, bias: None }, &[x]);
+            b.set_shape(h, vec![1, 4]);
+            let y = b.add("output", op, &[h]);
+            b.set_shape(y, vec![1, 4]);
+            let graph = b.finish(Io::Pass {
+                input: x,
+                output: y,
+            });
+            let w = (0..16).map(|k| gain * ((k * 5 % 7) as f32 - 3.0) / 4.0);
+            FloatModel::single_pass(graph, [("w".to_string(), w.collect())].into())
+        };
+        let ops = |m: &Module| -> Vec<&'static str> {
+            m.layers[0].insts.iter().map(|i| i.op.name()).collect()
+        };
+        for op in [FloatOp::Sigmoid, FloatOp::Tanh] {
+            for (gain, want) in [
+                (1.0, vec!["linear", "requant", "gelu"]),
+                (16.0, vec!["linear", "requant", "clamp", "gelu"]),
+            ] {
+                let module = quantize(&build(op.clone(), gain), &QuantConfig::default())
+                    .expect("lowers and validates");
+                validate(&module).expect("valid");
+                assert_eq!(ops(&module), want, "{op:?} at gain {gain}");
+                let layer = &module.layers[0];
+                let out = layer.value(layer.outputs[0]);
+                assert_eq!(out.ty.to_string(), "i16[1, 4] * 2^-14");
+            }
+        }
+        for alpha in [0.01, -0.5] {
+            let model = build(FloatOp::LeakyRelu { alpha }, 1.0);
+            let module = quantize(&model, &QuantConfig::default()).expect("lowers");
+            validate(&module).expect("valid");
+            let combine = if alpha > 0.0 { "add" } else { "sub" };
+            let want = ["linear", "requant", "clamp", "sub", "requant", combine];
+            assert_eq!(ops(&module), want);
+            let layer = &module.layers[0];
+            let scales: Vec<_> = (layer.insts[1..].iter())
+                .map(|i| layer.value(i.results[0]).ty.clone())
+                .collect();
+            assert!(
+                scales.iter().all(|t| *t == scales[0]),
+                "one class: {scales:?}"
+            );
+        }
     }
 
     /// The GPT-2 block fixture (a sequence of 8 rows) lowers to a valid module with existing
