@@ -60,22 +60,38 @@ enum Part {
     VarianceEps(NodeId, f64),
     Deviation(NodeId, f64),
     ErfArgument(NodeId),
-    Erf(NodeId),
-    ErfPlusOne(NodeId),
-    TwiceGelu(NodeId),
     Square(NodeId),
     Cube(NodeId),
     CubeScaled(NodeId),
     TanhInner(NodeId),
     TanhArgument(NodeId),
-    Tanh(NodeId),
-    TanhPlusOne(NodeId),
-    TwiceGeluTanh(NodeId),
+    /// `erf(x / sqrt 2)` or `tanh(sqrt(2/pi) (x + 0.044715 x^3))`: GELU's inner function.
+    GeluInner(NodeId, GeluForm),
+    /// `1 +` that.
+    GeluOnePlus(NodeId, GeluForm),
+    /// `x (1 + ..)`: twice the GELU.
+    GeluTwice(NodeId, GeluForm),
     /// A product of two computed tensors times a positive constant.
     Scaled(NodeId, f64),
     /// The same (scaled) with a causal mask added: 0 on and below the diagonal of the last two
     /// axes, at most -1e4 above.
     Masked(NodeId, f64),
+}
+
+/// Which GELU an exported pattern computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum GeluForm {
+    Erf,
+    Tanh,
+}
+
+impl GeluForm {
+    fn op(self) -> FloatOp {
+        match self {
+            GeluForm::Erf => FloatOp::GeluErf,
+            GeluForm::Tanh => FloatOp::Gelu,
+        }
+    }
 }
 
 /// Maps `model`'s graph; errors name the node, its op and the opset.
@@ -546,7 +562,7 @@ impl Importer<'_> {
             ("Split", &Val::Node { id, .. }) => self.split(node, id, &shape, &args),
             ("Softmax", _) => self.softmax(node, first, &shape),
             ("Tanh", &Val::Partial { part: Part::TanhArgument(x), .. }) => {
-                same(Val::Partial { part: Part::Tanh(x), shape })
+                same(Val::Partial { part: Part::GeluInner(x, GeluForm::Tanh), shape })
             }
             // Outside GELU's tanh form: tanh itself.
             ("Tanh", &Val::Node { id, .. }) => self.elementwise(node, FloatOp::Tanh, id, &shape),
@@ -606,7 +622,7 @@ impl Importer<'_> {
                 same(Val::Partial { part: Part::Deviation(x, eps), shape })
             }
             ("Erf", &Val::Partial { part: Part::ErfArgument(x), .. }) => {
-                same(Val::Partial { part: Part::Erf(x), shape })
+                same(Val::Partial { part: Part::GeluInner(x, GeluForm::Erf), shape })
             }
             ("Erf", _) => Err(self.error(node, "`Erf` is supported as part of the exact GELU, x * (1 + erf(x / sqrt 2)) / 2")),
             (_, Val::Partial { .. }) => Err(self.error(node, "it reads part of a LayerNorm, GELU or attention pattern that zkc does not recognise")),
@@ -634,6 +650,17 @@ impl Importer<'_> {
                 shape.as_slice()
             }
             _ => shape,
+        };
+        // Sums and products with the pattern's part first, then computed, then constant
+        // operands: one arm per pattern step, whichever order the exporter wrote.
+        let rank = |v: &Val| match v {
+            Val::Partial { .. } => 0,
+            Val::Node { .. } => 1,
+            Val::Const(_) => 2,
+        };
+        let (a, b) = match op {
+            "Add" | "Mul" if rank(b) < rank(a) => (b, a),
+            _ => (a, b),
         };
         let partial = |part: Part, shape: &[usize]| {
             Ok(vec![Val::Partial {
@@ -699,86 +726,22 @@ impl Importer<'_> {
                     shape: shape.to_vec(),
                 }])
             }
-            // The exact GELU pattern.
+            // The exact GELU pattern's argument.
             ("Div", &Val::Node { id: x, .. }, Val::Const(c))
-                if single(c).is_some_and(|v| (v - std::f64::consts::SQRT_2).abs() < 1e-6) =>
+                if near(c, std::f64::consts::SQRT_2) =>
             {
                 partial(Part::ErfArgument(x), shape)
             }
             ("Mul", &Val::Node { id: x, .. }, Val::Const(c))
-            | ("Mul", Val::Const(c), &Val::Node { id: x, .. })
-                if single(c)
-                    .is_some_and(|v| (v - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-6) =>
+                if near(c, std::f64::consts::FRAC_1_SQRT_2) =>
             {
                 partial(Part::ErfArgument(x), shape)
             }
-            (
-                "Add",
-                &Val::Partial {
-                    part: Part::Erf(x), ..
-                },
-                Val::Const(c),
-            )
-            | (
-                "Add",
-                Val::Const(c),
-                &Val::Partial {
-                    part: Part::Erf(x), ..
-                },
-            ) if single(c) == Some(1.0) => partial(Part::ErfPlusOne(x), shape),
-            (
-                "Mul",
-                &Val::Node { id: x, .. },
-                &Val::Partial {
-                    part: Part::ErfPlusOne(y),
-                    ..
-                },
-            )
-            | (
-                "Mul",
-                &Val::Partial {
-                    part: Part::ErfPlusOne(y),
-                    ..
-                },
-                &Val::Node { id: x, .. },
-            ) if x == y => partial(Part::TwiceGelu(x), shape),
-            (
-                "Mul",
-                &Val::Partial {
-                    part: Part::TwiceGelu(x),
-                    ..
-                },
-                Val::Const(c),
-            )
-            | (
-                "Mul",
-                Val::Const(c),
-                &Val::Partial {
-                    part: Part::TwiceGelu(x),
-                    ..
-                },
-            ) if single(c) == Some(0.5) => self.elementwise(node, FloatOp::GeluErf, x, shape),
-            (
-                "Div",
-                &Val::Partial {
-                    part: Part::TwiceGelu(x),
-                    ..
-                },
-                Val::Const(c),
-            ) if single(c) == Some(2.0) => self.elementwise(node, FloatOp::GeluErf, x, shape),
-            // GELU's tanh form.
+            // The tanh form's argument: sqrt(2/pi) (x + 0.044715 x^3).
             ("Mul", &Val::Node { id: x, .. }, &Val::Node { id: y, .. }) if x == y => {
                 partial(Part::Square(x), shape)
             }
             (
-                "Mul",
-                &Val::Node { id: x, .. },
-                &Val::Partial {
-                    part: Part::Square(y),
-                    ..
-                },
-            )
-            | (
                 "Mul",
                 &Val::Partial {
                     part: Part::Square(y),
@@ -796,24 +759,8 @@ impl Importer<'_> {
                     ..
                 },
                 Val::Const(c),
-            )
-            | (
-                "Mul",
-                Val::Const(c),
-                &Val::Partial {
-                    part: Part::Cube(x),
-                    ..
-                },
             ) if near(c, 0.044715) => partial(Part::CubeScaled(x), shape),
             (
-                "Add",
-                &Val::Node { id: x, .. },
-                &Val::Partial {
-                    part: Part::CubeScaled(y),
-                    ..
-                },
-            )
-            | (
                 "Add",
                 &Val::Partial {
                     part: Part::CubeScaled(y),
@@ -828,76 +775,44 @@ impl Importer<'_> {
                     ..
                 },
                 Val::Const(c),
-            )
-            | (
-                "Mul",
-                Val::Const(c),
-                &Val::Partial {
-                    part: Part::TanhInner(x),
-                    ..
-                },
             ) if near(c, (2.0 / std::f64::consts::PI).sqrt()) => {
                 partial(Part::TanhArgument(x), shape)
             }
+            // Either form's outer steps: 1 + inner, times x, halved.
             (
                 "Add",
                 &Val::Partial {
-                    part: Part::Tanh(x),
+                    part: Part::GeluInner(x, form),
                     ..
                 },
                 Val::Const(c),
-            )
-            | (
-                "Add",
-                Val::Const(c),
-                &Val::Partial {
-                    part: Part::Tanh(x),
-                    ..
-                },
-            ) if single(c) == Some(1.0) => partial(Part::TanhPlusOne(x), shape),
-            (
-                "Mul",
-                &Val::Node { id: x, .. },
-                &Val::Partial {
-                    part: Part::TanhPlusOne(y),
-                    ..
-                },
-            )
-            | (
-                "Mul",
-                &Val::Partial {
-                    part: Part::TanhPlusOne(y),
-                    ..
-                },
-                &Val::Node { id: x, .. },
-            ) if x == y => partial(Part::TwiceGeluTanh(x), shape),
+            ) if single(c) == Some(1.0) => partial(Part::GeluOnePlus(x, form), shape),
             (
                 "Mul",
                 &Val::Partial {
-                    part: Part::TwiceGeluTanh(x),
+                    part: Part::GeluOnePlus(y, form),
                     ..
                 },
-                Val::Const(c),
-            )
-            | (
+                &Val::Node { id: x, .. },
+            ) if x == y => partial(Part::GeluTwice(x, form), shape),
+            (
                 "Mul",
-                Val::Const(c),
                 &Val::Partial {
-                    part: Part::TwiceGeluTanh(x),
+                    part: Part::GeluTwice(x, form),
                     ..
                 },
-            ) if single(c) == Some(0.5) => self.elementwise(node, FloatOp::Gelu, x, shape),
+                Val::Const(c),
+            ) if single(c) == Some(0.5) => self.elementwise(node, form.op(), x, shape),
             (
                 "Div",
                 &Val::Partial {
-                    part: Part::TwiceGeluTanh(x),
+                    part: Part::GeluTwice(x, form),
                     ..
                 },
                 Val::Const(c),
-            ) if single(c) == Some(2.0) => self.elementwise(node, FloatOp::Gelu, x, shape),
+            ) if single(c) == Some(2.0) => self.elementwise(node, form.op(), x, shape),
             // Attention's scores: a product of two tensors, scaled, then a causal mask.
             ("Mul", &Val::Node { id: x, .. }, Val::Const(c))
-            | ("Mul", Val::Const(c), &Val::Node { id: x, .. })
                 if self.builder.node(x).op == FloatOp::MatMul
                     && single(c).is_some_and(|v| v > 0.0) =>
             {
@@ -916,19 +831,10 @@ impl Importer<'_> {
                     ..
                 },
                 Val::Const(c),
-            )
-            | (
-                "Mul",
-                Val::Const(c),
-                &Val::Partial {
-                    part: Part::Scaled(x, s),
-                    ..
-                },
             ) if single(c).is_some_and(|v| v > 0.0) => {
                 partial(Part::Scaled(x, s * c.data[0]), shape)
             }
             ("Add", &Val::Node { id: x, .. }, Val::Const(m))
-            | ("Add", Val::Const(m), &Val::Node { id: x, .. })
                 if self.builder.node(x).op == FloatOp::MatMul && causal_mask(m, shape) =>
             {
                 partial(Part::Masked(x, 1.0), shape)
@@ -940,14 +846,6 @@ impl Importer<'_> {
                     ..
                 },
                 Val::Const(m),
-            )
-            | (
-                "Add",
-                Val::Const(m),
-                &Val::Partial {
-                    part: Part::Scaled(x, s),
-                    ..
-                },
             ) => {
                 if !causal_mask(m, shape) {
                     return Err(self.error(node, format!(
@@ -994,7 +892,6 @@ impl Importer<'_> {
             }
             // A constant after a linear map or a norm: into its weights.
             (_, &Val::Node { id, shape: ref s }, Val::Const(c))
-            | ("Add" | "Mul", Val::Const(c), &Val::Node { id, shape: ref s })
                 if matches!(op, "Add" | "Sub" | "Mul" | "Div") =>
             {
                 let (c, scale) = match op {
