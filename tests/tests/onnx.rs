@@ -14,7 +14,7 @@ use zkc_compiler::artifact;
 use zkc_compiler::model::FloatModel;
 use zkc_compiler::onnx::proto::{
     Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
-    TensorTypeProto, TypeProto, ValueInfoProto,
+    ValueInfoProto,
 };
 use zkc_compiler::onnx::{self, OnnxError};
 use zkc_compiler::quantize::{quantize, QuantConfig};
@@ -220,16 +220,13 @@ fn inspect_summarizes_the_block_and_finds_every_op_mapped() {
     assert!(summary.unsupported().is_empty() && summary.problem.is_none());
 }
 
-/// A one-node graph `input [1, dims] -> OP -> output`, as an exporter would write it.
+/// A one-node graph `input [dims] -> OP -> output`, as an exporter would write it.
 fn one_node_graph(op: &str, dims: Vec<Dimension>) -> Vec<u8> {
-    let tensor = |name: &str, dims: Vec<Dimension>| ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TensorTypeProto {
-                elem_type: 1,
-                shape: Some(TensorShapeProto { dim: dims }),
-            }),
-        }),
+    let tensor = |name: &str, dims: Vec<Dimension>| {
+        let mut info = ValueInfoProto::float_tensor(name, &[]);
+        let ty = info.r#type.as_mut().and_then(|t| t.tensor_type.as_mut());
+        ty.expect("a tensor type").shape = Some(TensorShapeProto { dim: dims });
+        info
     };
     ModelProto {
         ir_version: 8,

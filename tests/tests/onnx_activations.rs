@@ -9,8 +9,8 @@ use zkc_compiler::model::FloatModel;
 use zkc_compiler::onnx::{
     self,
     proto::{
-        AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-        TensorProto, TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+        ValueInfoProto,
     },
 };
 use zkc_compiler::quantize::{quantize, QuantConfig};
@@ -20,25 +20,9 @@ use zkc_runtime::interp::{input, Interpreter, SinglePass};
 const N: usize = 8;
 
 fn info(name: &str) -> ValueInfoProto {
-    let dim = [1, N as i64]
-        .iter()
-        .map(|&d| Dimension {
-            dim_value: Some(d),
-            dim_param: None,
-        })
-        .collect();
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TensorTypeProto {
-                elem_type: 1,
-                shape: Some(TensorShapeProto { dim }),
-            }),
-        }),
-    }
+    ValueInfoProto::float_tensor(name, &[1, N as i64])
 }
 
-/// `x [1, 8] -> MatMul W (gain times a fixed pattern) -> op -> y`.
 fn graph(op: &str, attribute: Vec<AttributeProto>, gain: f32) -> onnx::OnnxModel {
     let w: Vec<f32> = (0..N * N)
         .map(|k| gain * (((k * 37 + 11) % 17) as f32 - 8.0) / 16.0)

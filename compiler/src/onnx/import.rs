@@ -1716,38 +1716,16 @@ mod tests {
     use super::*;
     use crate::model::FloatModel;
     use crate::onnx::proto::{
-        AttributeProto, Dimension, GraphProto, ModelProto, OperatorSetIdProto, TensorProto,
-        TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+        AttributeProto, GraphProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
     };
     use prost::Message;
 
     fn info(name: &str, shape: &[i64]) -> ValueInfoProto {
-        let dim = shape
-            .iter()
-            .map(|&d| Dimension {
-                dim_value: Some(d),
-                dim_param: None,
-            })
-            .collect();
-        ValueInfoProto {
-            name: name.into(),
-            r#type: Some(TypeProto {
-                tensor_type: Some(TensorTypeProto {
-                    elem_type: 1,
-                    shape: Some(TensorShapeProto { dim }),
-                }),
-            }),
-        }
+        ValueInfoProto::float_tensor(name, shape)
     }
 
     fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
-        TensorProto {
-            dims: dims.to_vec(),
-            data_type: 1,
-            float_data: data,
-            name: name.into(),
-            ..Default::default()
-        }
+        TensorProto::floats(name, dims, data)
     }
 
     fn op(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {

@@ -141,3 +141,38 @@ pub struct Dimension {
     #[prost(string, optional, tag = "2")]
     pub dim_param: Option<String>,
 }
+
+impl ValueInfoProto {
+    /// A float tensor of fixed shape `dims`, as exporters declare graph inputs and outputs.
+    pub fn float_tensor(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim = dims
+            .iter()
+            .map(|&d| Dimension {
+                dim_value: Some(d),
+                dim_param: None,
+            })
+            .collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TensorTypeProto {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto { dim }),
+                }),
+            }),
+        }
+    }
+}
+
+impl TensorProto {
+    /// An initializer of float `data` with shape `dims`.
+    pub fn floats(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: data,
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
