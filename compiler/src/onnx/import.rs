@@ -1184,13 +1184,7 @@ impl Importer<'_> {
         let window = self.window(node, [h, wd], [kh, kw])?;
         let [oh, ow] = window.out;
         let (n_in, n_out) = (c * h * wd, m * oh * ow);
-        if n_in.checked_mul(n_out).is_none_or(|n| n > MAX_ELEMENTS / 4) {
-            return Err(self.error(
-                node,
-                format!("the dense map would be {n_out} x {n_in}: too large"),
-            ));
-        }
-        let mut dense = vec![0f32; n_in * n_out];
+        let mut dense = self.dense_zeros(node, n_in, n_out)?;
         let per_group = m / group;
         for o in 0..m {
             let g = o / per_group;
@@ -1217,12 +1211,7 @@ impl Importer<'_> {
                 return Err(self.error(node, format!("the bias must be a constant of {m} values")))
             }
         };
-        let x = self.as_shape(&format!("{}.in", display_name(node)), x, &[1, n_in]);
-        let id = self.linear(node, x, dense, bias, n_in, n_out);
-        Ok(vec![Val::Node {
-            id,
-            shape: vec![1, m, oh, ow],
-        }])
+        self.dense_map(node, x, dense, bias, [n_in, n_out], vec![1, m, oh, ow])
     }
 
     /// Average pooling as the dense linear map it is (each output the mean of its window).
@@ -1261,13 +1250,7 @@ impl Importer<'_> {
         let include_pad = attr_int(node, "count_include_pad").unwrap_or(0) != 0;
         let [oh, ow] = window.out;
         let (n_in, n_out) = (c * h * wd, c * oh * ow);
-        if n_in.checked_mul(n_out).is_none_or(|n| n > MAX_ELEMENTS / 4) {
-            return Err(self.error(
-                node,
-                format!("the dense map would be {n_out} x {n_in}: too large"),
-            ));
-        }
-        let mut dense = vec![0f32; n_in * n_out];
+        let mut dense = self.dense_zeros(node, n_in, n_out)?;
         for ch in 0..c {
             for (y, xo) in (0..oh).flat_map(|y| (0..ow).map(move |xo| (y, xo))) {
                 let row = (ch * oh + y) * ow + xo;
@@ -1285,12 +1268,39 @@ impl Importer<'_> {
                 }
             }
         }
+        self.dense_map(node, x, dense, None, [n_in, n_out], vec![1, c, oh, ow])
+    }
+
+    /// The zero matrix `[n_out, n_in]` of a dense map, if it is of a size zkc holds.
+    fn dense_zeros(
+        &self,
+        node: &NodeProto,
+        n_in: usize,
+        n_out: usize,
+    ) -> Result<Vec<f32>, OnnxError> {
+        match n_in.checked_mul(n_out).filter(|&n| n <= MAX_ELEMENTS / 4) {
+            Some(n) => Ok(vec![0f32; n]),
+            None => Err(self.error(
+                node,
+                format!("the dense map would be {n_out} x {n_in}: too large"),
+            )),
+        }
+    }
+
+    /// A convolution's or a pooling's dense map `[n_out, n_in]` over `x` flattened: a `Linear`
+    /// whose value has the ONNX `shape`.
+    fn dense_map(
+        &mut self,
+        node: &NodeProto,
+        x: NodeId,
+        dense: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        [n_in, n_out]: [usize; 2],
+        shape: Vec<usize>,
+    ) -> Result<Vec<Val>, OnnxError> {
         let x = self.as_shape(&format!("{}.in", display_name(node)), x, &[1, n_in]);
-        let id = self.linear(node, x, dense, None, n_in, n_out);
-        Ok(vec![Val::Node {
-            id,
-            shape: vec![1, c, oh, ow],
-        }])
+        let id = self.linear(node, x, dense, bias, n_in, n_out);
+        Ok(vec![Val::Node { id, shape }])
     }
 
     /// The sliding window of a `Conv` or `AveragePool` over an `[h, w]` image.
