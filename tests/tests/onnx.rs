@@ -301,3 +301,90 @@ fn what_zkc_cannot_map_is_refused_naming_the_node_op_and_opset() {
         Err(OnnxError::Decode { .. })
     ));
 }
+
+/// Corrupt files are errors, never panics: each fixture with bytes changed at seeded places is
+/// decoded and, when it still decodes, imported and summarized.
+#[test]
+fn corrupt_onnx_files_are_refused_without_panicking() {
+    let mut state = 0x5eed_u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    for (name, _) in MAPPED {
+        let bytes = std::fs::read(fixture(&format!("{name}.onnx"))).unwrap();
+        for _ in 0..300 {
+            let mut bad = bytes.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % bad.len();
+                bad[at] = next() as u8;
+            }
+            bad.truncate(bad.len() - next() % 3 * (next() % bad.len()) / 4);
+            let outcome = std::panic::catch_unwind(|| {
+                if let Ok(model) = onnx::decode(&bad, "corrupt.onnx") {
+                    let _ = onnx::import(&model);
+                    let _ = onnx::summarize(&model);
+                }
+            });
+            assert!(
+                outcome.is_ok(),
+                "{name}: a corrupt file panicked the reader"
+            );
+        }
+    }
+}
+
+/// `input - relu(input)`, two computed tensors subtracted: `min(input, 0)` in floats and, at
+/// the input's scale, in integers.
+#[test]
+fn a_difference_of_two_computed_tensors_maps_to_sub() {
+    let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        name: output.into(),
+        op_type: op.into(),
+        domain: String::new(),
+        attribute: vec![],
+    };
+    let bytes = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        producer_name: "test".into(),
+        producer_version: String::new(),
+        graph: Some(GraphProto {
+            node: vec![
+                node("Relu", &["input"], "r"),
+                node("Sub", &["input", "r"], "output"),
+            ],
+            name: "g".into(),
+            initializer: vec![],
+            input: vec![ValueInfoProto::float_tensor("input", &[1, 8])],
+            output: vec![ValueInfoProto::float_tensor("output", &[1, 8])],
+        }),
+    }
+    .encode_to_vec();
+    let model = onnx::decode(&bytes, "sub.onnx").unwrap();
+    let imported = onnx::import(&model).unwrap();
+    let model = FloatModel::single_pass(imported.graph, imported.weights);
+    let x = [-1.5f32, -0.25, 0.0, 0.5, 2.0, -3.0, 0.75, -0.125];
+    let want: Vec<f32> = x.iter().map(|v| v.min(0.0)).collect();
+    assert_eq!(model.run(&x).unwrap(), want);
+    let config = QuantConfig {
+        calibration_inputs: Some(vec![x.to_vec()]),
+        ..QuantConfig::default()
+    };
+    let interp = Interpreter::new(quantize(&model, &config).unwrap()).unwrap();
+    let runner = SinglePass::new(&interp).unwrap();
+    let reals: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let q = input::quantize("x", &reals, runner.input_type()).unwrap();
+    let scale = runner.output_type().scale.to_f64();
+    let out = runner.run(q, false).unwrap().output;
+    for (o, w) in out.data().iter().zip(&want) {
+        assert!((*o as f64 * scale - *w as f64).abs() <= scale, "{o} vs {w}");
+    }
+}

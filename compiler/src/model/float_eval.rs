@@ -130,6 +130,7 @@ impl<'g> FloatModel<'g> {
                 self.weight(&table.name)[row * d..(row + 1) * d].to_vec()
             }
             FloatOp::Add => args[0].iter().zip(args[1]).map(|(a, b)| a + b).collect(),
+            FloatOp::Sub => args[0].iter().zip(args[1]).map(|(a, b)| a - b).collect(),
             FloatOp::LayerNorm { weight, bias, eps } => {
                 let (w, b) = (self.weight(&weight.name), self.weight(&bias.name));
                 rows(args[0], w.len(), |x| layer_norm(x, w, b, *eps))

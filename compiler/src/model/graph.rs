@@ -69,6 +69,8 @@ pub enum FloatOp {
     Embed { table: TensorRef },
     /// Elementwise sum; the residual connections.
     Add,
+    /// Elementwise difference of two computed values of one shape (ONNX's `Sub`).
+    Sub,
     /// `(x - mean) / sqrt(var + eps) * weight + bias`.
     LayerNorm {
         weight: TensorRef,

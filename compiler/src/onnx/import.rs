@@ -855,9 +855,9 @@ impl Importer<'_> {
                 }
                 partial(Part::Masked(x, s), shape)
             }
-            // Two computed tensors of one shape: the residual sum.
+            // Two computed tensors of one shape: the residual sum, or a difference.
             (
-                "Add",
+                "Add" | "Sub",
                 &Val::Node {
                     id: x,
                     shape: ref sx,
@@ -886,7 +886,16 @@ impl Importer<'_> {
                 let name = self.name(node);
                 let rows = self.shape_of(x);
                 Ok(vec![Val::Node {
-                    id: self.add(name, FloatOp::Add, &[x, y], rows),
+                    id: self.add(
+                        name,
+                        if op == "Add" {
+                            FloatOp::Add
+                        } else {
+                            FloatOp::Sub
+                        },
+                        &[x, y],
+                        rows,
+                    ),
                     shape: sx.clone(),
                 }])
             }

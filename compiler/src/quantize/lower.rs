@@ -157,6 +157,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 // head's Q, K and V has its own scale.
                 FloatOp::Slice { .. } if sliced_projection(graph, graph.operands(id)[0]) => {}
                 FloatOp::Add
+                | FloatOp::Sub
                 | FloatOp::Slice { .. }
                 | FloatOp::Concat
                 | FloatOp::Relu
@@ -333,17 +334,21 @@ impl<'a, 'g> Lowering<'a, 'g> {
                     q.ty(width),
                 )
             }
-            FloatOp::Add => {
+            FloatOp::Add | FloatOp::Sub => {
                 let (a, b) = (
                     self.value(stage, operands[0]),
                     self.value(stage, operands[1]),
                 );
                 let width = self.widths[&operands[0]];
                 self.widths.insert(id, width);
-                let q = out.expect("adds have a class");
+                let q = out.expect("sums and differences have a class");
                 let shape = self.ty_of(stage, a).shape;
+                let op = match node.op {
+                    FloatOp::Add => Op::Add,
+                    _ => Op::Sub,
+                };
                 self.layer(stage).one(
-                    Op::Add,
+                    op,
                     vec![Operand::Value(a), Operand::Value(b)],
                     name,
                     q.shaped(shape),
@@ -1517,7 +1522,7 @@ fn node_role(graph: &Graph, id: NodeId) -> Option<Role> {
         FloatOp::Token | FloatOp::Position => return None,
         // A single pass's input: quantized at the residual stream's width.
         FloatOp::Input { .. } => Role::Residual,
-        FloatOp::Embed { .. } | FloatOp::Add => Role::Residual,
+        FloatOp::Embed { .. } | FloatOp::Add | FloatOp::Sub => Role::Residual,
         FloatOp::LayerNorm { .. } if feeds_logits => Role::HeadNorm,
         FloatOp::LayerNorm { .. } => Role::Norm,
         FloatOp::Slice { .. } => Role::Qkv,
