@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use zkc_compiler::artifact;
 use zkc_compiler::model::FloatModel;
 use zkc_compiler::onnx::proto::{
-    Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
-    ValueInfoProto,
+    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, ValueInfoProto,
 };
 use zkc_compiler::onnx::{self, OnnxError};
 use zkc_compiler::quantize::{quantize, QuantConfig};
@@ -336,18 +336,26 @@ fn corrupt_onnx_files_are_refused_without_panicking() {
     }
 }
 
-/// `input - relu(input)`, two computed tensors subtracted: `min(input, 0)` in floats and, at
-/// the input's scale, in integers.
-#[test]
-fn a_difference_of_two_computed_tensors_maps_to_sub() {
-    let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
+/// A node of a hand-built graph, named after its output.
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
         input: inputs.iter().map(|s| s.to_string()).collect(),
         output: vec![output.into()],
         name: output.into(),
         op_type: op.into(),
         domain: String::new(),
-        attribute: vec![],
-    };
+        attribute,
+    }
+}
+
+/// A hand-built graph `input [1, n_in] -> nodes -> output [1, n_out]`, mapped into a float
+/// model.
+fn hand_built(
+    nodes: Vec<NodeProto>,
+    initializer: Vec<TensorProto>,
+    n_in: i64,
+    n_out: i64,
+) -> FloatModel<'static> {
     let bytes = ModelProto {
         ir_version: 8,
         opset_import: vec![OperatorSetIdProto {
@@ -357,34 +365,100 @@ fn a_difference_of_two_computed_tensors_maps_to_sub() {
         producer_name: "test".into(),
         producer_version: String::new(),
         graph: Some(GraphProto {
-            node: vec![
-                node("Relu", &["input"], "r"),
-                node("Sub", &["input", "r"], "output"),
-            ],
+            node: nodes,
             name: "g".into(),
-            initializer: vec![],
-            input: vec![ValueInfoProto::float_tensor("input", &[1, 8])],
-            output: vec![ValueInfoProto::float_tensor("output", &[1, 8])],
+            initializer,
+            input: vec![ValueInfoProto::float_tensor("input", &[1, n_in])],
+            output: vec![ValueInfoProto::float_tensor("output", &[1, n_out])],
         }),
     }
     .encode_to_vec();
-    let model = onnx::decode(&bytes, "sub.onnx").unwrap();
-    let imported = onnx::import(&model).unwrap();
-    let model = FloatModel::single_pass(imported.graph, imported.weights);
-    let x = [-1.5f32, -0.25, 0.0, 0.5, 2.0, -3.0, 0.75, -0.125];
-    let want: Vec<f32> = x.iter().map(|v| v.min(0.0)).collect();
-    assert_eq!(model.run(&x).unwrap(), want);
+    let model = onnx::decode(&bytes, "hand-built.onnx").unwrap();
+    let imported = onnx::import(&model).unwrap_or_else(|e| panic!("{e}"));
+    FloatModel::single_pass(imported.graph, imported.weights)
+}
+
+/// `model`'s integer run on `x` (calibrated on it) against `want`: within `abs`, or one unit of
+/// the output's scale if that is more.
+fn integer_run_within(model: &FloatModel, x: &[f32], want: &[f32], abs: f64) {
     let config = QuantConfig {
         calibration_inputs: Some(vec![x.to_vec()]),
         ..QuantConfig::default()
     };
-    let interp = Interpreter::new(quantize(&model, &config).unwrap()).unwrap();
+    let interp = Interpreter::new(quantize(model, &config).unwrap()).unwrap();
     let runner = SinglePass::new(&interp).unwrap();
     let reals: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let q = input::quantize("x", &reals, runner.input_type()).unwrap();
     let scale = runner.output_type().scale.to_f64();
     let out = runner.run(q, false).unwrap().output;
-    for (o, w) in out.data().iter().zip(&want) {
-        assert!((*o as f64 * scale - *w as f64).abs() <= scale, "{o} vs {w}");
+    for (o, w) in out.data().iter().zip(want) {
+        assert!(
+            (*o as f64 * scale - *w as f64).abs() <= abs.max(scale),
+            "{o} vs {w}"
+        );
     }
+}
+
+/// `input - relu(input)`, two computed tensors subtracted: `min(input, 0)` in floats and, at
+/// the input's scale, in integers.
+#[test]
+fn a_difference_of_two_computed_tensors_maps_to_sub() {
+    let model = hand_built(
+        vec![
+            node("Relu", &["input"], "r", vec![]),
+            node("Sub", &["input", "r"], "output", vec![]),
+        ],
+        vec![],
+        8,
+        8,
+    );
+    let x = [-1.5f32, -0.25, 0.0, 0.5, 2.0, -3.0, 0.75, -0.125];
+    let want: Vec<f32> = x.iter().map(|v| v.min(0.0)).collect();
+    assert_eq!(model.run(&x).unwrap(), want);
+    integer_run_within(&model, &x, &want, 0.0);
+}
+
+/// `[input, relu(input)]` joined along the last axis, then a linear map: the elements one
+/// after another, in floats and in integers.
+#[test]
+fn computed_tensors_concatenate_along_their_row() {
+    let weights: Vec<f32> = (0..24).map(|k| ((k * 7 % 11) as f32 - 5.0) / 8.0).collect();
+    let axis = AttributeProto {
+        name: "axis".into(),
+        r#type: 2,
+        i: 1,
+        ..Default::default()
+    };
+    let trans_b = AttributeProto {
+        name: "transB".into(),
+        r#type: 2,
+        i: 1,
+        ..Default::default()
+    };
+    let model = hand_built(
+        vec![
+            node("Relu", &["input"], "r", vec![]),
+            node("Concat", &["input", "r"], "c", vec![axis]),
+            node("Gemm", &["c", "w"], "output", vec![trans_b]),
+        ],
+        vec![TensorProto::floats("w", &[3, 8], weights.clone())],
+        4,
+        3,
+    );
+    let x = [-1.5f32, 0.25, 2.0, -0.5];
+    let joined: Vec<f32> = x
+        .iter()
+        .copied()
+        .chain(x.iter().map(|v| v.max(0.0)))
+        .collect();
+    let want: Vec<f32> = weights
+        .chunks(8)
+        .map(|row| row.iter().zip(&joined).map(|(w, v)| w * v).sum())
+        .collect();
+    let got = model.run(&x).unwrap();
+    assert!(
+        got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{got:?} vs {want:?}"
+    );
+    integer_run_within(&model, &x, &want, 1e-3);
 }

@@ -528,6 +528,7 @@ impl Importer<'_> {
                 let out = self.add(name, FloatOp::Transpose { perm }, &[x], permuted.clone());
                 reshaped(out, permuted)
             }
+            ("Concat", &Val::Node { .. }) => self.concat(node, &args),
             ("Relu", &Val::Node { id, .. }) => {
                 let name = self.name(node);
                 let rows = self.shape_of(id);
@@ -960,6 +961,57 @@ impl Importer<'_> {
     }
 
     /// An elementwise op of `x` (of ONNX shape `shape`).
+    /// `Concat` of computed tensors along an axis with only axes of size 1 before it: their
+    /// elements one after another (`FloatOp::Concat` of the flattened operands).
+    fn concat(&mut self, node: &NodeProto, args: &[Option<&Val>]) -> Result<Vec<Val>, OnnxError> {
+        let mut parts = Vec::with_capacity(args.len());
+        for arg in args {
+            match arg {
+                Some(Val::Node { id, shape }) => parts.push((*id, shape.clone())),
+                _ => {
+                    return Err(self.error(
+                        node,
+                        "concatenating a constant or a pattern's part with a computed tensor is not supported",
+                    ))
+                }
+            }
+        }
+        let first = parts[0].1.clone();
+        let axis = self.axis(node, attr_int(node, "axis").unwrap_or(0), first.len())?;
+        let fits = parts.iter().all(|(_, s)| {
+            s.len() == first.len()
+                && s.iter()
+                    .zip(&first)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a == b)
+        });
+        if !fits || first[..axis].iter().any(|&d| d != 1) {
+            return Err(self.error(
+                node,
+                format!(
+                    "only tensors of equal shape but along axis {axis}, with every axis before it of size 1, concatenate (here {:?})",
+                    parts.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        let what = display_name(node);
+        let ids: Vec<NodeId> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, (id, s))| {
+                self.as_shape(&format!("{what}.in{k}"), *id, &[1, s.iter().product()])
+            })
+            .collect();
+        let mut shape = first;
+        shape[axis] = parts.iter().map(|(_, s)| s[axis]).sum();
+        let total = shape.iter().product();
+        let name = self.name(node);
+        Ok(vec![Val::Node {
+            id: self.add(name, FloatOp::Concat, &ids, vec![1, total]),
+            shape,
+        }])
+    }
+
     fn elementwise(
         &mut self,
         node: &NodeProto,
