@@ -13,8 +13,7 @@ use std::path::PathBuf;
 use zkc_compiler::artifact;
 use zkc_compiler::model::FloatModel;
 use zkc_compiler::onnx::proto::{
-    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, ValueInfoProto,
+    AttributeProto, Dimension, ModelProto, NodeProto, TensorProto, TensorShapeProto, ValueInfoProto,
 };
 use zkc_compiler::onnx::{self, OnnxError};
 use zkc_compiler::quantize::{quantize, QuantConfig};
@@ -228,30 +227,10 @@ fn one_node_graph(op: &str, dims: Vec<Dimension>) -> Vec<u8> {
         ty.expect("a tensor type").shape = Some(TensorShapeProto { dim: dims });
         info
     };
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
-        producer_name: "test".into(),
-        producer_version: String::new(),
-        graph: Some(GraphProto {
-            node: vec![NodeProto {
-                input: vec!["input".into()],
-                output: vec!["output".into()],
-                name: "the_node".into(),
-                op_type: op.into(),
-                domain: String::new(),
-                attribute: vec![],
-            }],
-            name: "g".into(),
-            initializer: vec![],
-            input: vec![tensor("input", dims.clone())],
-            output: vec![tensor("output", dims)],
-        }),
-    }
-    .encode_to_vec()
+    let mut node = NodeProto::new(op, &["input"], "output", vec![]);
+    node.name = "the_node".into();
+    let (input, output) = (tensor("input", dims.clone()), tensor("output", dims));
+    ModelProto::of_graph(13, vec![node], vec![], input, output).encode_to_vec()
 }
 
 fn dim(n: i64) -> Dimension {
@@ -336,16 +315,8 @@ fn corrupt_onnx_files_are_refused_without_panicking() {
     }
 }
 
-/// A node of a hand-built graph, named after its output.
 fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: output.into(),
-        op_type: op.into(),
-        domain: String::new(),
-        attribute,
-    }
+    NodeProto::new(op, inputs, output, attribute)
 }
 
 /// A hand-built graph `input [1, n_in] -> nodes -> output [1, n_out]`, mapped into a float
@@ -356,23 +327,9 @@ fn hand_built(
     n_in: i64,
     n_out: i64,
 ) -> FloatModel<'static> {
-    let bytes = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        producer_name: "test".into(),
-        producer_version: String::new(),
-        graph: Some(GraphProto {
-            node: nodes,
-            name: "g".into(),
-            initializer,
-            input: vec![ValueInfoProto::float_tensor("input", &[1, n_in])],
-            output: vec![ValueInfoProto::float_tensor("output", &[1, n_out])],
-        }),
-    }
-    .encode_to_vec();
+    let input = ValueInfoProto::float_tensor("input", &[1, n_in]);
+    let output = ValueInfoProto::float_tensor("output", &[1, n_out]);
+    let bytes = ModelProto::of_graph(17, nodes, initializer, input, output).encode_to_vec();
     let model = onnx::decode(&bytes, "hand-built.onnx").unwrap();
     let imported = onnx::import(&model).unwrap_or_else(|e| panic!("{e}"));
     FloatModel::single_pass(imported.graph, imported.weights)

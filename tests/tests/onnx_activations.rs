@@ -8,10 +8,7 @@ use prost::Message;
 use zkc_compiler::model::FloatModel;
 use zkc_compiler::onnx::{
     self,
-    proto::{
-        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-        ValueInfoProto,
-    },
+    proto::{AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto},
 };
 use zkc_compiler::quantize::{quantize, QuantConfig};
 use zkc_lang::{Module, Op};
@@ -27,39 +24,12 @@ fn graph(op: &str, attribute: Vec<AttributeProto>, gain: f32) -> onnx::OnnxModel
     let w: Vec<f32> = (0..N * N)
         .map(|k| gain * (((k * 37 + 11) % 17) as f32 - 8.0) / 16.0)
         .collect();
-    let node = |op: &str, input: &[&str], output: &str, attribute| NodeProto {
-        input: input.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: output.into(),
-        op_type: op.into(),
-        domain: String::new(),
-        attribute,
-    };
-    let proto = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        producer_name: "test".into(),
-        producer_version: String::new(),
-        graph: Some(GraphProto {
-            node: vec![
-                node("MatMul", &["x", "w"], "h", vec![]),
-                node(op, &["h"], "y", attribute),
-            ],
-            name: "g".into(),
-            initializer: vec![TensorProto {
-                dims: vec![N as i64, N as i64],
-                data_type: 1,
-                float_data: w,
-                name: "w".into(),
-                ..Default::default()
-            }],
-            input: vec![info("x")],
-            output: vec![info("y")],
-        }),
-    };
+    let nodes = vec![
+        NodeProto::new("MatMul", &["x", "w"], "h", vec![]),
+        NodeProto::new(op, &["h"], "y", attribute),
+    ];
+    let w = TensorProto::floats("w", &[N as i64, N as i64], w);
+    let proto = ModelProto::of_graph(17, nodes, vec![w], info("x"), info("y"));
     onnx::decode(&proto.encode_to_vec(), "act.onnx").unwrap()
 }
 

@@ -309,12 +309,7 @@ impl Importer<'_> {
         if self.shape_of(id) == shape {
             return id;
         }
-        let mut name = sanitize(what);
-        let mut k = 1;
-        while !self.names.insert(name.clone()) {
-            name = format!("{}.{k}", sanitize(what));
-            k += 1;
-        }
+        let name = self.fresh(what);
         let op = FloatOp::Reshape {
             shape: shape.to_vec(),
         };
@@ -332,11 +327,16 @@ impl Importer<'_> {
 
     /// A fresh IR-safe name for what `node` computes.
     fn name(&mut self, node: &NodeProto) -> String {
-        let base = sanitize(
+        self.fresh(
             node.output
                 .first()
                 .map_or(node.name.as_str(), |s| s.as_str()),
-        );
+        )
+    }
+
+    /// `what` made IR-safe, with a `.K` suffix if that name is taken.
+    fn fresh(&mut self, what: &str) -> String {
+        let base = sanitize(what);
         let mut name = base.clone();
         let mut k = 1;
         while !self.names.insert(name.clone()) {
@@ -1786,9 +1786,7 @@ pub fn unsupported_reason(op: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::FloatModel;
-    use crate::onnx::proto::{
-        AttributeProto, GraphProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
-    };
+    use crate::onnx::proto::{AttributeProto, ModelProto, TensorProto, ValueInfoProto};
     use prost::Message;
 
     fn info(name: &str, shape: &[i64]) -> ValueInfoProto {
@@ -1800,14 +1798,7 @@ mod tests {
     }
 
     fn op(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-        NodeProto {
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            name: output.into(),
-            op_type: op.into(),
-            domain: String::new(),
-            attribute,
-        }
+        NodeProto::new(op, inputs, output, attribute)
     }
 
     fn ints(name: &str, v: &[i64]) -> AttributeProto {
@@ -1821,22 +1812,7 @@ mod tests {
 
     /// A model of `nodes` over `input` (the graph input `x`) giving `y`.
     fn model(input: &[i64], inits: Vec<TensorProto>, nodes: Vec<NodeProto>) -> OnnxModel {
-        let proto = ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            }],
-            producer_name: "test".into(),
-            producer_version: String::new(),
-            graph: Some(GraphProto {
-                node: nodes,
-                name: "g".into(),
-                initializer: inits,
-                input: vec![info("x", input)],
-                output: vec![info("y", &[])],
-            }),
-        };
+        let proto = ModelProto::of_graph(17, nodes, inits, info("x", input), info("y", &[]));
         crate::onnx::decode(&proto.encode_to_vec(), "test.onnx").expect("decodes")
     }
 

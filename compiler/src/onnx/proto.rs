@@ -176,3 +176,51 @@ impl TensorProto {
         }
     }
 }
+
+impl NodeProto {
+    /// A node of the default domain with one output, named after it.
+    pub fn new(
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attribute: Vec<AttributeProto>,
+    ) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            name: output.into(),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute,
+        }
+    }
+}
+
+impl ModelProto {
+    /// A model of one graph (`node`s over `input`, giving `output`) in the default operator
+    /// set of version `opset`.
+    pub fn of_graph(
+        opset: i64,
+        node: Vec<NodeProto>,
+        initializer: Vec<TensorProto>,
+        input: ValueInfoProto,
+        output: ValueInfoProto,
+    ) -> ModelProto {
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            producer_name: "zkc".into(),
+            producer_version: String::new(),
+            graph: Some(GraphProto {
+                node,
+                name: "graph".into(),
+                initializer,
+                input: vec![input],
+                output: vec![output],
+            }),
+        }
+    }
+}
